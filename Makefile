@@ -1,0 +1,31 @@
+# make demo: the CPU MLP demo on 5,000 real MNIST digits.  make test: the test suite.
+# Both create their own virtual environment (.venv) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.all: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,dcgan,llm]'
+	touch $(VENV)/.core $@
+
+demo: $(VENV)/.core
+	cd MLP && ../$(BIN)/python demo.py
+
+test: $(VENV)/.all
+	$(BIN)/python -m pytest -q tests
+
+bench: $(VENV)/.core
+	$(BIN)/python benchmarks/bench_engine.py
+
+clean-venv:
+	rm -rf $(VENV)

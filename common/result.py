@@ -1,0 +1,95 @@
+"""The result of a Shapley-mode estimation, and its .npz file format."""
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+def _label_to_json(label):
+    return list(map(_label_to_json, label)) if isinstance(label, (tuple, list)) else (
+        label.item() if isinstance(label, np.generic) else label)
+
+
+def _label_from_json(label):
+    return tuple(map(_label_from_json, label)) if isinstance(label, list) else label
+
+
+def atomic_savez(path, **arrays) -> Path:
+    """np.savez to a temporary file beside `path`, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class ShapleyResult:
+    """Shapley modes of n players: modes[i] says how much player i adds to each element of the output."""
+    modes: np.ndarray            # (n, *output_shape)
+    se: np.ndarray               # (n, *output_shape), Monte Carlo standard error; NaN where unknown
+    players: list                # n labels
+    n_permutations: int
+    intact: np.ndarray           # V(all players intact), output_shape
+    lesioned: np.ndarray         # V(all players lesioned), output_shape
+    seed: int
+    sampler: str
+    engine: str = "batched"
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def output_shape(self) -> tuple:
+        return tuple(self.modes.shape[1:])
+
+    def mode(self, player) -> np.ndarray:
+        """The Shapley mode of one player, by label."""
+        return self.modes[self.players.index(player)]
+
+    def efficiency_gap(self) -> float:
+        """max |sum of modes - (V(intact) - V(lesioned))|: 0 up to rounding for a deterministic game."""
+        return float(np.max(np.abs(self.modes.sum(0) - (self.intact - self.lesioned))))
+
+    def save(self, path, **extra_arrays) -> Path:
+        """Write an .npz (atomically); `extra_arrays` are stored beside the result (e.g. intact images)."""
+        info = dict(players=_label_to_json(list(self.players)), n_permutations=self.n_permutations,
+                    seed=self.seed, sampler=self.sampler, engine=self.engine, metadata=self.metadata)
+        clash = set(extra_arrays) & {"modes", "se", "intact", "lesioned", "players", "info"}
+        if clash:
+            raise ValueError(f"extra array names {sorted(clash)} are reserved by the result format")
+        return atomic_savez(path, modes=self.modes, se=self.se, intact=np.asarray(self.intact),
+                            lesioned=np.asarray(self.lesioned), players=np.array([str(p) for p in self.players]),
+                            info=np.array(json.dumps(info, default=str)), **extra_arrays)
+
+    def to_msapy(self):
+        """msapy's ShapleyModeND: rows = flattened output elements, columns = players."""
+        import pandas as pd
+        from msapy.datastructures import ShapleyModeND
+        table = pd.DataFrame(self.modes.reshape(len(self.players), -1).T.copy(), columns=list(self.players))
+        return ShapleyModeND(table, list(self.output_shape))
+
+
+def load(path) -> ShapleyResult:
+    """Read a result written by ShapleyResult.save."""
+    with np.load(path, allow_pickle=False) as f:
+        info = json.loads(str(f["info"]))
+        return ShapleyResult(modes=f["modes"], se=f["se"], players=[_label_from_json(p) for p in info["players"]],
+                             n_permutations=info["n_permutations"], intact=f["intact"], lesioned=f["lesioned"],
+                             seed=info["seed"], sampler=info["sampler"], engine=info["engine"],
+                             metadata=info["metadata"])
+
+
+def load_extra(path) -> dict:
+    """The arrays stored beside the result in an .npz written by ShapleyResult.save."""
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if k not in {"modes", "se", "intact", "lesioned", "players", "info"}}

@@ -1,0 +1,42 @@
+"""Games with known Shapley values, and brute-force exact Shapley values for small games."""
+import itertools
+import math
+
+import numpy as np
+
+
+def additive(weights):
+    """v(S) = sum_{i in S} w_i (a vector per player): player i's mode is exactly w_i, for every ordering."""
+    weights = np.asarray(weights, dtype=float)
+    return lambda c: c.astype(float) @ weights
+
+
+def pairwise(n, strength=3.0):
+    """v(S) = strength * [0 in S and 1 in S] + |S minus {0, 1}|: players 0, 1 get strength / 2, others 1."""
+    return lambda c: strength * (c[:, 0] & c[:, 1]) + c[:, 2:].sum(1)
+
+
+def unanimity(sets, n):
+    """Output k is 1 when every player of sets[k] is intact: each member of sets[k] gets 1 / |sets[k]| there."""
+    def game(c):
+        return np.stack([c[:, list(s)].all(1) for s in sets], 1).astype(float)
+    truth = np.zeros((n, len(sets)))
+    for k, s in enumerate(sets):
+        truth[list(s), k] = 1.0 / len(s)
+    return game, truth
+
+
+def exact_shapley(game, n):
+    """Exact Shapley values from all 2^n coalitions (n up to ~14)."""
+    coalitions = np.array(list(itertools.product([False, True], repeat=n)))
+    values = np.asarray(game(coalitions), dtype=float)
+    index = {tuple(c): i for i, c in enumerate(coalitions)}
+    sizes = coalitions.sum(1)
+    weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
+    phi = np.zeros((n, *values.shape[1:]))
+    for i, c in enumerate(coalitions):
+        for p in np.flatnonzero(~c):  # p joins coalition c
+            with_p = c.copy()
+            with_p[p] = True
+            phi[p] += weight[sizes[i]] * (values[index[tuple(with_p)]] - values[i])
+    return phi

@@ -1,0 +1,204 @@
+"""The engine against truth: analytic games, brute-force exact values of a real lesion game, msapy parity."""
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from games import additive, exact_shapley, pairwise, unanimity
+from msapy import msa
+
+from common import load, shapley_modes
+from common.lesion import LesionGame, find_units
+from common.orderings import sample_orderings
+
+
+def small_network_game(n_hidden=10, seed=0):
+    """A random MLP with 10 hidden units; value = mean softmax probability of each of 3 classes over 64 inputs."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(6, n_hidden), torch.nn.Tanh(), torch.nn.Linear(n_hidden, 3)).double()
+    x = torch.randn(64, 6, dtype=torch.float64) * 2
+    units = find_units(model, ["1"], x)
+    return LesionGame(model, units, x, lambda out: out.softmax(-1).mean(1), batch_size=256)
+
+
+def test_additive_vector_game_is_exact_for_any_ordering():
+    w = np.random.default_rng(0).normal(size=(7, 4))
+    r = shapley_modes(additive(w), 7, n_permutations=5, seed=3, progress=False)
+    np.testing.assert_allclose(r.modes, w, atol=1e-12)
+    np.testing.assert_allclose(r.se, 0, atol=1e-12)
+    assert r.modes.shape == (7, 4) and r.output_shape == (4,)
+
+
+def test_pairwise_interaction_splits_evenly():
+    r = shapley_modes(pairwise(6), 6, n_permutations=400, seed=1, progress=False)
+    truth = np.array([1.5, 1.5, 1, 1, 1, 1])
+    assert np.all(np.abs(r.modes - truth) <= 4 * r.se + 1e-12)
+    assert r.se[0] > 0 and np.allclose(r.se[2:], 0)
+    assert abs(r.modes[0] - 1.5) < 0.3
+
+
+def test_unanimity_vector_game():
+    game, truth = unanimity([(0, 1, 2), (3,), (1, 4)], 5)
+    r = shapley_modes(game, 5, n_permutations=600, seed=2, progress=False)
+    z = np.abs(r.modes - truth) / np.where(r.se > 0, r.se, 1)
+    assert np.all(z[r.se > 0] < 4)
+    np.testing.assert_allclose(r.modes[r.se == 0], truth[r.se == 0])  # deterministic players are exact
+    assert r.efficiency_gap() < 1e-12
+
+
+def test_matches_brute_force_on_real_lesion_game_and_converges():
+    game = small_network_game()
+    truth = exact_shapley(game, 10)
+    small = shapley_modes(game, 10, n_permutations=100, seed=0, progress=False)
+    large = shapley_modes(game, 10, n_permutations=1600, seed=0, progress=False)
+    for r in (small, large):
+        inside = np.abs(r.modes - truth) <= 4 * r.se
+        assert inside.mean() >= 0.95, inside.mean()
+        assert r.efficiency_gap() < 1e-10  # every ordering telescopes to V(intact) - V(lesioned)
+    rmse = lambda r: np.sqrt(np.mean((r.modes - truth) ** 2))
+    assert rmse(large) < 0.5 * rmse(small)  # 16x the orderings: about 4x smaller error
+    # the standard error is honest: it predicts the actual error within a factor of ~2
+    assert 0.5 < rmse(large) / np.sqrt(np.mean(large.se ** 2)) < 2
+
+
+def test_parity_with_msapy_interface_on_same_orderings():
+    game = small_network_game(n_hidden=12, seed=1)
+    n, seed, perms = 12, 7, 60
+    space = msa.make_permutation_space(elements=list(range(n)), n_permutations=perms, rng=np.random.default_rng(seed))
+    assert len(set(space)) == perms  # msapy walks distinct orderings only; make sure none repeat
+    table = msa.interface(n_permutations=perms, elements=list(range(n)), rng=np.random.default_rng(seed), lazy=True,
+                          objective_function=lambda lesioned: game(np.isin(np.arange(n), lesioned, invert=True)[None])[0].numpy(),
+                          dual_progress_bars=False)
+    theirs = np.array(table.to_numpy()).T.reshape(n, 3)
+    ours = shapley_modes(game, n, n_permutations=perms, seed=seed, progress=False)
+    np.testing.assert_allclose(ours.modes, theirs, atol=1e-9, rtol=0)
+    via_engine = shapley_modes(game, [(0, i) for i in range(n)], n_permutations=perms, seed=seed, engine="msapy",
+                               progress=False)
+    np.testing.assert_allclose(via_engine.modes, theirs, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(via_engine.to_msapy().get_shapley_mode((0, 3)), ours.modes[3], atol=1e-9)
+
+
+def test_scalar_game_parity_with_msapy_engine():
+    game = lambda c: (c[:, 0] & c[:, 1]) * 2.0 + c[:, 2] * c[:, 3] - 0.5 * c[:, 4]
+    a = shapley_modes(game, 8, n_permutations=40, seed=0, progress=False)
+    b = shapley_modes(game, 8, n_permutations=40, seed=0, engine="msapy", progress=False)
+    assert a.modes.shape == (8,)
+    np.testing.assert_allclose(a.modes, b.modes, atol=1e-12)
+
+
+def test_same_seed_same_numbers_and_seed_zero_is_a_seed():
+    game = small_network_game()
+    a = shapley_modes(game, 10, n_permutations=20, seed=0, progress=False)
+    b = shapley_modes(game, 10, n_permutations=20, seed=0, progress=False)
+    c = shapley_modes(game, 10, n_permutations=20, seed=1, progress=False)
+    np.testing.assert_array_equal(a.modes, b.modes)
+    np.testing.assert_array_equal(a.se, b.se)
+    assert not np.allclose(a.modes, c.modes)
+    np.testing.assert_array_equal(sample_orderings(10, 5, 0), sample_orderings(10, 5, 0))
+
+
+def test_batch_size_does_not_change_the_result():
+    game = small_network_game()
+    runs = [shapley_modes(game, 10, n_permutations=8, seed=4, batch_size=b, progress=False) for b in (1, 7, 10, 1000)]
+    for r in runs[1:]:
+        np.testing.assert_allclose(r.modes, runs[0].modes, atol=1e-14)
+        np.testing.assert_allclose(r.se, runs[0].se, atol=1e-14)
+
+
+def test_antithetic_is_exact_on_pairwise_games_and_counts_orderings():
+    w = np.random.default_rng(1).normal(size=(6, 6))
+    w = w + w.T
+    game = lambda c: 0.5 * np.einsum("ci,ij,cj->c", c.astype(float), w, c.astype(float)) + c @ np.arange(6.0)
+    truth = exact_shapley(game, 6)
+    r = shapley_modes(game, 6, n_permutations=2, seed=5, sampler="antithetic", progress=False)
+    np.testing.assert_allclose(r.modes, truth, atol=1e-12)
+    r = shapley_modes(game, 6, n_permutations=6, seed=5, sampler="antithetic", progress=False)
+    np.testing.assert_allclose(r.modes, truth, atol=1e-12)
+    np.testing.assert_allclose(r.se, 0, atol=1e-12)  # standard error over pairs: every pair is exact
+    assert r.metadata["coalitions"] == 6 * 6  # 6 orderings = 3 pairs, same cost as 6 iid orderings
+    o = sample_orderings(6, 4, 5, "antithetic")
+    np.testing.assert_array_equal(o[1], o[0][::-1])
+
+
+def test_antithetic_error_bars_on_a_real_game():
+    game = small_network_game()
+    truth = exact_shapley(game, 10)
+    r = shapley_modes(game, 10, n_permutations=400, seed=3, sampler="antithetic", progress=False)
+    assert (np.abs(r.modes - truth) <= 4 * r.se).mean() >= 0.95
+
+
+def test_float32_accumulators():
+    game = small_network_game()
+    a = shapley_modes(game, 10, n_permutations=30, seed=0, progress=False)
+    b = shapley_modes(game, 10, n_permutations=30, seed=0, dtype=np.float32, progress=False)
+    assert b.modes.dtype == np.float32 and b.se.dtype == np.float32
+    np.testing.assert_allclose(a.modes, b.modes, atol=1e-5)
+
+
+def test_memory_does_not_grow_with_orderings():
+    out = 2000
+    w = np.random.default_rng(0).normal(size=(20, out))
+    game = lambda c: np.tanh(c.astype(float) @ w)  # nonlinear: contributions vary
+
+    def peak(perms):
+        tracemalloc.start()
+        shapley_modes(game, 20, n_permutations=perms, seed=0, batch_size=40, progress=False)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+    peak(2)  # first call imports and caches; measure after it
+    small, big = peak(5), peak(200)
+    batch_bytes = 40 * out * 8
+    assert big < small * 1.1 + batch_bytes, (small, big)  # 40x the orderings, no more memory
+    assert big < 2 * 20 * out * 8 + 8 * batch_bytes, big  # accumulators + a few batch-sized buffers
+
+
+def test_torch_outputs_and_labels_and_roundtrip(tmp_path):
+    players = [(layer, e) for layer in range(2) for e in range(3)]
+    w = torch.arange(6, dtype=torch.float64)
+    game = lambda c: torch.as_tensor(c, dtype=torch.float64) * w
+    r = shapley_modes(game, players, n_permutations=4, seed=0, progress=False)
+    np.testing.assert_allclose(r.mode((1, 2)), np.eye(6)[5] * 5)
+    path = r.save(tmp_path / "r.npz", extra=np.arange(3))
+    back = load(path)
+    assert back.players == players and back.sampler == "iid" and back.seed == 0
+    np.testing.assert_array_equal(back.modes, r.modes)
+    np.testing.assert_array_equal(back.intact, r.intact)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_permutations=0), "n_permutations"),
+    (dict(n_permutations=2.5), "n_permutations"),
+    (dict(players=1), "at least 2 players"),
+    (dict(sampler="sobol"), "unknown sampler"),
+    (dict(engine="fast"), "unknown engine"),
+    (dict(sampler="antithetic", n_permutations=3), "even"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    args = dict(game=additive(np.eye(4)), players=4, n_permutations=2, progress=False) | kwargs
+    with pytest.raises(ValueError, match=message):
+        shapley_modes(**args)
+
+
+def test_bad_game_outputs_are_named():
+    with pytest.raises(ValueError, match="one row per coalition"):
+        shapley_modes(lambda c: np.zeros(3), 4, n_permutations=2, progress=False)
+
+    def nan_when_2_lesioned(c):
+        out = c.sum(1).astype(float)
+        out[~c[:, 2] & (c.sum(1) < 3)] = np.nan
+        return out
+    with pytest.raises(ValueError, match=r"NaN or inf for the coalition with .* lesioned player\(s\) \[.*2"):
+        shapley_modes(nan_when_2_lesioned, 4, n_permutations=3, progress=False)
+
+    calls = []
+
+    def changing_shape(c):
+        calls.append(1)
+        return np.zeros((len(c), 2 if len(calls) == 1 else 3))
+    with pytest.raises(ValueError, match="earlier calls"):
+        shapley_modes(changing_shape, 4, n_permutations=2, progress=False)
+    with pytest.raises(TypeError, match="callable"):
+        shapley_modes("not a game", 4, n_permutations=2, progress=False)
