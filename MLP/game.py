@@ -13,7 +13,7 @@ def per_digit_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_classes: in
     onehot = torch.nn.functional.one_hot(labels, n_classes).to(torch.float64)  # (B, K)
     counts = onehot.sum(0)
     if (counts == 0).any():
-        raise ValueError(f"digits {torch.flatnonzero(counts == 0).tolist()} have no test images")
+        raise ValueError(f"digits {(counts == 0).nonzero().flatten().tolist()} have no test images")
     correct = (logits.argmax(-1) == labels).to(torch.float64)  # (C, B)
     return correct @ onehot / counts
 
@@ -41,7 +41,7 @@ class MLPGame:
         self.bias = b2[:, None].expand(n_out, hidden.shape[0]).reshape(-1).numpy().copy()
         counts = torch.bincount(labels, minlength=n_out)
         if (counts == 0).any():
-            raise ValueError(f"digits {torch.flatnonzero(counts == 0).tolist()} have no test images")
+            raise ValueError(f"digits {(counts == 0).nonzero().flatten().tolist()} have no test images")
         self.bounds = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]).tolist()
         self.n_images, self.n_out, self.batch_size = hidden.shape[0], n_out, batch_size
 

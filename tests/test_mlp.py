@@ -1,0 +1,138 @@
+"""MLP experiment: data, metric, analyses, the fast game against the generic one, and a tiny end-to-end run."""
+import struct
+
+import nbclient
+import nbformat
+import numpy as np
+import pytest
+import torch
+from games import exact_shapley
+
+from common import load, shapley_modes
+from common.mnist import load_mnist, load_mnist5k
+from MLP import compute_msa, figures, train
+from MLP.analysis import (claims, digit_correlation, distributed_index, lesion_ranking, load_results,
+                          mean_abs_weight, weight_contribution_correlation)
+from MLP.game import MLPGame, generic_game, per_digit_accuracy
+from MLP.model import MLP, to_inputs
+from MLP.train import load_model
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def write_idx(root, prefix, images, labels):
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, len(images), 28, 28) + images.tobytes())
+    (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+
+
+def test_full_mnist_loader_reads_torchvision_raw_files(tmp_path):
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8), rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    train_y, test_y = (np.arange(30) % 10).astype(np.uint8), (np.arange(12) % 10).astype(np.uint8)
+    write_idx(tmp_path, "train", train_x, train_y)
+    write_idx(tmp_path, "t10k", test_x, test_y)
+    xtr, ytr, xte, yte = load_mnist("mnist", tmp_path)
+    np.testing.assert_array_equal(xtr, train_x)
+    np.testing.assert_array_equal(yte, test_y)
+    assert xte.dtype == np.uint8 and ytr.dtype == np.int64
+
+
+def test_missing_full_mnist_names_the_offline_alternative(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+    monkeypatch.setattr(MNIST, "download", lambda self: (_ for _ in ()).throw(OSError("no network")))
+    with pytest.raises(RuntimeError, match="--dataset mnist5k"):
+        load_mnist("mnist", tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_mnist("cifar", tmp_path)
+
+
+def test_embedded_split_is_stratified_and_deterministic():
+    a, b = load_mnist5k(), load_mnist5k()
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert np.all(np.bincount(a[1]) == 400) and np.all(np.bincount(a[3]) == 100)
+    assert not np.array_equal(load_mnist5k(seed=1)[3], a[3]) or not np.array_equal(load_mnist5k(seed=1)[2], a[2])
+    assert a[0].dtype == np.uint8 and a[0].max() == 255
+
+
+def test_per_digit_accuracy_is_recall_not_precision():
+    labels = torch.tensor([0, 0, 0, 0, 1, 2])
+    predicted = torch.tensor([0, 1, 1, 1, 1, 2])  # digit 0: recall 1/4, precision 1; digit 1: recall 1, precision 1/4
+    logits = torch.nn.functional.one_hot(predicted, 3).double()[None]
+    acc = per_digit_accuracy(logits, labels, 3)[0]
+    torch.testing.assert_close(acc, torch.tensor([0.25, 1.0, 1.0], dtype=torch.float64))
+
+
+def test_index_of_distributed_computation():
+    assert distributed_index(np.ones(50)) == pytest.approx(1.0)
+    assert distributed_index(np.eye(20)[3]) == pytest.approx(0.0)
+    c = np.random.default_rng(0).normal(size=30)
+    assert distributed_index(c) == pytest.approx(distributed_index(-c))
+    assert distributed_index(np.zeros(10)) == 0.0
+    cols = distributed_index(np.stack([np.ones(8), np.eye(8)[0]], 1))
+    np.testing.assert_allclose(cols, [1.0, 0.0], atol=1e-12)
+    two = np.array([1.0, 1.0, 0, 0])
+    assert distributed_index(two) == pytest.approx(np.log(2) / np.log(4))
+
+
+def test_weight_correlation_ranking_and_digit_correlation():
+    w_in, w_out = np.array([[1.0, -1.0], [0.0, 2.0], [3.0, 3.0]]), np.array([[2.0, 0.0, -4.0]])
+    np.testing.assert_allclose(mean_abs_weight(w_in, w_out), [1.5, 0.5, 3.5])
+    modes = np.array([[0.1, 0.3], [0.0, 0.0], [0.5, 0.7]])  # digit-averaged: 0.2, 0.0, 0.6
+    assert weight_contribution_correlation(np.array([1.5, 0.5, 3.5]), modes) == pytest.approx(
+        np.corrcoef([1.5, 0.5, 3.5], [0.2, 0.0, 0.6])[0, 1])
+    top, bottom = lesion_ranking(modes, 1)
+    assert list(top) == [2] and list(bottom) == [0, 1]
+    corr = digit_correlation(np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [3.0, 6.0, 0.0]]))
+    assert corr[0, 1] == pytest.approx(1.0) and corr[0, 2] == 0 and corr[2, 2] == 1  # constant column: 0, not NaN
+
+
+def small_model(n_hidden=10, seed=0):
+    torch.manual_seed(seed)
+    x_train, y_train, x_test, y_test = load_mnist5k()
+    model = train.train_mlp(n_hidden, "none", to_inputs(x_train[::5]), torch.as_tensor(y_train[::5]), epochs=1, seed=seed)
+    return model, to_inputs(x_test[::3]), torch.as_tensor(y_test[::3])
+
+
+def test_fast_game_equals_generic_hooked_game_and_brute_force():
+    model, x, y = small_model()
+    fast, slow = MLPGame(model, x, y), generic_game(model.double(), x.double(), y)
+    rng = np.random.default_rng(0)
+    coalitions = np.concatenate([rng.random((20, 10)) > 0.5, np.tril(np.ones((10, 10), bool))[::-1]])
+    np.testing.assert_array_equal(fast(coalitions), slow(coalitions).numpy())
+    truth = exact_shapley(fast, 10)
+    r = shapley_modes(fast, 10, n_permutations=300, seed=0, progress=False)
+    assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).mean() >= 0.95
+    a = shapley_modes(slow, 10, n_permutations=15, seed=2, progress=False)
+    b = shapley_modes(fast, 10, n_permutations=15, seed=2, progress=False, engine="msapy")
+    np.testing.assert_allclose(a.modes, b.modes, atol=1e-12)
+
+
+def test_tiny_run_end_to_end_and_notebook(tmp_path, monkeypatch):
+    models, results = tmp_path / "models", tmp_path / "results"
+    train.main(["--sizes", "8", "12", "--regs", "none", "l1", "l2", "--trials", "1", "--epochs", "1",
+                "--out", str(models)])
+    assert len(list(models.glob("*.pt"))) == 6
+    model, config = load_model(models / "mlp_N008_l1_t00.pt")
+    assert config["reg"] == "l1" and isinstance(model, MLP) and config["test_accuracy"] > 0.3
+    compute_msa.main(["--models", str(models), "--out", str(results), "--n-permutations", "12", "--seed", "3"])
+    r = load(results / "mlp_N012_none_t00.npz")
+    assert r.modes.shape == (12, 10) and r.se.shape == (12, 10) and r.n_permutations == 12 and r.seed == 3
+    assert r.efficiency_gap() < 1e-9 and r.metadata["config"]["n_hidden"] == 12
+    df, loaded = load_results(results)
+    assert len(df) == 6 and set(df.reg) == {"none", "l1", "l2"} and df.D.between(0, 1).all()
+    table = claims(df, loaded)
+    assert len(table) >= 6 and set(table.verdict) <= {"holds", "does not hold"}
+    before = (results / "mlp_N012_none_t00.npz").stat().st_mtime_ns
+    compute_msa.main(["--models", str(models), "--out", str(results), "--n-permutations", "12"])  # resumes: skips
+    assert (results / "mlp_N012_none_t00.npz").stat().st_mtime_ns == before
+    figures.main(["--results", str(results), "--out", str(tmp_path / "fig")])
+    assert (tmp_path / "fig" / "figure1.png").stat().st_size > 50_000
+
+    monkeypatch.setenv("MSA_MLP_RESULTS", str(results))
+    nb = nbformat.read(ROOT / "notebooks" / "mlp_figures.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    assert "holds" in nb.cells[-1].outputs[0]["text"]
