@@ -15,7 +15,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.all: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,dcgan,llm]'
+	$(BIN)/python -m pip install -q -e '.[dev,dcgan,llm,dist]'
 	touch $(VENV)/.core $@
 
 demo: $(VENV)/.core

@@ -3,7 +3,8 @@
 Writes one .npz per model (readable with `common.load`): modes (N, 10), standard errors, intact
 accuracy, each unit's mean absolute weight, the accuracy after lesioning the top-k and the bottom N-k units
 (by digit-averaged contribution; k = N/5, so 40 of 200 as in the paper), and metadata (config, seed,
-versions, timing). Models whose result already exists are skipped, so an interrupted run resumes.
+versions, timing). Models whose result already exists are skipped, and the model in progress is
+checkpointed (every --checkpoint-every seconds and on Ctrl-C), so `--resume` loses at most one interval.
 
     python compute_msa.py                           # models/ -> results/, 1000 orderings per model
     python compute_msa.py --n-permutations 200 --sampler antithetic
@@ -11,6 +12,7 @@ versions, timing). Models whose result already exists are skipped, so an interru
 import argparse
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 import msapy
@@ -19,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from common import shapley_modes
+from common.checkpoint import fingerprint, remove_checkpoint
 from common.device import pick_device
 from common.mnist import DATASETS, load_mnist
 from MLP.analysis import lesion_ranking, mean_abs_weight, top_k
@@ -34,16 +37,32 @@ def lesioned_accuracy(game, n_hidden: int, lesion: np.ndarray) -> np.ndarray:
     return np.asarray(game(keep))[0]
 
 
-def analyse_model(path, x_test, y_test, *, n_permutations, seed, sampler, game_kind="fast", device="cpu",
-                  progress=True):
+def make_game(path, dataset="mnist5k", data_dir="data", game_kind="fast", device="auto", data=None):
+    """The lesion game of one saved model; picklable as a partial, so each Ray worker builds its own."""
+    model, _ = load_model(path)
+    if data is None:
+        _, _, x, y = load_mnist(dataset, data_dir)
+        data = to_inputs(x), torch.as_tensor(y)
+    x_test, y_test = data
+    if game_kind == "fast":
+        return MLPGame(model, x_test, y_test)
+    device = pick_device(device)  # forward hooks on the model: slower, works for any architecture and on a GPU
+    return generic_game(model.to(device), x_test.to(device), y_test.to(device))
+
+
+def analyse_model(path, x_test, y_test, *, n_permutations, seed, sampler, game_kind="fast", device="auto",
+                  progress=True, checkpoint=None, checkpoint_every=60.0, resume=False, backend="local",
+                  workers=None, address=None, dataset="mnist5k", data_dir="data"):
     """Shapley modes of one model plus what the figures need from the model itself."""
     model, config = load_model(path)
     n = config["n_hidden"]
-    if game_kind == "fast":
-        game = MLPGame(model, x_test, y_test)
-    else:  # forward hooks on the model: slower, works for any architecture and on a GPU
-        game = generic_game(model.to(device), x_test.to(device), y_test.to(device))
-    result = shapley_modes(game, n, n_permutations=n_permutations, seed=seed, sampler=sampler, progress=progress)
+    game = make_game(path, game_kind=game_kind, device=device, data=(x_test, y_test))
+    distributed = dict(backend="ray", n_workers=workers, address=address,
+                       game_factory=partial(make_game, path, dataset, data_dir, game_kind, device))
+    local = dict(checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                 fingerprint=fingerprint(model) + f"/{game_kind}/{len(x_test)}")
+    result = shapley_modes(game, n, n_permutations=n_permutations, seed=seed, sampler=sampler, progress=progress,
+                           **(distributed if backend == "ray" else local))
     top, bottom = lesion_ranking(result.modes, top_k(n))
     weights = mean_abs_weight(model.fc1.weight.detach().numpy(), model.fc2.weight.detach().numpy())
     extra = dict(
@@ -74,6 +93,13 @@ def main(argv=None):
                    help="fast: rank-1 updates of the output layer on the CPU; generic: forward hooks, any device")
     p.add_argument("--device", default="auto", help="for --game generic: auto, cpu or cuda")
     p.add_argument("--overwrite", action="store_true", help="recompute results that already exist")
+    p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                   help="save the model in progress this often (and on Ctrl-C) to OUT/<model>.ckpt")
+    p.add_argument("--resume", action="store_true", help="continue a model from its checkpoint")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="ray: shard each model's orderings over Ray workers (no checkpoints; failed shards rerun)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else per CPU)")
     args = p.parse_args(argv)
     if args.n_permutations < 1:
         p.error("--n-permutations must be at least 1")
@@ -81,7 +107,6 @@ def main(argv=None):
     models = sorted(Path(args.models).glob("mlp_*.pt"))
     if not models:
         raise SystemExit(f"no models (mlp_*.pt) in {Path(args.models).resolve()}; run train.py first")
-    device = pick_device(args.device)
     _, _, x_test, y_test = load_mnist(args.dataset, args.data_dir)
     x_test, y_test = to_inputs(x_test), torch.as_tensor(y_test)
     out = Path(args.out)
@@ -94,10 +119,18 @@ def main(argv=None):
         if config["dataset"] != args.dataset:
             raise SystemExit(f"{path.name} was trained on {config['dataset']}, but --dataset is {args.dataset}")
         started = time.perf_counter()
+        checkpoint = out / f"{path.stem}.ckpt"
+        if checkpoint.exists() and not args.resume:
+            raise SystemExit(f"{checkpoint} exists from an interrupted run: add --resume to continue it, "
+                             "or delete it to start that model over")
         result, extra = analyse_model(path, x_test, y_test, n_permutations=args.n_permutations, seed=args.seed,
-                                      sampler=args.sampler, game_kind=args.game, device=device, progress=False)
+                                      sampler=args.sampler, game_kind=args.game, device=args.device, progress=False,
+                                      checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=True,
+                                      backend=args.backend, workers=args.workers, address=args.address,
+                                      dataset=args.dataset, data_dir=args.data_dir)
         result.metadata["total_seconds"] = time.perf_counter() - started
         result.save(out / f"{path.stem}.npz", **extra)
+        remove_checkpoint(checkpoint)
         bar.set_postfix(model=path.stem, coal_per_s=f"{result.metadata['coalitions_per_s']:.0f}")
     print(f"results in {out.resolve()}")
 

@@ -4,6 +4,8 @@ Orderings are arrays of player indices, shape (n_permutations, n). The iid sampl
 msapy does (`make_permutation_space` fed by `np.random.default_rng(seed)`), so that msapy, given the same
 seed, walks the very same orderings. Unlike msapy, seed 0 is a real seed here.
 """
+import warnings
+
 import numpy as np
 from msapy.msa import make_permutation_space
 
@@ -23,8 +25,10 @@ def sample_orderings(n_players: int, n_permutations: int, seed: int, sampler: st
                          f"so n_permutations must be even, got {n_permutations}")
     rng = np.random.default_rng(seed)
     n_draws = n_permutations // 2 if sampler == "antithetic" else n_permutations
-    drawn = np.asarray(make_permutation_space(elements=list(range(n_players)), n_permutations=n_draws, rng=rng),
-                       dtype=np.int64).reshape(n_draws, n_players)
+    with warnings.catch_warnings():  # msapy warns that few orderings are inaccurate; our error bars say how much
+        warnings.simplefilter("ignore")
+        space = make_permutation_space(elements=list(range(n_players)), n_permutations=n_draws, rng=rng)
+    drawn = np.asarray(space, dtype=np.int64).reshape(n_draws, n_players)
     if sampler == "iid":
         return drawn
     return np.stack([drawn, drawn[:, ::-1]], axis=1).reshape(n_permutations, n_players)

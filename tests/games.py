@@ -40,3 +40,18 @@ def exact_shapley(game, n):
             with_p[p] = True
             phi[p] += weight[sizes[i]] * (values[index[tuple(with_p)]] - values[i])
     return phi
+
+
+class TanhGame:
+    """A picklable nonlinear vector game for the Ray backend; optionally kills its worker process once."""
+
+    def __init__(self, n=12, out=5, die_marker=None):
+        self.w = np.random.default_rng(0).normal(size=(n, out))
+        self.die_marker = die_marker
+
+    def __call__(self, c):
+        # the driver only evaluates the 2 coalitions V(intact), V(lesioned); workers evaluate whole batches
+        if self.die_marker is not None and len(c) > 2 and not __import__("os").path.exists(self.die_marker):
+            open(self.die_marker, "w").close()
+            __import__("os")._exit(1)  # the worker dies mid-shard, once
+        return np.tanh(c.astype(float) @ self.w) ** 2

@@ -1,0 +1,58 @@
+"""The Ray backend on a local cluster with 2 CPU workers: same result as the local walk, and a worker that
+dies mid-shard has its shard run again, never counted twice."""
+import functools
+
+import numpy as np
+import pytest
+
+import games
+from common import shapley_modes
+from common.ray_backend import shard_bounds
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.cloudpickle.register_pickle_by_value(games)  # workers need not import tests/
+    yield
+    ray.shutdown()
+
+
+def test_shards_cover_the_orderings_on_the_batch_grid():
+    iid = shard_bounds(100, 12, 36, "iid", 8)  # 3 orderings per batch: shards start on multiples of 3
+    assert len(iid) == 8 and iid[0][0] == 0 and iid[-1][1] == 100 and all(a % 3 == 0 for a, _ in iid)
+    assert all(b == c for (_, b), (c, _) in zip(iid, iid[1:]))
+    bounds = shard_bounds(50, 10, 30, "antithetic", 4)
+    assert bounds[0][0] == 0 and bounds[-1][1] == 50 and all(a % 2 == 0 for a, _ in bounds)
+    assert all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
+
+
+@pytest.mark.parametrize("sampler", ["iid", "antithetic"])
+def test_ray_equals_local(local_ray, sampler):
+    factory = functools.partial(games.TanhGame, 12, 5)
+    local = shapley_modes(factory(), 12, n_permutations=40, seed=2, sampler=sampler, batch_size=24, progress=False)
+    remote = shapley_modes(None, 12, n_permutations=40, seed=2, sampler=sampler, batch_size=24, progress=False,
+                           backend="ray", game_factory=factory, n_workers=2)
+    assert remote.metadata["backend"] == "ray"
+    np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
+
+
+def test_dead_worker_shard_is_rerun_once(local_ray, tmp_path):
+    marker = tmp_path / "died"
+    factory = functools.partial(games.TanhGame, 12, 5, str(marker))
+    local = shapley_modes(games.TanhGame(12, 5), 12, n_permutations=40, seed=4, batch_size=24, progress=False)
+    remote = shapley_modes(None, 12, n_permutations=40, seed=4, batch_size=24, progress=False, backend="ray",
+                           game_factory=factory, n_workers=2)
+    assert marker.exists()  # a worker did die
+    np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
+
+
+def test_ray_needs_a_factory_and_no_checkpoint(local_ray):
+    with pytest.raises(ValueError, match="game_factory"):
+        shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, backend="ray")
+    with pytest.raises(ValueError, match="checkpoints"):
+        shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, backend="ray", checkpoint="x")

@@ -1,0 +1,152 @@
+"""Checkpoint and resume: SIGKILL at random moments, Ctrl-C, damaged and mismatched checkpoints."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from common import load, shapley_modes
+from common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from common.mnist import load_mnist5k
+from common.running_stats import RunningModes
+from MLP import train
+from MLP.model import to_inputs
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def nonlinear_game(c):
+    w = np.random.default_rng(0).normal(size=(9, 4))
+    return np.tanh(c.astype(float) @ w) ** 2
+
+
+@pytest.mark.parametrize("sampler, batch_size", [("iid", 7), ("iid", 20), ("antithetic", 5), ("antithetic", 30)])
+def test_resumed_run_is_bit_identical(tmp_path, sampler, batch_size):
+    ckpt = tmp_path / "run.ckpt"
+    full = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
+                         progress=False)
+    calls = [0]
+
+    def dies_after(limit):
+        def game(c):
+            calls[0] += 1
+            if calls[0] > limit:
+                raise KeyboardInterrupt  # a crash between two checkpoints
+            return nonlinear_game(c)
+        return game
+    for limit in (6, 6):  # each attempt dies after 5 batches
+        calls[0] = 0
+        with pytest.raises(KeyboardInterrupt):
+            shapley_modes(dies_after(limit), 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
+                          progress=False, checkpoint=ckpt, checkpoint_every=0, resume=True)
+    done = load_checkpoint(ckpt, _config_of(ckpt), RunningModes(9, (4,)))
+    assert 0 < done < 24
+    resumed = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
+                            progress=False, checkpoint=ckpt, checkpoint_every=0, resume=True)
+    np.testing.assert_array_equal(resumed.modes, full.modes)
+    np.testing.assert_array_equal(resumed.se, full.se)
+
+
+def _config_of(path):
+    import json
+    with np.load(path) as f:
+        return json.loads(str(f["config"]))
+
+
+def test_checkpoint_refuses_other_runs_and_damage(tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        calls = [0]
+
+        def game(c):
+            calls[0] += 1
+            if calls[0] > 4:
+                raise KeyboardInterrupt
+            return nonlinear_game(c)
+        shapley_modes(game, 9, n_permutations=20, seed=3, batch_size=9, progress=False, checkpoint=ckpt,
+                      checkpoint_every=0, fingerprint="model-a")
+    with pytest.raises(FileExistsError, match="resume"):
+        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, batch_size=9, progress=False, checkpoint=ckpt)
+    with pytest.raises(CheckpointError, match=r"seed: checkpoint has 3, this run has 4"):
+        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=4, batch_size=9, progress=False, checkpoint=ckpt,
+                      resume=True, fingerprint="model-a")
+    with pytest.raises(CheckpointError, match="fingerprint: checkpoint has 'model-a', this run has 'model-b'"):
+        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, batch_size=9, progress=False, checkpoint=ckpt,
+                      resume=True, fingerprint="model-b")
+    assert (tmp_path / "run.ckpt.prev").exists()  # the last good one before the newest
+    good = ckpt.read_bytes()
+    ckpt.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(CheckpointError, match="damaged"):
+        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, batch_size=9, progress=False, checkpoint=ckpt,
+                      resume=True, fingerprint="model-a")
+    assert ckpt.read_bytes() == good[: len(good) // 2] and (tmp_path / "run.ckpt.prev").exists()  # nothing deleted
+    # a flipped byte inside the arrays is caught by the checksum
+    stats = RunningModes(9, (4,))
+    stats.mean[:] = 1.0
+    save_checkpoint(ckpt, {"a": 1}, 3, stats)
+    raw = bytearray(ckpt.read_bytes())
+    pos = raw.find(np.float64(1.0).tobytes())
+    raw[pos:pos + 8] = np.float64(2.0).tobytes()
+    ckpt.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(ckpt, {"a": 1}, RunningModes(9, (4,)))
+
+
+@pytest.fixture(scope="module")
+def one_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    train.main(["--sizes", "60", "--regs", "l2", "--trials", "1", "--epochs", "1", "--out", str(folder)])
+    return folder
+
+
+def compute(models, out, *extra):
+    return [sys.executable, "-m", "MLP.compute_msa", "--models", str(models), "--out", str(out),
+            "--n-permutations", "600", "--seed", "5", "--checkpoint-every", "0", *extra]
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_path):
+    subprocess.run(compute(one_model, tmp_path / "straight"), check=True, cwd=ROOT, capture_output=True)
+    reference = load(tmp_path / "straight" / "mlp_N060_l2_t00.npz")
+    out, rng, kills = tmp_path / "killed", np.random.default_rng(0), 0
+    result = out / "mlp_N060_l2_t00.npz"
+    for attempt in range(8):
+        proc = subprocess.Popen(compute(one_model, out, "--resume"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.0, 5.0))  # python + torch start-up takes ~2 s on 2 cores
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if result.exists():
+            break
+    if not result.exists():
+        subprocess.run(compute(one_model, out, "--resume"), check=True, cwd=ROOT, capture_output=True)
+    assert kills >= 2, "the run finished before it could be killed twice; make it longer"
+    resumed = load(result)
+    np.testing.assert_array_equal(resumed.modes, reference.modes)
+    np.testing.assert_array_equal(resumed.se, reference.se)
+    assert not (out / "mlp_N060_l2_t00.ckpt").exists()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_completes(one_model, tmp_path):
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(compute(one_model, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    ckpt = out / "mlp_N060_l2_t00.ckpt"
+    deadline = time.time() + 60
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode != 0 and ckpt.exists(), output
+    assert "state saved" in output
+    refused = subprocess.run(compute(one_model, out), cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode != 0 and "--resume" in refused.stderr
+    subprocess.run(compute(one_model, out, "--resume"), check=True, cwd=ROOT, capture_output=True)
+    subprocess.run(compute(one_model, tmp_path / "straight"), check=True, cwd=ROOT, capture_output=True)
+    np.testing.assert_array_equal(load(out / "mlp_N060_l2_t00.npz").modes,
+                                  load(tmp_path / "straight" / "mlp_N060_l2_t00.npz").modes)
