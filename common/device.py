@@ -1,4 +1,6 @@
 """Device selection shared by every script: --device auto picks CUDA when present, else the CPU."""
+import os
+
 import torch
 
 
@@ -9,3 +11,11 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"--device {name} asked for CUDA, but torch sees no GPU here; use --device cpu or auto")
     return device
+
+
+def set_cpu_threads(threads: int | None = None) -> int:
+    """Torch CPU threads: by default all cores but one. On a shared machine two threads fighting a third process
+    for two cores make each step tens of times slower (OpenMP threads wait on each other); one does not."""
+    threads = threads or max(1, (os.cpu_count() or 1) - 1)
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,174 @@
+"""Expert-removal curves (paper Figure 2D): accuracy after removing the k lowest- or k highest-contributing
+experts for arithmetic, ranked by the experts' mean Shapley mode over the three arithmetic tasks.
+
+Mixtral: GSM8K 3-shot accuracy. The authors' protocol code is lost; we use the test split, the first 3
+train-split problems as fixed exemplars (chat turns, calculator annotations <<...>> removed), greedy
+decoding, and compare the last number of the answer with the number after '####'.
+The tiny model cannot do word problems: its curve is measured on a held-out set of its own arithmetic task
+(150 items never trained on), accuracy = first number exactly right (and the mean Levenshtein score).
+
+    python LLM/removal_curves.py --msa LLM/runs/msa_tiny_paper.npz             # tiny model, ~2 min on CPU
+    python LLM/removal_curves.py --msa LLM/runs/msa_Mixtral-8x7B-Instruct-v0.1_paper.npz   # GSM8K from the hub
+    python LLM/removal_curves.py --msa ... --data-file test.jsonl --train-file train.jsonl  # GSM8K from files
+
+Excluded experts follow the same --exclusion semantics as the Shapley run (default: the run's own).
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import load
+from common.result import atomic_savez, load_extra
+from LLM import tasks as T
+from LLM.generate import encode_chat, generate_answers, left_pad
+from LLM.moe import EXCLUSIONS, MIXTRAL, load_model
+from common.device import pick_device, set_cpu_threads
+
+RUNS = Path(__file__).parent / "runs"
+PAPER_KS = [0, 1] + list(range(5, 71, 5))
+ROWS_PER_CALL = {"cpu": 600, "cuda": 128}  # GSM8K rows are long (3-shot prompt + 256 new tokens)
+
+
+def default_ks(n_experts: int) -> list[int]:
+    """The paper's k in {0, 1, 5, ..., 70} of 256 experts; for fewer experts every k up to the same ~27%."""
+    if n_experts >= 256:
+        return PAPER_KS
+    return list(range(0, round(70 / 256 * n_experts) + 1))
+
+
+def arithmetic_ranking(modes: np.ndarray, task_names) -> np.ndarray:
+    """Player indices from the lowest to the highest mean contribution to the arithmetic tasks."""
+    columns = [list(task_names).index(t) for t in T.DOMAINS["arithmetic"]]
+    return np.argsort(modes[:, columns].mean(1), kind="stable")
+
+
+def removal_coalitions(order: np.ndarray, ks) -> tuple[np.ndarray, np.ndarray]:
+    """(lowest, highest): (len(ks), n) masks, True = intact, removing the k first / last players of `order`."""
+    n = len(order)
+    lowest, highest = np.ones((len(ks), n), bool), np.ones((len(ks), n), bool)
+    for i, k in enumerate(ks):
+        lowest[i, order[:k]] = False
+        highest[i, order[n - k:]] = False
+    return lowest, highest
+
+
+def read_jsonl(path) -> list[dict]:
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    missing = [i for i, r in enumerate(rows) if not {"question", "answer"} <= set(r)]
+    if missing:
+        raise ValueError(f"{path}: rows {missing[:5]} lack 'question' or 'answer' (GSM8K jsonl format)")
+    return rows
+
+
+def load_gsm8k(data_file=None, train_file=None) -> tuple[list[dict], list[dict]]:
+    """(test problems, 3 exemplars): from the hub (openai/gsm8k, main) or from local jsonl files."""
+    if data_file is None:
+        from datasets import load_dataset
+        data = load_dataset("openai/gsm8k", "main")
+        test, train = list(data["test"]), list(data["train"])
+    else:
+        if train_file is None:
+            raise SystemExit("--data-file needs --train-file too: the 3 exemplars come from GSM8K's train split")
+        test, train = read_jsonl(data_file), read_jsonl(train_file)
+    if len(train) < 3:
+        raise ValueError(f"need at least 3 train problems for the exemplars, got {len(train)}")
+    return test, train[:3]
+
+
+def gsm8k_items(data_file, train_file, limit):
+    test, exemplars = load_gsm8k(data_file, train_file)
+    test = test[:limit] if limit else test
+    prompts = [T.gsm8k_messages(row["question"], exemplars) for row in test]
+    return prompts, [T.gsm8k_reference(row["answer"]) for row in test]
+
+
+def tiny_arithmetic_items(limit):
+    from LLM.train_tiny_moe import HELD_OUT_SEED
+
+    per_task = 50 if not limit else max(1, limit // 3)
+    items = [T.arithmetic_item(task, a, b) for task, (d, d_b) in T.arithmetic_digits(T.TINY).items()
+             for a, b in T.arithmetic_pairs(task, d, per_task, HELD_OUT_SEED, digits_b=d_b)]
+    return [i.messages for i in items], [i.target for i in items]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--msa", type=Path, required=True, help=".npz written by LLM/compute_msa.py")
+    parser.add_argument("--model", default=None, help="default: the model of the --msa run")
+    parser.add_argument("--load-in-4bit", action=argparse.BooleanOptionalAction, default=None,
+                        help="default: as the --msa run")
+    parser.add_argument("--exclusion", choices=EXCLUSIONS, default=None, help="default: as the --msa run")
+    parser.add_argument("--data", choices=("gsm8k", "tiny-arithmetic"), default=None,
+                        help="default: tiny-arithmetic for the tiny model, gsm8k otherwise")
+    parser.add_argument("--data-file", type=Path, default=None, help="GSM8K test problems as jsonl (question, answer)")
+    parser.add_argument("--train-file", type=Path, default=None, help="GSM8K train problems as jsonl (first 3: exemplars)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N test problems")
+    parser.add_argument("--ks", default=None, help="comma-separated k (default: 0,1,5,...,70 for 256 experts, "
+                                                   "0..27%% of the experts otherwise)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 256 for GSM8K")
+    parser.add_argument("--rows-per-call", type=int, default=None, help=f"rows per generate call (default: {ROWS_PER_CALL})")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)")
+    parser.add_argument("--out", type=Path, default=None, help="default: LLM/runs/removal_<msa file name>.npz")
+    args = parser.parse_args(argv)
+
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        set_cpu_threads(args.threads)
+    result, extra = load(args.msa), load_extra(args.msa)
+    model_name = args.model or result.metadata.get("model") or str(extra["model"])
+    exclusion = args.exclusion or result.metadata.get("exclusion", "paper")
+    load_in_4bit = args.load_in_4bit if args.load_in_4bit is not None else bool(result.metadata.get("load_in_4bit"))
+    tiny = result.metadata.get("sizes") == "tiny"
+    data = args.data or ("tiny-arithmetic" if tiny else "gsm8k")
+    ks = [int(k) for k in args.ks.split(",")] if args.ks else default_ks(len(result.players))
+    if max(ks) > len(result.players):
+        raise SystemExit(f"k up to {max(ks)} but the run has only {len(result.players)} experts")
+    out = args.out or RUNS / f"removal_{args.msa.stem.removeprefix('msa_')}.npz"
+
+    if data == "gsm8k":
+        prompts, references = gsm8k_items(args.data_file, args.train_file, args.limit)
+        max_new_tokens = args.max_new_tokens or 256
+    else:
+        prompts, references = tiny_arithmetic_items(args.limit)
+        max_new_tokens = args.max_new_tokens or T.TINY.arithmetic_tokens
+    model, tokenizer, device = load_model(model_name, load_in_4bit=load_in_4bit, device=args.device)
+    from LLM.moe import expert_players
+    if [tuple(p) for p in result.players] != expert_players(model):
+        raise SystemExit(f"the experts of {model_name} are not the players of {args.msa}")
+
+    order = arithmetic_ranking(result.modes, extra["task_names"])
+    lowest, highest = removal_coalitions(order, ks)
+    unique, inverse = np.unique(np.concatenate([lowest, highest]), axis=0, return_inverse=True)
+    ids, mask = left_pad([encode_chat(tokenizer, m) for m in prompts], tokenizer.pad_token_id)
+    print(f"{data}: {len(prompts)} problems x {len(unique)} distinct expert sets ({model_name}, exclusion {exclusion})")
+    started = time.perf_counter()
+    answers = generate_answers(model, tokenizer, ids, mask, unique, max_new_tokens, exclusion,
+                               args.rows_per_call or ROWS_PER_CALL[device.type], progress=True, desc="removal curves")
+    if data == "gsm8k":
+        correct = np.array([[T.same_number(T.last_number(a), r) for a, r in zip(row, references)] for row in answers])
+        score = np.full(len(unique), np.nan)
+    else:
+        correct = np.array([[T.same_number(T.first_number(a), r) for a, r in zip(row, references)] for row in answers])
+        score = np.array([np.mean([T.score_arithmetic(a, r) for a, r in zip(row, references)]) for row in answers])
+    accuracy = correct.mean(1)[inverse].reshape(2, len(ks))
+    score = score[inverse].reshape(2, len(ks))
+    print(f"{'k':>4}  accuracy: {'remove lowest':>14}{'remove highest':>15}" + (
+        "" if data == "gsm8k" else f"   score: {'remove lowest':>14}{'remove highest':>15}"))
+    for i, k in enumerate(ks):
+        print(f"{k:>4}  {'':>9} {accuracy[0, i]:>14.3f}{accuracy[1, i]:>15.3f}" + (
+            "" if data == "gsm8k" else f"   {'':>6} {score[0, i]:>14.3f}{score[1, i]:>15.3f}"))
+    atomic_savez(out, ks=np.array(ks), accuracy_lowest=accuracy[0], accuracy_highest=accuracy[1],
+                 score_lowest=score[0], score_highest=score[1], order=order, data=np.array(data),
+                 n_items=np.array(len(prompts)), model=np.array(model_name), exclusion=np.array(exclusion),
+                 seconds=np.array(time.perf_counter() - started),
+                 example_answers=np.array(json.dumps([row[:3] for row in answers[:2]], ensure_ascii=False)))
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
