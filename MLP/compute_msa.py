@@ -25,7 +25,7 @@ from common.checkpoint import fingerprint, remove_checkpoint
 from common.device import pick_device
 from common.mnist import DATASETS, load_mnist
 from MLP.analysis import lesion_ranking, mean_abs_weight, top_k
-from MLP.game import MLPGame, generic_game
+from MLP.game import METRICS, MLPGame, generic_game
 from MLP.model import to_inputs
 from MLP.train import load_model
 
@@ -37,33 +37,41 @@ def lesioned_accuracy(game, n_hidden: int, lesion: np.ndarray) -> np.ndarray:
     return np.asarray(game(keep))[0]
 
 
-def make_game(path, dataset="mnist5k", data_dir="data", game_kind="fast", device="auto", data=None):
+def test_set(dataset="mnist5k", data_dir="data", test_images=None):
+    """Test inputs and labels; test_images=N keeps the first N (the authors used the first 1024)."""
+    _, _, x, y = load_mnist(dataset, data_dir)
+    return to_inputs(x[:test_images]), torch.as_tensor(y[:test_images])
+
+
+def make_game(path, dataset="mnist5k", data_dir="data", game_kind="fast", device="auto", data=None,
+              metric="recall", test_images=None):
     """The lesion game of one saved model; picklable as a partial, so each Ray worker builds its own."""
     model, _ = load_model(path)
-    if data is None:
-        _, _, x, y = load_mnist(dataset, data_dir)
-        data = to_inputs(x), torch.as_tensor(y)
-    x_test, y_test = data
+    x_test, y_test = data if data is not None else test_set(dataset, data_dir, test_images)
     if game_kind == "fast":
-        return MLPGame(model, x_test, y_test)
+        return MLPGame(model, x_test, y_test, metric=metric)
     device = pick_device(device)  # forward hooks on the model: slower, works for any architecture and on a GPU
-    return generic_game(model.to(device), x_test.to(device), y_test.to(device))
+    return generic_game(model.to(device), x_test.to(device), y_test.to(device), metric=metric)
 
 
 def analyse_model(path, x_test, y_test, *, n_permutations, seed, sampler, game_kind="fast", device="auto",
                   progress=True, checkpoint=None, checkpoint_every=60.0, resume=False, backend="local",
-                  workers=None, address=None, dataset="mnist5k", data_dir="data"):
+                  workers=None, address=None, dataset="mnist5k", data_dir="data", metric="recall",
+                  test_images=None):
     """Shapley modes of one model plus what the figures need from the model itself."""
     model, config = load_model(path)
     n = config["n_hidden"]
-    game = make_game(path, game_kind=game_kind, device=device, data=(x_test, y_test))
+    game = make_game(path, game_kind=game_kind, device=device, data=(x_test, y_test), metric=metric)
     distributed = dict(backend="ray", n_workers=workers, address=address,
-                       game_factory=partial(make_game, path, dataset, data_dir, game_kind, device))
+                       game_factory=partial(make_game, path, dataset, data_dir, game_kind, device, None, metric,
+                                            test_images))
     local = dict(checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                 fingerprint=fingerprint(model) + f"/{game_kind}/{len(x_test)}")
+                 fingerprint=fingerprint(model) + f"/{game_kind}/{metric}/{len(x_test)}")
     result = shapley_modes(game, n, n_permutations=n_permutations, seed=seed, sampler=sampler, progress=progress,
                            **(distributed if backend == "ray" else local))
     top, bottom = lesion_ranking(result.modes, top_k(n))
+    if metric != "recall":  # the lesion analysis reports plain accuracy, whatever the modes were computed for
+        game = make_game(path, game_kind=game_kind, device=device, data=(x_test, y_test))
     weights = mean_abs_weight(model.fc1.weight.detach().numpy(), model.fc2.weight.detach().numpy())
     extra = dict(
         intact_accuracy=np.float64((model(x_test.to("cpu")).argmax(-1) == y_test.cpu()).double().mean()),
@@ -73,7 +81,7 @@ def analyse_model(path, x_test, y_test, *, n_permutations, seed, sampler, game_k
     counts = np.bincount(y_test.cpu().numpy(), minlength=10)
     for which in ("top", "bottom"):  # overall accuracy = per-digit recall weighted by digit frequency
         extra[f"accuracy_without_{which}"] = np.float64(extra[f"per_digit_without_{which}"] @ counts / counts.sum())
-    result.metadata.update(config=config, game=game_kind, versions=dict(
+    result.metadata.update(config=config, game=game_kind, metric=metric, test_images=len(x_test), versions=dict(
         torch=str(torch.__version__), numpy=np.__version__, msapy=getattr(msapy, "__version__", "1.7.3"),
         python=platform.python_version()))
     return result, extra
@@ -92,6 +100,10 @@ def main(argv=None):
     p.add_argument("--game", choices=("fast", "generic"), default="fast",
                    help="fast: rank-1 updates of the output layer on the CPU; generic: forward hooks, any device")
     p.add_argument("--device", default="auto", help="for --game generic: auto, cpu or cuda")
+    p.add_argument("--metric", choices=METRICS, default="recall",
+                   help="per-digit recall (correct); precision reproduces the authors' bug, for comparison")
+    p.add_argument("--test-images", type=int, default=None,
+                   help="use only the first N test images (the authors used 1024); default: all")
     p.add_argument("--overwrite", action="store_true", help="recompute results that already exist")
     p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
                    help="save the model in progress this often (and on Ctrl-C) to OUT/<model>.ckpt")
@@ -107,8 +119,7 @@ def main(argv=None):
     models = sorted(Path(args.models).glob("mlp_*.pt"))
     if not models:
         raise SystemExit(f"no models (mlp_*.pt) in {Path(args.models).resolve()}; run train.py first")
-    _, _, x_test, y_test = load_mnist(args.dataset, args.data_dir)
-    x_test, y_test = to_inputs(x_test), torch.as_tensor(y_test)
+    x_test, y_test = test_set(args.dataset, args.data_dir, args.test_images)
     out = Path(args.out)
     todo = [m for m in models if args.overwrite or not (out / f"{m.stem}.npz").exists()]
     print(f"{len(models)} models, {len(models) - len(todo)} done, {len(todo)} to compute: "
@@ -127,7 +138,8 @@ def main(argv=None):
                                       sampler=args.sampler, game_kind=args.game, device=args.device, progress=False,
                                       checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=True,
                                       backend=args.backend, workers=args.workers, address=args.address,
-                                      dataset=args.dataset, data_dir=args.data_dir)
+                                      dataset=args.dataset, data_dir=args.data_dir, metric=args.metric,
+                                      test_images=args.test_images)
         result.metadata["total_seconds"] = time.perf_counter() - started
         result.save(out / f"{path.stem}.npz", **extra)
         remove_checkpoint(checkpoint)

@@ -5,17 +5,28 @@ import torch
 from common.lesion import LesionGame, find_units
 
 
-def per_digit_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_classes: int = 10) -> torch.Tensor:
+METRICS = ("recall", "precision")
+
+
+def per_digit_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_classes: int = 10,
+                       metric: str = "recall") -> torch.Tensor:
     """logits (C, B, K), labels (B,) -> (C, K): for each digit, the fraction of its images classified correctly.
 
-    This is recall. (The authors' code swapped the arguments of its metric and got per-class precision.)
+    This is recall. metric="precision" reproduces the authors' bug (their metric's arguments were swapped):
+    of the images predicted as each digit, the fraction that are that digit (0 when none is).
     """
     onehot = torch.nn.functional.one_hot(labels, n_classes).to(torch.float64)  # (B, K)
     counts = onehot.sum(0)
     if (counts == 0).any():
         raise ValueError(f"digits {(counts == 0).nonzero().flatten().tolist()} have no test images")
-    correct = (logits.argmax(-1) == labels).to(torch.float64)  # (C, B)
-    return correct @ onehot / counts
+    predicted = logits.argmax(-1)  # (C, B)
+    hits = (predicted == labels).to(torch.float64) @ onehot  # (C, K)
+    if metric == "recall":
+        return hits / counts
+    if metric != "precision":
+        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    n_predicted = torch.nn.functional.one_hot(predicted, n_classes).sum(1).to(torch.float64)
+    return torch.where(n_predicted > 0, hits / n_predicted.clamp(min=1), 0.0)
 
 
 class MLPGame:
@@ -28,7 +39,11 @@ class MLPGame:
     forward pass far below the size of any argmax margin.
     """
 
-    def __init__(self, model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024):
+    def __init__(self, model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024,
+                 metric: str = "recall"):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+        self.metric = metric
         order = torch.argsort(labels, stable=True)  # images grouped by digit: per-digit scores are slices
         images, labels = images[order].double(), labels[order]
         w1, b1 = model.fc1.weight.detach().double(), model.fc1.bias.detach().double()
@@ -43,7 +58,9 @@ class MLPGame:
         if (counts == 0).any():
             raise ValueError(f"digits {(counts == 0).nonzero().flatten().tolist()} have no test images")
         self.bounds = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]).tolist()
+        self.counts = counts.numpy().astype(np.float64)
         self.n_images, self.n_out, self.batch_size = hidden.shape[0], n_out, batch_size
+        self._buffer = None
 
     def logits(self, coalitions) -> np.ndarray:
         """(C, n_out, B) logits, images sorted by digit."""
@@ -51,7 +68,9 @@ class MLPGame:
         change = np.diff(mask, axis=0, prepend=0.0)
         n_changed = np.count_nonzero(change, axis=1)
         unit = np.abs(change).argmax(1)
-        out = np.empty((len(mask), self.rank1.shape[1]))
+        if self._buffer is None or len(self._buffer) < len(mask):  # reused: fresh 80 MB would page-fault per call
+            self._buffer = np.empty((len(mask), self.rank1.shape[1]))
+        out = self._buffer[:len(mask)]
         for r in range(len(mask)):  # numpy: its per-call overhead is the smallest for these 80 kB rows
             if r > 0 and n_changed[r] == 1:  # one unit more or less than the row before
                 step = np.add if change[r, unit[r]] > 0 else np.subtract
@@ -62,17 +81,23 @@ class MLPGame:
 
     def __call__(self, coalitions) -> torch.Tensor:
         logits = self.logits(coalitions)
-        scores = []
+        hits = []
         for digit in range(self.n_out):  # argmax == digit, ties going to the lower class as torch.argmax does
             lo, hi = self.bounds[digit], self.bounds[digit + 1]
             block = logits[:, :, lo:hi]
             true = block[:, digit:digit + 1]
-            correct = (true > block[:, :digit]).all(1) & (true >= block[:, digit + 1:]).all(1)
-            scores.append(correct.mean(1))
-        return np.stack(scores, 1)
+            hits.append(((true > block[:, :digit]).all(1) & (true >= block[:, digit + 1:]).all(1)).sum(1))
+        hits = np.stack(hits, 1).astype(np.float64)
+        if self.metric == "recall":
+            return hits / self.counts
+        predicted = logits.argmax(1)  # (C, B)
+        n_predicted = np.stack([(predicted == d).sum(1) for d in range(self.n_out)], 1)
+        return np.divide(hits, n_predicted, out=np.zeros_like(hits), where=n_predicted > 0)
 
 
-def generic_game(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64) -> LesionGame:
+def generic_game(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64,
+                 metric: str = "recall") -> LesionGame:
     """The same game through forward hooks on any model: one full forward pass per coalition (batched)."""
     units = find_units(model, ["act"], images[:1])
-    return LesionGame(model.eval(), units, images, lambda out: per_digit_accuracy(out, labels), batch_size=batch_size)
+    return LesionGame(model.eval(), units, images, lambda out: per_digit_accuracy(out, labels, metric=metric),
+                      batch_size=batch_size)

@@ -63,6 +63,8 @@ def test_per_digit_accuracy_is_recall_not_precision():
     logits = torch.nn.functional.one_hot(predicted, 3).double()[None]
     acc = per_digit_accuracy(logits, labels, 3)[0]
     torch.testing.assert_close(acc, torch.tensor([0.25, 1.0, 1.0], dtype=torch.float64))
+    buggy = per_digit_accuracy(logits, labels, 3, metric="precision")[0]  # the authors' metric, for comparison
+    torch.testing.assert_close(buggy, torch.tensor([1.0, 0.25, 1.0], dtype=torch.float64))
 
 
 def test_index_of_distributed_computation():
@@ -102,6 +104,9 @@ def test_fast_game_equals_generic_hooked_game_and_brute_force():
     rng = np.random.default_rng(0)
     coalitions = np.concatenate([rng.random((20, 10)) > 0.5, np.tril(np.ones((10, 10), bool))[::-1]])
     np.testing.assert_array_equal(fast(coalitions), slow(coalitions).numpy())
+    fast_p, slow_p = MLPGame(model, x, y, metric="precision"), generic_game(model.double(), x.double(), y, metric="precision")
+    np.testing.assert_allclose(fast_p(coalitions), slow_p(coalitions).numpy(), atol=1e-15)
+    assert not np.allclose(fast_p(coalitions), fast(coalitions))
     truth = exact_shapley(fast, 10)
     r = shapley_modes(fast, 10, n_permutations=300, seed=0, progress=False)
     assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).mean() >= 0.95
