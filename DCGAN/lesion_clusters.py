@@ -1,0 +1,115 @@
+"""Lesion clusters of filters and show what changes (paper Figure 4).
+
+    python DCGAN/lesion_clusters.py --checkpoint G.pt --msa msa.npz --clusters clusters.npz --lesion 3 --lesion 1 4
+
+Each --lesion names one or more cluster labels lesioned together (one figure column group); without any,
+the --top clusters with the largest effect on the images are lesioned one at a time. For each lesion the
+PNG shows three rows over the first --n-images faces: unlesioned, lesioned, and the difference
+(lesioned - unlesioned, mean over R, G, B; red = brighter, blue = darker, shared colour scale).
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.lesion import Unit, lesioned
+from DCGAN.model import load_generator
+
+
+def parse_unit(label: str) -> Unit:
+    """"blocks.2.act[17]" -> Unit("blocks.2.act", 17)."""
+    module, index = label[:-1].rsplit("[", 1)
+    return Unit(module, int(index))
+
+
+@torch.no_grad()
+def lesion_images(generator, noise, units, lesion_mask) -> tuple[np.ndarray, np.ndarray]:
+    """(unlesioned, lesioned) images, numpy (B, 3, H, W); lesion_mask (n,) True = lesion that unit."""
+    intact = generator(noise)
+    keep = ~np.asarray(lesion_mask, bool)
+    with lesioned(generator, units, keep[None]):
+        damaged = generator(noise)
+    return intact.cpu().numpy(), damaged.cpu().numpy()
+
+
+def effect_sizes(generator, noise, units, labels) -> dict:
+    """Mean |lesioned - unlesioned| pixel change when each cluster is lesioned alone."""
+    out = {}
+    for c in np.unique(labels[labels >= 0]):
+        a, b = lesion_images(generator, noise, units, labels == c)
+        out[int(c)] = float(np.abs(b - a).mean())
+    return out
+
+
+def plot_lesions(rows, titles, path=None, max_images: int = 8):
+    """rows: list of (unlesioned, lesioned) pairs; one block of 3 rows x max_images faces per pair."""
+    import matplotlib
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    k = min(max_images, len(rows[0][0]))
+    fig, axes = plt.subplots(3 * len(rows), k, figsize=(1.3 * k, 1.3 * 3 * len(rows)), squeeze=False)
+    for r, ((a, b), title) in enumerate(zip(rows, titles)):
+        diff = (b - a).mean(1)  # (B, H, W), signed
+        lim = max(np.abs(diff[:k]).max(), 1e-8)
+        for j in range(k):
+            for i, (img, kw) in enumerate([(a[j].transpose(1, 2, 0), {}), (b[j].transpose(1, 2, 0), {}),
+                                           (diff[j], dict(cmap="bwr", vmin=-lim, vmax=lim))]):
+                ax = axes[3 * r + i, j]
+                ax.imshow(np.clip(img, 0, 1) if i < 2 else img, **kw)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel(["unlesioned", "lesioned", "difference"][i], fontsize=7)
+        axes[3 * r, 0].set_title(title, fontsize=8, loc="left")
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default="DCGAN/runs/train/generator.pt")
+    p.add_argument("--msa", default="DCGAN/runs/msa.npz", help="for the player list (the units' order)")
+    p.add_argument("--clusters", default="DCGAN/runs/clusters.npz", help="written by DCGAN/cluster.py")
+    p.add_argument("--lesion", type=int, nargs="+", action="append", default=None,
+                   help="cluster labels to lesion together; repeat for more figure blocks")
+    p.add_argument("--top", type=int, default=4, help="without --lesion: the clusters with the largest effect")
+    p.add_argument("--n-images", type=int, default=8)
+    p.add_argument("--out", default="DCGAN/runs/cluster_lesions.png")
+    args = p.parse_args(argv)
+
+    import common
+    generator, noise, _ = load_generator(args.checkpoint)
+    players = common.load(args.msa).players
+    with np.load(args.clusters) as f:
+        labels, cluster_players = f["labels"], [str(x) for x in f["players"]]
+    if list(map(str, players)) != cluster_players:
+        raise SystemExit(f"{args.clusters} was not computed from {args.msa}: the player lists differ")
+    units = [parse_unit(str(x)) for x in players]
+    noise = noise[:args.n_images]
+    if args.lesion:
+        groups = args.lesion
+        unknown = sorted(set(sum(groups, [])) - set(labels.tolist()))
+        if unknown:
+            raise SystemExit(f"no clusters {unknown}; labels run 0..{labels.max()}")
+    else:
+        effects = effect_sizes(generator, noise, units, labels)
+        groups = [[c] for c in sorted(effects, key=effects.get, reverse=True)[:args.top]]
+    rows, titles = [], []
+    for group in groups:
+        mask = np.isin(labels, group)
+        rows.append(lesion_images(generator, noise, units, mask))
+        change = np.abs(rows[-1][1] - rows[-1][0]).mean()
+        titles.append(f"lesion cluster(s) {group}: {int(mask.sum())} filters, mean |change| {change:.3f}")
+        print(titles[-1])
+    plot_lesions(rows, titles, args.out, args.n_images)
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()
