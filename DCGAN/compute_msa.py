@@ -19,6 +19,7 @@ import torch
 
 from common import shapley_modes
 from common.checkpoint import fingerprint, remove_checkpoint
+from common.cli import add_long_run_arguments, long_run_options
 from common.device import pick_device, set_cpu_threads
 from common.lesion import LesionGame, find_units
 from DCGAN.model import Generator, load_generator
@@ -80,13 +81,7 @@ def main(argv=None):
                         "and variance take 25 GB in float32, 50 GB in float64)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--checkpoint-every", type=float, default=300.0, metavar="SECONDS",
-                   help="save the run's state this often and on Ctrl-C, to OUT with .ckpt (default: %(default)s)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint of an interrupted run")
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="ray: shard the orderings over Ray workers, one generator (and GPU) each")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else per CPU)")
+    add_long_run_arguments(p)
     args = p.parse_args(argv)
 
     if args.threads:
@@ -106,13 +101,7 @@ def main(argv=None):
           f"running mean + variance {buffers / 2**30:.2f} GiB ({args.dtype}); device {device}")
 
     state = Path(args.out).with_suffix(".ckpt")
-    if args.backend == "ray":
-        run = dict(backend="ray", game_factory=factory, n_workers=args.workers, address=args.address)
-    else:
-        if state.exists() and not args.resume:
-            raise SystemExit(f"{state} exists from an interrupted run: add --resume to continue it, or delete it")
-        run = dict(checkpoint=state, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                   fingerprint=f"{fingerprint(generator)}|images={len(noise)}|{float(noise.sum()):.6f}")
+    run = long_run_options(args, state, factory, f"{fingerprint(generator)}|images={len(noise)}|{float(noise.sum()):.6f}")
     started = time.time()
     result = shapley_modes(game, [str(u) for u in units], args.n_permutations, seed=args.seed,
                            sampler=args.sampler, dtype=dtype, progress=not args.no_progress, **run)

@@ -26,6 +26,7 @@ import torch
 
 from common import shapley_modes
 from common.checkpoint import fingerprint, remove_checkpoint
+from common.cli import add_long_run_arguments, long_run_options
 from LLM import tasks as T
 from LLM.generate import ExpertGame
 from LLM.moe import EXCLUSIONS, MIXTRAL, load_model
@@ -97,13 +98,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=None,
                         help="output .npz (default: LLM/runs/msa_<model>_<exclusion>.npz)")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--checkpoint-every", type=float, default=300.0, metavar="SECONDS",
-                        help="save the run's state this often and on Ctrl-C, to OUT with .ckpt (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint of an interrupted run")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="ray: shard the orderings over Ray workers, one model copy (and GPU) each")
-    parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    parser.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else per CPU)")
+    add_long_run_arguments(parser)
     args = parser.parse_args(argv)
 
     device = pick_device(args.device)
@@ -140,15 +135,10 @@ def main(argv=None):
           f"(at most ~{seconds * total / 60:.0f} min, less as batching pays off)")
 
     checkpoint = out.with_suffix(".ckpt")
-    if args.backend == "ray":
-        run = dict(backend="ray", game_factory=factory, n_workers=args.workers, address=args.address)
-    else:  # the weights of a small model are hashed; a large one is named by its id, 4-bit flag and settings
-        small = sum(p.numel() for p in model.parameters()) < 50_000_000
-        run = dict(checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                   fingerprint=f"{fingerprint(model) if small else model_name}|4bit={bool(load_in_4bit)}|"
-                               f"{args.exclusion}|{sizes}|items={args.items}|items_seed={args.items_seed}")
-        if checkpoint.exists() and not args.resume:
-            raise SystemExit(f"{checkpoint} exists from an interrupted run: add --resume to continue it, or delete it")
+    small = sum(p.numel() for p in model.parameters()) < 50_000_000  # hash a small model's weights; name a large one
+    run = long_run_options(args, checkpoint, factory, f"{fingerprint(model) if small else model_name}|"
+                           f"4bit={bool(load_in_4bit)}|{args.exclusion}|{sizes}|items={args.items}|"
+                           f"items_seed={args.items_seed}")
     result = shapley_modes(game, players, n_permutations=n_permutations, seed=args.seed, sampler=args.sampler,
                            engine=args.engine, progress=not args.no_progress, **run)
     result.metadata.update(model=model_name, exclusion=args.exclusion, sizes=sizes, load_in_4bit=bool(load_in_4bit),

@@ -24,7 +24,7 @@ from common import load
 from common.result import atomic_savez, load_extra
 from LLM import tasks as T
 from LLM.generate import encode_chat, generate_answers, left_pad
-from LLM.moe import EXCLUSIONS, MIXTRAL, load_model
+from LLM.moe import EXCLUSIONS, load_model
 from common.device import pick_device, set_cpu_threads
 
 RUNS = Path(__file__).parent / "runs"

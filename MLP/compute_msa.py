@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from common import shapley_modes
 from common.checkpoint import fingerprint, remove_checkpoint
+from common.cli import add_long_run_arguments, long_run_options
 from common.device import pick_device
 from common.mnist import DATASETS, load_mnist
 from MLP.analysis import lesion_ranking, mean_abs_weight, top_k
@@ -55,20 +56,19 @@ def make_game(path, dataset="mnist5k", data_dir="data", game_kind="fast", device
 
 
 def analyse_model(path, x_test, y_test, *, n_permutations, seed, sampler, game_kind="fast", device="auto",
-                  progress=True, checkpoint=None, checkpoint_every=60.0, resume=False, backend="local",
-                  workers=None, address=None, dataset="mnist5k", data_dir="data", metric="recall",
-                  test_images=None):
-    """Shapley modes of one model plus what the figures need from the model itself."""
+                  progress=True, dataset="mnist5k", data_dir="data", metric="recall", test_images=None,
+                  long_run=None, checkpoint=None):
+    """Shapley modes of one model plus what the figures need from the model itself.
+
+    long_run: the parsed common.cli options (checkpoints to `checkpoint`, or the Ray backend)."""
     model, config = load_model(path)
     n = config["n_hidden"]
     game = make_game(path, game_kind=game_kind, device=device, data=(x_test, y_test), metric=metric)
-    distributed = dict(backend="ray", n_workers=workers, address=address,
-                       game_factory=partial(make_game, path, dataset, data_dir, game_kind, device, None, metric,
-                                            test_images))
-    local = dict(checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                 fingerprint=fingerprint(model) + f"/{game_kind}/{metric}/{len(x_test)}")
+    factory = partial(make_game, path, dataset, data_dir, game_kind, device, None, metric, test_images)
+    options = {} if long_run is None else long_run_options(
+        long_run, checkpoint, factory, fingerprint(model) + f"/{game_kind}/{metric}/{len(x_test)}")
     result = shapley_modes(game, n, n_permutations=n_permutations, seed=seed, sampler=sampler, progress=progress,
-                           **(distributed if backend == "ray" else local))
+                           **options)
     top, bottom = lesion_ranking(result.modes, top_k(n))
     if metric != "recall":  # the lesion analysis reports plain accuracy, whatever the modes were computed for
         game = make_game(path, game_kind=game_kind, device=device, data=(x_test, y_test))
@@ -105,13 +105,7 @@ def main(argv=None):
     p.add_argument("--test-images", type=int, default=None,
                    help="use only the first N test images (the authors used 1024); default: all")
     p.add_argument("--overwrite", action="store_true", help="recompute results that already exist")
-    p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
-                   help="save the model in progress this often (and on Ctrl-C) to OUT/<model>.ckpt")
-    p.add_argument("--resume", action="store_true", help="continue a model from its checkpoint")
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="ray: shard each model's orderings over Ray workers (no checkpoints; failed shards rerun)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else per CPU)")
+    add_long_run_arguments(p, checkpoint_every=60.0)
     args = p.parse_args(argv)
     if args.n_permutations < 1:
         p.error("--n-permutations must be at least 1")
@@ -131,15 +125,10 @@ def main(argv=None):
             raise SystemExit(f"{path.name} was trained on {config['dataset']}, but --dataset is {args.dataset}")
         started = time.perf_counter()
         checkpoint = out / f"{path.stem}.ckpt"
-        if checkpoint.exists() and not args.resume:
-            raise SystemExit(f"{checkpoint} exists from an interrupted run: add --resume to continue it, "
-                             "or delete it to start that model over")
         result, extra = analyse_model(path, x_test, y_test, n_permutations=args.n_permutations, seed=args.seed,
                                       sampler=args.sampler, game_kind=args.game, device=args.device, progress=False,
-                                      checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=True,
-                                      backend=args.backend, workers=args.workers, address=args.address,
                                       dataset=args.dataset, data_dir=args.data_dir, metric=args.metric,
-                                      test_images=args.test_images)
+                                      test_images=args.test_images, long_run=args, checkpoint=checkpoint)
         result.metadata["total_seconds"] = time.perf_counter() - started
         result.save(out / f"{path.stem}.npz", **extra)
         remove_checkpoint(checkpoint)

@@ -11,7 +11,7 @@ from common.result import load_extra
 from DCGAN import analysis
 from DCGAN.cluster import DEAD, cluster_modes, pearson
 from DCGAN.compute_msa import generator_units, images_game
-from DCGAN.model import Generator, fixed_noise, load_generator, make_config, n_players, save_generator
+from DCGAN.model import Generator, fixed_noise, load_generator, make_config, n_players
 
 torch.set_num_threads(1)
 
@@ -279,7 +279,6 @@ def test_notebook_executes_headless(tiny_run, tmp_path):
 
 
 def test_compute_msa_resumes_an_interrupted_run_bit_identically(tiny_run, tmp_path, monkeypatch):
-    from common.lesion import LesionGame
     from DCGAN import compute_msa
     argv = ["--checkpoint", str(tiny_run / "train" / "generator.pt"), "--out", str(tmp_path / "msa.npz"),
             "--n-permutations", "4", "--n-images", "2", "--device", "cpu", "--no-progress", "--batch-size", "115",

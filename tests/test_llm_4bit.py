@@ -10,14 +10,6 @@ import torch
 pytest.importorskip("transformers", reason="the llm extra is not installed")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # two torch threads fighting other processes for two cores run tens of times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _bnb_cpu_reason():
     try:

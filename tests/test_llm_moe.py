@@ -13,14 +13,6 @@ from LLM.moe import excluded_experts, expert_players, moe_blocks  # noqa: E402
 N_LAYERS, N_EXPERTS = 2, 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # two torch threads fighting other processes for two cores run tens of times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_mixtral(vocab=64, hidden=32, ffn=64, dtype=torch.float64, seed=0):
     torch.manual_seed(seed)

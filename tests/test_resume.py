@@ -1,5 +1,4 @@
 """Checkpoint and resume: SIGKILL at random moments, Ctrl-C, damaged and mismatched checkpoints."""
-import os
 import signal
 import subprocess
 import sys
@@ -7,14 +6,11 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from common import load, shapley_modes
 from common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from common.mnist import load_mnist5k
 from common.running_stats import RunningModes
 from MLP import train
-from MLP.model import to_inputs
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
