@@ -101,7 +101,7 @@ def one_model(tmp_path_factory):
 
 def compute(models, out, *extra):
     return [sys.executable, "-m", "MLP.compute_msa", "--models", str(models), "--out", str(out),
-            "--n-permutations", "600", "--seed", "5", "--checkpoint-every", "0", *extra]
+            "--n-permutations", "1200", "--seed", "5", "--checkpoint-every", "0", *extra]
 
 
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_path):
