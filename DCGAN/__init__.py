@@ -1,0 +1,3 @@
+from pathlib import Path
+
+RUNS = Path(__file__).resolve().parent / "runs"  # script defaults, whatever the working directory

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from common.result import atomic_savez
+from DCGAN import RUNS
 
 DEAD = -1
 
@@ -137,8 +138,8 @@ def cluster_modes(modes: np.ndarray, resolution: float = 3.0, n_runs: int = 100,
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--msa", default="DCGAN/runs/msa.npz", help="written by DCGAN/compute_msa.py")
-    p.add_argument("--out", default="DCGAN/runs/clusters.npz")
+    p.add_argument("--msa", default=str(RUNS / "msa.npz"), help="written by DCGAN/compute_msa.py")
+    p.add_argument("--out", default=str(RUNS / "clusters.npz"))
     p.add_argument("--resolution", type=float, default=3.0, help="Louvain resolution (the authors: 3)")
     p.add_argument("--n-runs", type=int, default=100, help="seeded Louvain runs for the consensus (the authors: 100)")
     p.add_argument("--seed", type=int, default=0)

@@ -23,6 +23,7 @@ from common.cli import add_long_run_arguments, long_run_options
 from common.device import pick_device, set_cpu_threads
 from common.lesion import LesionGame, find_units
 from DCGAN.model import Generator, load_generator
+from DCGAN import RUNS
 
 
 def generator_units(generator: Generator, noise: torch.Tensor):
@@ -67,8 +68,8 @@ def game_only(*settings):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default="DCGAN/runs/train/generator.pt", help="written by DCGAN/train.py")
-    p.add_argument("--out", default="DCGAN/runs/msa.npz", help="result file (.npz)")
+    p.add_argument("--checkpoint", default=str(RUNS / "train/generator.pt"), help="written by DCGAN/train.py")
+    p.add_argument("--out", default=str(RUNS / "msa.npz"), help="result file (.npz)")
     p.add_argument("--n-permutations", type=int, default=1000, help="orderings to walk (the paper: 1000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the orderings (same seed -> same numbers)")
     p.add_argument("--sampler", default="iid", choices=("iid", "antithetic"))

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from DCGAN import RUNS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,7 +58,7 @@ def step(title, args, env):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out-dir", default="DCGAN/runs/demo")
+    p.add_argument("--out-dir", default=str(RUNS / "demo"))
     p.add_argument("--steps", type=int, default=1500, help="training steps of batch 128 (~13 steps/s on one core)")
     p.add_argument("--n-permutations", type=int, default=200, help="orderings for the Shapley modes")
     p.add_argument("--resolution", type=float, default=1.0,

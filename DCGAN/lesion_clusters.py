@@ -15,6 +15,7 @@ import torch
 
 from common.lesion import Unit, lesioned
 from DCGAN.model import load_generator
+from DCGAN import RUNS
 
 
 def parse_unit(label: str) -> Unit:
@@ -73,14 +74,14 @@ def plot_lesions(rows, titles, path=None, max_images: int = 8):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default="DCGAN/runs/train/generator.pt")
-    p.add_argument("--msa", default="DCGAN/runs/msa.npz", help="for the player list (the units' order)")
-    p.add_argument("--clusters", default="DCGAN/runs/clusters.npz", help="written by DCGAN/cluster.py")
+    p.add_argument("--checkpoint", default=str(RUNS / "train/generator.pt"))
+    p.add_argument("--msa", default=str(RUNS / "msa.npz"), help="for the player list (the units' order)")
+    p.add_argument("--clusters", default=str(RUNS / "clusters.npz"), help="written by DCGAN/cluster.py")
     p.add_argument("--lesion", type=int, nargs="+", action="append", default=None,
                    help="cluster labels to lesion together; repeat for more figure blocks")
     p.add_argument("--top", type=int, default=4, help="without --lesion: the clusters with the largest effect")
     p.add_argument("--n-images", type=int, default=8)
-    p.add_argument("--out", default="DCGAN/runs/cluster_lesions.png")
+    p.add_argument("--out", default=str(RUNS / "cluster_lesions.png"))
     args = p.parse_args(argv)
 
     import common

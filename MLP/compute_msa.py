@@ -29,6 +29,7 @@ from MLP.analysis import lesion_ranking, mean_abs_weight, top_k
 from MLP.game import METRICS, MLPGame, generic_game
 from MLP.model import to_inputs
 from MLP.train import load_model
+from MLP import DATA, HERE
 
 
 def lesioned_accuracy(game, n_hidden: int, lesion: np.ndarray) -> np.ndarray:
@@ -89,11 +90,11 @@ def analyse_model(path, x_test, y_test, *, n_permutations, seed, sampler, game_k
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="models", help="folder of models written by train.py")
-    p.add_argument("--out", default="results", help="folder for the .npz results")
+    p.add_argument("--models", default=str(HERE / "models"), help="folder of models written by train.py")
+    p.add_argument("--out", default=str(HERE / "results"), help="folder for the .npz results")
     p.add_argument("--dataset", choices=DATASETS, default="mnist5k",
                    help="test set: must be the data set the models were trained on")
-    p.add_argument("--data-dir", default="data")
+    p.add_argument("--data-dir", default=str(DATA))
     p.add_argument("--n-permutations", type=int, default=1000, help="orderings per model (the paper: 1000)")
     p.add_argument("--sampler", choices=("iid", "antithetic"), default="iid")
     p.add_argument("--seed", type=int, default=1)

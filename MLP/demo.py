@@ -11,13 +11,13 @@ import argparse
 import time
 from pathlib import Path
 
-from MLP import compute_msa, figures, train
+from MLP import HERE, compute_msa, figures, train
 from MLP.analysis import claims, format_claims, load_results
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="demo_run", help="folder for models/, results/ and figures/")
+    p.add_argument("--out", default=str(HERE / "demo_run"), help="folder for models/, results/ and figures/")
     p.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50, 100, 150, 200])
     p.add_argument("--trials", type=int, default=2)
     p.add_argument("--epochs", type=int, default=6)

