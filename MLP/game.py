@@ -79,7 +79,7 @@ class MLPGame:
                 np.add(mask[r] @ self.rank1, self.bias, out=out[r])
         return out.reshape(len(mask), self.n_out, self.n_images)
 
-    def __call__(self, coalitions) -> torch.Tensor:
+    def __call__(self, coalitions) -> np.ndarray:
         logits = self.logits(coalitions)
         hits = []
         for digit in range(self.n_out):  # argmax == digit, ties going to the lower class as torch.argmax does
