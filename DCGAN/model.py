@@ -1,6 +1,6 @@
 """DCGAN generator and discriminator, sized by output resolution and width.
 
-Generator (the paper's 128 x 128 network, SPEC "DCGAN on CelebA"):
+Generator (the paper's 128 x 128 network, docs/paper_setup.md#dcgan):
     z (100) -> ConvT(100, 1024, k4, s1, p0) BN ReLU          4 x 4     blocks.0
             -> ConvT(1024, 512, k4, s2, p1) BN ReLU          8 x 8     blocks.1
             -> ... 512 -> 256 -> 128 -> 64                   16..64    blocks.2-4

@@ -1,4 +1,4 @@
-"""Train the DCGAN (paper section 2.3 / SPEC "DCGAN on CelebA").
+"""Train the DCGAN (paper section 2.3 / docs/paper_setup.md#dcgan).
 
     python DCGAN/train.py                                   # offline default: MNIST digits, tiny32, CPU
     python DCGAN/train.py --dataset celeba --data-dir DATA --config celeba128 --epochs 5

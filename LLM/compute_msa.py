@@ -31,6 +31,7 @@ from LLM import tasks as T
 from LLM.generate import ExpertGame
 from LLM.moe import EXCLUSIONS, MIXTRAL, load_model
 from common.device import pick_device, set_cpu_threads
+from common.extras import require_extra
 
 RUNS = Path(__file__).parent / "runs"
 TINY_PERMUTATIONS = 40
@@ -100,6 +101,7 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true")
     add_long_run_arguments(parser)
     args = parser.parse_args(argv)
+    require_extra("llm")
 
     device = pick_device(args.device)
     if device.type == "cpu":

@@ -5,7 +5,7 @@ forward of every sparse MoE block while the context is open; `keep` says, for ea
 experts are intact, so different rows of one `generate` call can run different coalitions. Nothing global is
 changed and the patch is removed on exit, even on error.
 
-Two ways to exclude an expert (SPEC.md "Mixtral experts"):
+Two ways to exclude an expert (docs/paper_setup.md#mixtral):
 - "paper": routing unchanged (softmax over the 8 router logits, top 2, renormalised to sum 1); an excluded
   expert's output is dropped and the other expert keeps its weight (no renormalisation); a token whose two
   experts are both excluded gets zero from that block.
@@ -41,8 +41,9 @@ def load_model(name_or_path: str, load_in_4bit: bool = False, device: str = "aut
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     if load_in_4bit:
         from transformers import BitsAndBytesConfig
+        skip = cpu_4bit_skip_modules(name_or_path) if device.type == "cpu" else None
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16,
-                                   bnb_4bit_quant_type="nf4")
+                                   bnb_4bit_quant_type="nf4", llm_int8_skip_modules=skip)
         device_map = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
         model = AutoModelForCausalLM.from_pretrained(name_or_path, quantization_config=quant, device_map=device_map,
                                                      dtype=torch.float16)
@@ -54,6 +55,34 @@ def load_model(name_or_path: str, load_in_4bit: bool = False, device: str = "aut
     model.eval()
     moe_blocks(model)  # fail now, not in the middle of a run, if the model has no experts to exclude
     return model, tokenizer, device
+
+
+# bitsandbytes' packed CPU kernel (taken on CPUs with AVX512-BF16) needs out_features % 32 == 0 and even
+# in_features; the generic CPU kernel and CUDA take any shape
+AVX512_BF16_BLOCK = 32
+
+
+def cpu_4bit_skip_modules(name_or_path: str) -> list[str] | None:
+    """Modules to keep in 16 bits when 4-bit loading on this CPU, or None to quantise what the paper did.
+
+    On CUDA, and on CPUs without AVX512-BF16, bitsandbytes quantises every Linear but the LM head, as in the
+    paper's Mixtral run. On CPUs with AVX512-BF16 it repacks weights for a kernel that rejects layers whose
+    output width is not a multiple of 32, such as Mixtral's router gate (8 outputs): those stay in float16
+    (the experts, the players, are still 4-bit; `verify_4bit` checks them).
+    """
+    from bitsandbytes.functional import has_avx512bf16
+
+    if not has_avx512bf16():
+        return None
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with init_empty_weights():
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(name_or_path))
+    head = [name for name, m in skeleton.named_modules() if m is skeleton.get_output_embeddings()]
+    odd = [name for name, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear) and name not in head
+           and (m.out_features % AVX512_BF16_BLOCK or m.in_features % 2)]
+    return head + odd
 
 
 def verify_4bit(model) -> None:

@@ -26,6 +26,7 @@ from LLM import tasks as T
 from LLM.generate import encode_chat, generate_answers, left_pad
 from LLM.moe import EXCLUSIONS, load_model
 from common.device import pick_device, set_cpu_threads
+from common.extras import require_extra
 
 RUNS = Path(__file__).parent / "runs"
 PAPER_KS = [0, 1] + list(range(5, 71, 5))
@@ -114,6 +115,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)")
     parser.add_argument("--out", type=Path, default=None, help="default: LLM/runs/removal_<msa file name>.npz")
     args = parser.parse_args(argv)
+    require_extra("llm")
 
     device = pick_device(args.device)
     if device.type == "cpu":

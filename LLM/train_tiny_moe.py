@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from LLM import tasks as T
 from common.device import set_cpu_threads
+from common.extras import require_extra
 
 DEFAULT_OUT = Path(__file__).parent / "runs" / "tiny_moe"
 HELD_OUT_SEED = 1  # arithmetic items of the removal curve; never trained on
@@ -224,6 +225,7 @@ def main():
     parser.add_argument("--ffn", type=int, default=256, help="each expert's intermediate size")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)")
     args = parser.parse_args()
+    require_extra("llm")
     set_cpu_threads(args.threads)
     info = train(args.out, args.steps, args.batch_size, args.lr, args.seed, args.layers, args.experts, args.hidden,
                  args.ffn)

@@ -84,10 +84,6 @@ def load_results(folder) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), results
 
 
-def _spearman(x, y) -> float:
-    return float(pd.Series(x).rank().corr(pd.Series(y).rank()))
-
-
 def claims(df: pd.DataFrame, results: dict) -> pd.DataFrame:
     """The paper's section 2.1 claims, each with the number measured here and whether it holds."""
     out = []
@@ -96,7 +92,7 @@ def claims(df: pd.DataFrame, results: dict) -> pd.DataFrame:
         out.append(dict(claim=text, measured=measured, verdict="holds" if holds else "does not hold"))
 
     regs = [r for r in ("none", "l1", "l2") if r in set(df.reg)]
-    rho = {r: _spearman(df[df.reg == r].N, df[df.reg == r].D) for r in regs}
+    rho = {r: df[df.reg == r].N.corr(df[df.reg == r].D, method="spearman") for r in regs}
     claim("D falls as N grows (Spearman rho of D vs N < 0 for every regularisation)",
           ", ".join(f"{r}: {v:+.2f}" for r, v in rho.items()), all(v < 0 for v in rho.values()))
 
@@ -115,12 +111,12 @@ def claims(df: pd.DataFrame, results: dict) -> pd.DataFrame:
               reg_top <= 0.25 and big.acc_without_top["none"] >= reg_top + 0.2)
         drop = big.accuracy - big.acc_without_bottom
         claim(f"Removing the bottom {n_max - k} of {n_max} hardly matters for regularised nets (drop <= 0.05)",
-              ", ".join(f"{r}: -{drop[r]:.3f}" for r in regs), max(drop["l1"], drop["l2"]) <= 0.05)
+              "accuracy drop " + ", ".join(f"{r}: {drop[r]:.3f}" for r in regs), max(drop["l1"], drop["l2"]) <= 0.05)
 
     if "none" in regs:
         none = df[df.reg == "none"]
         near50 = none[(none.N - 50).abs() == (none.N - 50).abs().min()]
-        r50, rho_w = near50.weight_corr.mean(), _spearman(none.N, none.weight_corr)
+        r50, rho_w = near50.weight_corr.mean(), none.N.corr(none.weight_corr, method="spearman")
         claim(f"Weight/contribution correlation is near 0 (|r| < 0.3) for unregularised nets of "
               f"~50 units (N={int(near50.N.iloc[0])}) and rises with N (Spearman > 0)",
               f"r = {r50:+.2f}, rho(N, r) = {rho_w:+.2f}", abs(r50) < 0.3 and rho_w > 0)

