@@ -18,18 +18,11 @@ from DCGAN.model import load_generator
 from DCGAN import RUNS
 
 
-def parse_unit(label: str) -> Unit:
-    """"blocks.2.act[17]" -> Unit("blocks.2.act", 17)."""
-    module, index = label[:-1].rsplit("[", 1)
-    return Unit(module, int(index))
-
-
 @torch.no_grad()
-def lesion_images(generator, noise, units, lesion_mask) -> tuple[np.ndarray, np.ndarray]:
-    """(unlesioned, lesioned) images, numpy (B, 3, H, W); lesion_mask (n,) True = lesion that unit."""
+def lesion_images(generator, noise, units, keep) -> tuple[np.ndarray, np.ndarray]:
+    """(unlesioned, lesioned) images, numpy (B, 3, H, W); keep (n,) True = the unit stays intact."""
     intact = generator(noise)
-    keep = ~np.asarray(lesion_mask, bool)
-    with lesioned(generator, units, keep[None]):
+    with lesioned(generator, units, np.asarray(keep, bool)[None]):
         damaged = generator(noise)
     return intact.cpu().numpy(), damaged.cpu().numpy()
 
@@ -38,7 +31,7 @@ def effect_sizes(generator, noise, units, labels) -> dict:
     """Mean |lesioned - unlesioned| pixel change when each cluster is lesioned alone."""
     out = {}
     for c in np.unique(labels[labels >= 0]):
-        a, b = lesion_images(generator, noise, units, labels == c)
+        a, b = lesion_images(generator, noise, units, labels != c)
         out[int(c)] = float(np.abs(b - a).mean())
     return out
 
@@ -91,7 +84,7 @@ def main(argv=None):
         labels, cluster_players = f["labels"], [str(x) for x in f["players"]]
     if list(map(str, players)) != cluster_players:
         raise SystemExit(f"{args.clusters} was not computed from {args.msa}: the player lists differ")
-    units = [parse_unit(str(x)) for x in players]
+    units = [Unit.parse(str(x)) for x in players]
     noise = noise[:args.n_images]
     if args.lesion:
         groups = args.lesion
@@ -104,7 +97,7 @@ def main(argv=None):
     rows, titles = [], []
     for group in groups:
         mask = np.isin(labels, group)
-        rows.append(lesion_images(generator, noise, units, mask))
+        rows.append(lesion_images(generator, noise, units, ~mask))
         change = np.abs(rows[-1][1] - rows[-1][0]).mean()
         titles.append(f"lesion cluster(s) {group}: {int(mask.sum())} filters, mean |change| {change:.3f}")
         print(titles[-1])

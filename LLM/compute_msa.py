@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import shapley_modes
-from common.checkpoint import fingerprint, remove_checkpoint
-from common.cli import add_long_run_arguments, long_run_options
+from common.cli import add_run_arguments, check_output_file, check_run_arguments, entry, positive_int, run_to_npz, \
+    setup_device
+from common.extras import require_extra
+from common.fingerprint import model_fingerprint
 from LLM import tasks as T
 from LLM.generate import ExpertGame
 from LLM.moe import EXCLUSIONS, MIXTRAL, load_model
-from common.device import pick_device, set_cpu_threads
-from common.extras import require_extra
 
 RUNS = Path(__file__).parent / "runs"
 TINY_PERMUTATIONS = 40
@@ -61,7 +60,7 @@ def slug(name: str) -> str:
 
 def build_tasks(sizes: str, items: int | None, seed: int):
     tasks = T.make_tasks(T.SIZES[sizes], seed=seed)
-    if items:  # quick runs: the first `items` items of every task
+    if items is not None:  # quick runs: the first `items` items of every task
         tasks = [T.Task(t.name, t.items[:items], t.max_new_tokens) for t in tasks]
     return tasks
 
@@ -83,45 +82,41 @@ def main(argv=None):
     parser.add_argument("--exclusion", choices=EXCLUSIONS, default="paper",
                         help="paper: drop the excluded expert's output, routing unchanged; reroute: mask its router "
                              "logit before the top 2 (default: %(default)s)")
-    parser.add_argument("--n-permutations", type=int, default=None,
-                        help=f"orderings to sample (default: 1000, the paper's; {TINY_PERMUTATIONS} for the tiny model)")
-    parser.add_argument("--sampler", choices=("iid", "antithetic"), default="iid")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the orderings (default: %(default)s)")
     parser.add_argument("--items-seed", type=int, default=0, help="seed of the arithmetic items (default: %(default)s)")
     parser.add_argument("--sizes", choices=tuple(T.SIZES), default=None,
                         help="task sizes (default: tiny for the tiny model, paper otherwise)")
-    parser.add_argument("--items", type=int, default=None, help="only the first N items of each task (quick runs)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument("--coalitions-per-call", type=int, default=None,
-                        help=f"coalitions per generate call (default: {ROWS_PER_CALL} rows per call / prompts)")
-    parser.add_argument("--engine", choices=("batched", "msapy"), default="batched")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output .npz (default: LLM/runs/msa_<model>_<exclusion>.npz)")
-    parser.add_argument("--no-progress", action="store_true")
-    add_long_run_arguments(parser)
+    parser.add_argument("--items", type=positive_int, default=None,
+                        help="only the first N items of each task (quick runs)")
+    add_run_arguments(parser, n_permutations=None,
+                      n_permutations_help=f"orderings to walk (default: 1000, the paper's; {TINY_PERMUTATIONS} for "
+                                          "the tiny model)",
+                      out_help="output .npz (default: LLM/runs/msa_<model>_<exclusion>.npz)",
+                      batch_size_help=f"coalitions per generate call (default: {ROWS_PER_CALL} rows per call / "
+                                      "prompts)")
     args = parser.parse_args(argv)
+    check_run_arguments(parser, args)
+    if args.out is not None:
+        check_output_file(parser, args.out)
     require_extra("llm")
 
-    device = pick_device(args.device)
-    if device.type == "cpu":
-        set_cpu_threads(args.threads)
+    device = setup_device(args)
     model_name = resolve_model(args.model, device)
     tiny = is_tiny(model_name)
     load_in_4bit = args.load_in_4bit if args.load_in_4bit is not None else model_name == MIXTRAL
-    n_permutations = args.n_permutations or (TINY_PERMUTATIONS if tiny else 1000)
-    sizes = args.sizes or ("tiny" if tiny else "paper")
-    out = args.out or RUNS / f"msa_{slug(model_name)}_{args.exclusion}.npz"
+    if args.n_permutations is None:
+        args.n_permutations = TINY_PERMUTATIONS if tiny else 1000
+    sizes = args.sizes if args.sizes is not None else ("tiny" if tiny else "paper")
+    out = args.out if args.out is not None else RUNS / f"msa_{slug(model_name)}_{args.exclusion}.npz"
 
     tasks = build_tasks(sizes, args.items, args.items_seed)
     n_prompts = max(sum(len(t.items) for t in tasks if t.max_new_tokens == k) for k in {t.max_new_tokens for t in tasks})
-    per_call = args.coalitions_per_call or max(1, ROWS_PER_CALL[device.type] // n_prompts)
+    per_call = args.batch_size if args.batch_size is not None else max(1, ROWS_PER_CALL[device.type] // n_prompts)
     factory = partial(build_game, model_name, load_in_4bit, args.device, sizes, args.items, args.items_seed,
                       args.exclusion, per_call)
     game = factory()
     model, players = game.model, game.players
     print(f"model {model_name} ({'4-bit' if load_in_4bit else next(model.parameters()).dtype}) on {device}; "
-          f"{len(players)} experts; exclusion {args.exclusion}; {n_permutations} orderings x {len(players)} "
+          f"{len(players)} experts; exclusion {args.exclusion}; {args.n_permutations} orderings x {len(players)} "
           f"coalitions; {per_call} coalitions per generate call")
 
     started = time.perf_counter()
@@ -132,28 +127,25 @@ def main(argv=None):
     print(f"{'task':<16}{'intact':>8}{'chance':>8}")
     for task, s, c in zip(tasks, intact, chance):
         print(f"{task.name:<16}{s:>8.3f}{c:>8.3f}")
-    total = n_permutations * len(players)
+    total = args.n_permutations * len(players)
     print(f"the intact model alone took {seconds:.1f} s; the run walks {total} coalitions, {per_call} per call "
           f"(at most ~{seconds * total / 60:.0f} min, less as batching pays off)")
 
-    checkpoint = out.with_suffix(".ckpt")
     small = sum(p.numel() for p in model.parameters()) < 50_000_000  # hash a small model's weights; name a large one
-    run = long_run_options(args, checkpoint, factory, f"{fingerprint(model) if small else model_name}|"
-                           f"4bit={bool(load_in_4bit)}|{args.exclusion}|{sizes}|items={args.items}|"
-                           f"items_seed={args.items_seed}")
-    result = shapley_modes(game, players, n_permutations=n_permutations, seed=args.seed, sampler=args.sampler,
-                           engine=args.engine, progress=not args.no_progress, **run)
-    result.metadata.update(model=model_name, exclusion=args.exclusion, sizes=sizes, load_in_4bit=bool(load_in_4bit),
-                           coalitions_per_call=per_call, device=str(device), items_seed=args.items_seed)
-    result.save(out, task_names=np.array([t.name for t in tasks]), layer_expert=np.array(players, dtype=np.int64),
-                chance=chance, model=np.array(model_name), exclusion=np.array(args.exclusion),
-                sizes=np.array(sizes), intact_answers=np.array(json.dumps(intact_answers, ensure_ascii=False)))
+    result = run_to_npz(
+        args, game, players, out, game_factory=factory,
+        fingerprint=dict(model=model_fingerprint(model) if small else model_name, load_in_4bit=bool(load_in_4bit),
+                         exclusion=args.exclusion, sizes=sizes, items=args.items, items_seed=args.items_seed),
+        metadata=dict(model=model_name, exclusion=args.exclusion, sizes=sizes, load_in_4bit=bool(load_in_4bit),
+                      coalitions_per_call=per_call, device=str(device), items_seed=args.items_seed),
+        extras=dict(task_names=np.array([t.name for t in tasks]), layer_expert=np.array(players, dtype=np.int64),
+                    chance=chance, model=np.array(model_name), exclusion=np.array(args.exclusion),
+                    sizes=np.array(sizes), intact_answers=np.array(json.dumps(intact_answers, ensure_ascii=False))))
     print(f"{result.metadata['coalitions']} coalitions in {result.metadata['seconds']:.0f} s "
           f"({result.metadata['coalitions_per_s']:.2f}/s); efficiency gap {result.efficiency_gap():.2e}")
-    remove_checkpoint(checkpoint)
     print(f"wrote {out}")
     return out
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

@@ -1,6 +1,14 @@
-"""Multiperturbation Shapley-value Analysis (MSA) of neural units: the shared engine and lesion hooks."""
-from .orderings import sample_orderings
-from .result import ShapleyResult, load
-from .shapley import shapley_modes
+"""Multiperturbation Shapley-value Analysis (MSA) of neural units: the shared engine and lesion hooks.
 
-__all__ = ["shapley_modes", "ShapleyResult", "load", "sample_orderings"]
+`import common` is light: torch, msapy and Ray are imported only by the parts that need them."""
+from importlib import import_module
+
+_EXPORTS = {"shapley_modes": "shapley", "ShapleyResult": "result", "load": "result", "sample_orderings": "orderings",
+            "SAMPLERS": "orderings"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'common' has no attribute {name!r}")

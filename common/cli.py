@@ -1,25 +1,203 @@
-"""Command-line options every compute_msa.py shares: checkpoints and resume, and the Ray backend."""
+"""What every compute_msa.py shares: the run options (same names and defaults everywhere), their checks, and one
+function that runs a game to an .npz with metadata, checkpointing beside it.
+
+An experiment's compute_msa.py only builds its game (and a picklable factory for Ray workers), its players, a
+fingerprint dict of what the run depends on, and its extra arrays; `run_to_npz` does the rest.
+"""
+import argparse
+import os
+import platform
+import sys
+import time
 from pathlib import Path
 
-
-def add_long_run_arguments(parser, checkpoint_every: float = 300.0) -> None:
-    parser.add_argument("--checkpoint-every", type=float, default=checkpoint_every, metavar="SECONDS",
-                        help="save the run's state this often and on Ctrl-C, beside the output as .ckpt "
-                             "(default: %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint of an interrupted run")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="ray: shard the orderings over Ray workers, each with its own model (and GPU); "
-                             "no checkpoints, a failed shard is run again")
-    parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    parser.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else per CPU)")
+from .orderings import SAMPLERS
 
 
-def long_run_options(args, checkpoint, game_factory, fingerprint: str) -> dict:
-    """shapley_modes keyword arguments for the chosen backend; refuses to overwrite a checkpoint silently."""
-    if args.backend == "ray":
-        return dict(backend="ray", game_factory=game_factory, n_workers=args.workers, address=args.address)
-    if Path(checkpoint).exists() and not args.resume:
+# ---------------------------------------------------------------- argument types: bad values fail at parse time
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a number > 0, got 0")
+    return value
+
+
+# ---------------------------------------------------------------- the shared options
+DEFAULT_SEED = 1
+DEFAULT_CHECKPOINT_EVERY = 300.0
+
+
+def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutations_help: str = "",
+                      out=None, out_help: str = "output .npz", batch_size_help: str = "") -> None:
+    """--n-permutations --seed --sampler --engine --batch-size --checkpoint-every --resume --backend --address
+    --workers --device --threads --out --no-progress, with the same defaults in every script."""
+    g = parser.add_argument_group("the Shapley run (shared by every compute_msa.py)")
+    g.add_argument("--n-permutations", type=positive_int, default=n_permutations,
+                   help=n_permutations_help or "orderings to walk (default: %(default)s, the paper's)")
+    g.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
+                   help="seed of the orderings: same seed, same numbers (default: %(default)s)")
+    g.add_argument("--sampler", choices=tuple(SAMPLERS), default="iid",
+                   help="orderings: " + "; ".join(f"{k}: {v.about}" for k, v in SAMPLERS.items())
+                        + " (default: %(default)s)")
+    g.add_argument("--engine", choices=("batched", "msapy"), default="batched",
+                   help="batched: ours; msapy: msapy's lazy interface, one coalition per call, the parity oracle "
+                        "(no error bars, checkpoints or Ray) (default: %(default)s)")
+    g.add_argument("--batch-size", type=positive_int, default=None,
+                   help=batch_size_help or "coalitions per game call (default: the game's own)")
+    g.add_argument("--checkpoint-every", type=non_negative_float, default=None, metavar="SECONDS",
+                   help=f"save the run's state this often (0: after every block) and on Ctrl-C, SIGTERM or SIGHUP, "
+                        f"beside the output as .ckpt (default: {DEFAULT_CHECKPOINT_EVERY:.0f})")
+    g.add_argument("--resume", action="store_true", help="continue from the checkpoint of an interrupted run")
+    g.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="ray: shard the orderings over Ray workers, each with its own model (and GPU); no "
+                        "checkpoints, a failed shard is run again (default: %(default)s)")
+    g.add_argument("--address", default=None, help="Ray cluster address, with --backend ray (default: a local Ray)")
+    g.add_argument("--workers", type=positive_int, default=None,
+                   help="Ray workers, with --backend ray (default: one per GPU, else per CPU)")
+    g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="torch CPU threads (default: all cores but one)")
+    g.add_argument("--out", type=Path, default=out, help=out_help + (" (default: %(default)s)" if out else ""))
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def check_run_arguments(parser, args) -> None:
+    """Contradictions between the shared options, as parser errors (exit 2) before anything loads."""
+    local = args.backend == "local" and args.engine == "batched"
+    if args.resume and not local:
+        parser.error("--resume continues a checkpoint, which only --backend local --engine batched writes")
+    if args.checkpoint_every is not None and not local:
+        parser.error("--checkpoint-every applies to --backend local --engine batched: Ray reruns failed shards, "
+                     "msapy keeps no state")
+    if args.backend == "ray" and args.engine == "msapy":
+        parser.error("--engine msapy runs in one process; it cannot use --backend ray")
+    if args.backend == "local" and (args.address is not None or args.workers is not None):
+        parser.error("--address and --workers are options of --backend ray")
+    if args.device not in ("auto", "cpu") and not str(args.device).startswith("cuda"):
+        parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
+
+
+def check_output_file(parser, path: Path, option: str = "--out") -> None:
+    """Fail now, not after hours of work, when `path` cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        parser.error(f"{option} {path} is a folder; give a file name")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"{option} {path} cannot be written: {folder} is not a writable folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        parser.error(f"{option} {path} exists and is not writable")
+
+
+def check_output_folder(parser, path: Path, option: str = "--out") -> None:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        parser.error(f"{option} {path} is a file; give a folder")
+    check_output_file(parser, path / "probe", option)
+
+
+def setup_device(args):
+    """torch device from --device, and torch CPU threads from --threads (all cores but one by default)."""
+    from .device import pick_device, set_cpu_threads
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        set_cpu_threads(args.threads)
+    return device
+
+
+# ---------------------------------------------------------------- one game to one .npz
+def versions() -> dict:
+    import numpy
+    out = dict(python=platform.python_version(), numpy=numpy.__version__)
+    for name in ("torch", "msapy", "transformers", "bitsandbytes"):
+        module = sys.modules.get(name)
+        if module is not None:
+            out[name] = str(getattr(module, "__version__", "?"))
+    return out
+
+
+def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factory=None, extras=None,
+               metadata=None, dtype=None, progress: bool | None = None):
+    """Shapley modes of `game` with the shared options in `args`, saved to `out` (atomically) with `extras`
+    (a dict of arrays, or a callable result -> dict) and metadata. Checkpoints go to out.with_suffix('.ckpt')
+    and are removed once the result is saved. A run stopped by a signal exits with 128 + the signal's number
+    after printing one line."""
+    import numpy as np
+
+    from .checkpoint import remove_checkpoint
+    from .fingerprint import run_fingerprint
+    from .runners import RunInterrupted
+    from .shapley import shapley_modes
+
+    out = Path(out)
+    local = args.backend == "local" and args.engine == "batched"
+    checkpoint = out.with_suffix(".ckpt") if local else None
+    if checkpoint is not None and checkpoint.exists() and not args.resume:
         raise SystemExit(f"{checkpoint} exists from an interrupted run: add --resume to continue it, or delete it "
                          "to start over")
-    return dict(checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                fingerprint=fingerprint)
+    if checkpoint is not None:
+        every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+        run = dict(checkpoint=checkpoint, checkpoint_every=every, resume=args.resume,
+                   fingerprint=run_fingerprint(fingerprint))
+    elif args.backend == "ray":
+        run = dict(backend="ray", n_workers=args.workers, address=args.address, game_factory=game_factory)
+    else:
+        run = {}
+    started = time.perf_counter()
+    try:
+        result = shapley_modes(game, players, n_permutations=args.n_permutations, seed=args.seed,
+                               sampler=args.sampler, batch_size=args.batch_size, engine=args.engine,
+                               dtype=np.float64 if dtype is None else dtype,
+                               progress=not args.no_progress if progress is None else progress, **run)
+    except RunInterrupted as stop:
+        print(f"\nstopped after {stop.done} orderings; resume with --resume (state in {stop.checkpoint})",
+              file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
+    result.metadata.update(fingerprint=fingerprint, versions=versions(), total_seconds=time.perf_counter() - started,
+                           **(metadata or {}))
+    arrays = extras(result) if callable(extras) else (extras or {})
+    result.save(out, **arrays)
+    if checkpoint is not None:
+        remove_checkpoint(checkpoint)
+    return result
+
+
+def entry(main) -> None:
+    """Run a script's main(); Ctrl-C outside the Shapley walk (while loading, say) exits 130 without a traceback."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -6,6 +6,7 @@ dimension of that module's output (features of a Linear, channels of a conv), pr
 even on error. With a (C, n) mask, C coalitions run in one forward pass: the first lesioned module sees the
 B inputs once and expands its output to C x B rows, so the work before it is not repeated C times.
 """
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,6 +21,14 @@ class Unit:
 
     def __str__(self):
         return f"{self.module}[{self.index}]"
+
+    @classmethod
+    def parse(cls, label: str) -> "Unit":
+        """The inverse of str(): "blocks.2.act[17]" -> Unit("blocks.2.act", 17)."""
+        match = re.fullmatch(r"(.+)\[(\d+)\]", label.strip())
+        if match is None:
+            raise ValueError(f"{label!r} is not a unit label like 'module.name[3]'")
+        return cls(match.group(1), int(match.group(2)))
 
 
 def _module(model: torch.nn.Module, name: str) -> torch.nn.Module:

@@ -1,34 +1,81 @@
-"""Orderings of players for Monte Carlo Shapley estimation.
+"""Orderings of players for Monte Carlo Shapley estimation: the samplers.
 
-Orderings are arrays of player indices, shape (n_permutations, n). The iid sampler draws them exactly as
-msapy does (`make_permutation_space` fed by `np.random.default_rng(seed)`), so that msapy, given the same
-seed, walks the very same orderings. Unlike msapy, seed 0 is a real seed here.
+A sampler returns `Orderings`: an int array (n_orderings, n_players) whose row j is the j-th ordering to walk,
+and a group size g. Consecutive groups of g orderings are independent draws; inside a group the orderings are
+built to be negatively correlated (an ordering and its reverse, say), so one statistical sample is the mean
+over a group. Estimators average within groups and compute standard errors across them; no code downstream
+needs to know which sampler made the orderings.
+
+The iid sampler draws exactly as msapy does (`make_permutation_space` fed by `np.random.default_rng(seed)`),
+so that msapy, given the same seed, walks the very same orderings. Unlike msapy, seed 0 is a real seed here.
 """
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
-from msapy.msa import make_permutation_space
-
-SAMPLERS = ("iid", "antithetic")
 
 
-def sample_orderings(n_players: int, n_permutations: int, seed: int, sampler: str = "iid") -> np.ndarray:
-    """Return an int array (n_permutations, n_players); row j is the j-th ordering to walk.
+@dataclass(frozen=True)
+class Orderings:
+    orderings: np.ndarray  # (n_orderings, n_players) player indices
+    group: int = 1         # orderings per independent sample
 
-    "antithetic" pairs each ordering with its reverse (rows 2k and 2k+1), which cancels every pairwise
-    interaction inside a pair; n_permutations counts orderings, so it must be even.
-    """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-    if sampler == "antithetic" and n_permutations % 2:
-        raise ValueError(f"the antithetic sampler walks orderings in (ordering, reverse) pairs, "
-                         f"so n_permutations must be even, got {n_permutations}")
-    rng = np.random.default_rng(seed)
-    n_draws = n_permutations // 2 if sampler == "antithetic" else n_permutations
+    def __len__(self) -> int:
+        return len(self.orderings)
+
+
+def _msapy_draws(n_players: int, n_draws: int, rng) -> np.ndarray:
+    from msapy.msa import make_permutation_space
     with warnings.catch_warnings():  # msapy warns that few orderings are inaccurate; our error bars say how much
         warnings.simplefilter("ignore")
         space = make_permutation_space(elements=list(range(n_players)), n_permutations=n_draws, rng=rng)
-    drawn = np.asarray(space, dtype=np.int64).reshape(n_draws, n_players)
-    if sampler == "iid":
-        return drawn
-    return np.stack([drawn, drawn[:, ::-1]], axis=1).reshape(n_permutations, n_players)
+    return np.asarray(space, dtype=np.int64).reshape(n_draws, n_players)
+
+
+class Sampler:
+    """Draws orderings in independent groups of `group(n_players)` orderings each."""
+    about = ""
+
+    def group(self, n_players: int) -> int:
+        return 1
+
+    def draw(self, n_players: int, n_orderings: int, seed: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class IID(Sampler):
+    about = "independent uniform orderings, msapy's for the same seed (the paper's)"
+
+    def draw(self, n_players, n_orderings, seed):
+        return _msapy_draws(n_players, n_orderings, np.random.default_rng(seed))
+
+
+class Antithetic(Sampler):
+    about = ("each msapy ordering followed by its reverse: a pair cancels every pairwise interaction, so it is exact "
+             "for games with at most pairwise interactions")
+
+    def group(self, n_players):
+        return 2
+
+    def draw(self, n_players, n_orderings, seed):
+        drawn = _msapy_draws(n_players, n_orderings // 2, np.random.default_rng(seed))
+        return np.stack([drawn, drawn[:, ::-1]], axis=1).reshape(-1, n_players)
+
+
+SAMPLERS = {"iid": IID(), "antithetic": Antithetic()}
+
+
+def sample(sampler: str, n_players: int, n_orderings: int, seed: int) -> Orderings:
+    """The orderings of a sampler; ValueError for an unknown sampler or a count that is not whole groups."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {tuple(SAMPLERS)}")
+    group = SAMPLERS[sampler].group(n_players)
+    if n_orderings % group:
+        raise ValueError(f"the {sampler} sampler walks orderings in groups of {group}, so n_permutations must be a "
+                         f"multiple of {group}, got {n_orderings}")
+    return Orderings(SAMPLERS[sampler].draw(n_players, n_orderings, seed), group)
+
+
+def sample_orderings(n_players: int, n_permutations: int, seed: int, sampler: str = "iid") -> np.ndarray:
+    """The (n_permutations, n_players) orderings of a sampler, as an array."""
+    return sample(sampler, n_players, n_permutations, seed).orderings

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+RESULT_ARRAYS = {"modes", "se", "intact", "lesioned", "players", "info"}  # the format's own arrays
+
 
 def _label_to_json(label):
     return list(map(_label_to_json, label)) if isinstance(label, (tuple, list)) else (
@@ -17,8 +19,30 @@ def _label_from_json(label):
     return tuple(map(_label_from_json, label)) if isinstance(label, list) else label
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def fsync_folder(folder) -> None:
+    """Make a rename in `folder` durable (a crash right after it cannot bring back the old file)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: folders cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_savez(path, **arrays) -> Path:
-    """np.savez to a temporary file beside `path`, then rename: a crash never leaves a half-written file."""
+    """np.savez to a temporary file beside `path`, then rename: a crash never leaves a half-written file.
+
+    The file gets the permissions of a normal new file (0666 less the umask), not mkstemp's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -27,10 +51,12 @@ def atomic_savez(path, **arrays) -> Path:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
     return path
 
 
@@ -64,7 +90,7 @@ class ShapleyResult:
         """Write an .npz (atomically); `extra_arrays` are stored beside the result (e.g. intact images)."""
         info = dict(players=_label_to_json(list(self.players)), n_permutations=self.n_permutations,
                     seed=self.seed, sampler=self.sampler, engine=self.engine, metadata=self.metadata)
-        clash = set(extra_arrays) & {"modes", "se", "intact", "lesioned", "players", "info"}
+        clash = set(extra_arrays) & RESULT_ARRAYS
         if clash:
             raise ValueError(f"extra array names {sorted(clash)} are reserved by the result format")
         return atomic_savez(path, modes=self.modes, se=self.se, intact=np.asarray(self.intact),
@@ -82,6 +108,10 @@ class ShapleyResult:
 def load(path) -> ShapleyResult:
     """Read a result written by ShapleyResult.save."""
     with np.load(path, allow_pickle=False) as f:
+        missing = sorted(RESULT_ARRAYS - set(f.files))
+        if missing:
+            raise ValueError(f"{path} is not a Shapley result written by ShapleyResult.save: it lacks "
+                             f"{', '.join(missing)} (it holds {', '.join(sorted(f.files)) or 'no arrays'})")
         info = json.loads(str(f["info"]))
         return ShapleyResult(modes=f["modes"], se=f["se"], players=[_label_from_json(p) for p in info["players"]],
                              n_permutations=info["n_permutations"], intact=f["intact"], lesioned=f["lesioned"],
@@ -92,4 +122,4 @@ def load(path) -> ShapleyResult:
 def load_extra(path) -> dict:
     """The arrays stored beside the result in an .npz written by ShapleyResult.save."""
     with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files if k not in {"modes", "se", "intact", "lesioned", "players", "info"}}
+        return {k: f[k] for k in f.files if k not in RESULT_ARRAYS}

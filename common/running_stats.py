@@ -24,16 +24,26 @@ class RunningModes:
         self.m2[players] += delta * (samples - mean)
         self.mean[players] = mean
 
+    def load(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
+        """Copy saved accumulators into these (same shapes), keeping these buffers."""
+        for name, mine, theirs in (("count", self.count, count), ("mean", self.mean, mean), ("m2", self.m2, m2)):
+            if mine.shape != theirs.shape:
+                raise ValueError(f"saved {name} has shape {theirs.shape}, expected {mine.shape}")
+            if mine is not theirs:
+                mine[...] = theirs
+
     def merge(self, other: "RunningModes") -> None:
-        """Fold in another accumulator over disjoint samples (Chan et al.'s parallel update)."""
-        total = self.count + other.count
-        safe = np.maximum(total, 1)
-        shape = (-1, *([1] * (self.mean.ndim - 1)))
-        w_other = (other.count / safe).reshape(shape)
-        delta = other.mean - self.mean
-        self.mean += delta * w_other.astype(self.mean.dtype)
-        self.m2 += other.m2 + delta ** 2 * (self.count * other.count / safe).reshape(shape).astype(self.m2.dtype)
-        self.count = total
+        """Fold in another accumulator over disjoint samples (Chan et al.'s parallel update), one player at a
+        time so that no full-size temporary is made."""
+        for i in np.flatnonzero(other.count):
+            a, b = int(self.count[i]), int(other.count[i])
+            if a == 0:
+                self.mean[i], self.m2[i] = other.mean[i], other.m2[i]
+                continue
+            delta = other.mean[i] - self.mean[i]
+            self.mean[i] += delta * self.mean.dtype.type(b / (a + b))
+            self.m2[i] += other.m2[i] + delta ** 2 * self.m2.dtype.type(a * b / (a + b))
+        self.count += other.count
 
     def standard_error(self, consume: bool = False) -> np.ndarray:
         """Standard error of each mean element; NaN for players with fewer than two samples.

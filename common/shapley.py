@@ -1,267 +1,155 @@
-"""Monte Carlo Shapley modes of lesion games: the engine.
+"""Monte Carlo Shapley modes of lesion games: `shapley_modes`, a thin composition of the engine's parts.
+
+    orderings (common/orderings.py)   which orderings of the players to walk, in independent groups
+    estimator (common/estimators/)    which coalitions each ordering needs; folds the values into its state
+    walk      (common/walk.py)        how orderings are cut into blocks and game calls, the same for every runner
+    runner    (common/runners/)       local (batched, checkpoints, signals), Ray (shards), or msapy (the oracle)
 
 A game is a callable on a boolean coalition matrix: game(coalitions) with coalitions of shape (C, n),
 True = player intact, returns an array (numpy or torch) of shape (C, *output_shape).
-
-For every sampled ordering of the players we walk the chain the way msapy's lazy mode does: start from
-the intact network and lesion the players one by one; the drop in value at each step is that player's
-marginal contribution. The chain's coalitions are evaluated many at a time, and a per-player running mean
-and variance (Welford) is kept, so memory is O(n x output size) however many orderings are walked.
 """
-import signal
-import threading
 import time
-from pathlib import Path
+from functools import partial
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .orderings import SAMPLERS, sample_orderings
+from .checkpoint import Checkpointer
+from .estimators import ShapleyModes
+from .game import CheckedGame, batch_size_for, player_labels
+from .orderings import sample
 from .result import ShapleyResult
-from .running_stats import RunningModes
+from .runners import run_local, run_msapy, run_ray
 
 ENGINES = ("batched", "msapy")
 BACKENDS = ("local", "ray")
-_DEFAULT_BATCH_ELEMENTS = 2 ** 24  # output elements per game call when neither caller nor game picks a batch
+DEFAULT_CHECKPOINT_EVERY = 60.0
 
 
-def _players(players) -> list:
-    if isinstance(players, (int, np.integer)):
-        labels = list(range(int(players)))
+def _positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_options(*, n_permutations, seed, engine, backend, dtype, checkpoint, checkpoint_every, resume, fingerprint,
+                  n_workers, address, progress, estimator) -> dict:
+    """ValueError for any option that is out of range or contradicts another; returns the normalised values."""
+    n_permutations = _positive_int("n_permutations", n_permutations)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as error:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from error
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64 (the accumulators' precision), got {dtype}")
+    if not isinstance(progress, (bool, np.bool_)):
+        raise ValueError(f"progress must be True or False, got {progress!r}")
+    if checkpoint is None:
+        for name, value in (("checkpoint_every", checkpoint_every), ("fingerprint", fingerprint)):
+            if value is not None:
+                raise ValueError(f"{name} is given but checkpoint is not: it only applies to checkpoints")
+        if resume:
+            raise ValueError("resume=True needs a checkpoint to resume from")
+    elif checkpoint_every is not None and (isinstance(checkpoint_every, bool) or
+                                           not isinstance(checkpoint_every, (int, float, np.integer, np.floating))
+                                           or not checkpoint_every >= 0):
+        raise ValueError(f"checkpoint_every must be a number of seconds >= 0, got {checkpoint_every!r}")
+    if backend == "local" and (n_workers is not None or address is not None):
+        raise ValueError("n_workers and address are options of backend='ray'")
+    if backend == "ray":
+        if checkpoint is not None:
+            raise ValueError("checkpoints are written by the local backend; with backend='ray', failed shards are "
+                             "run again instead")
+        if n_workers is not None:
+            _positive_int("n_workers", n_workers)
+    if engine == "msapy":
+        refused = [name for name, given in (("checkpoint", checkpoint is not None), ("backend='ray'", backend == "ray"),
+                                            (f"the {estimator.name} estimator", estimator is not ShapleyModes))
+                   if given]
+        if refused:
+            raise ValueError(f"engine='msapy' runs msapy's own lazy walk, which cannot honour {', '.join(refused)}: "
+                             "use engine='batched'")
+    return dict(n_permutations=n_permutations, seed=int(seed), dtype=dtype)
+
+
+def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid", batch_size=None,
+             engine="batched", dtype=np.float64, progress=True, checkpoint=None, checkpoint_every=None,
+             resume=False, fingerprint=None, backend="local", n_workers=None, address=None, game_factory=None,
+             estimator_options=None, desc="Shapley modes"):
+    """Run `estimator` (a class from common.estimators) on the game; returns (estimates, run) where `run` holds
+    labels, intact, lesioned, the orderings and metadata. The options are those of `shapley_modes`."""
+    options = check_options(n_permutations=n_permutations, seed=seed, engine=engine, backend=backend, dtype=dtype,
+                            checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                            fingerprint=fingerprint, n_workers=n_workers, address=address, progress=progress,
+                            estimator=estimator)
+    n_permutations, seed, dtype = options["n_permutations"], options["seed"], options["dtype"]
+    labels = player_labels(players)
+    n = len(labels)
+    orderings = sample(sampler, n, n_permutations, seed)
+    if game is None:
+        if game_factory is None:
+            raise ValueError("give a game, or a game_factory that builds one")
+        game = game_factory()
+    checked = CheckedGame(game, labels, dtype)
+    if batch_size is not None:  # checked before the game runs; the default depends on the output size
+        _positive_int("batch_size", batch_size)
+    intact, lesioned = checked(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
+    batch_size = batch_size_for(batch_size, checked, intact.size)
+    make_estimator = partial(estimator, n, intact, orderings.group, dtype, **(estimator_options or {}))
+    state = make_estimator()
+    started, evaluated = time.perf_counter(), 0
+    if engine == "msapy":
+        estimates = dict(modes=run_msapy(checked, labels, orderings.orderings, intact, progress))
+        estimates["se"] = np.full_like(estimates["modes"], np.nan)
     else:
-        labels = list(players)
-    if len(labels) < 2:
-        raise ValueError(f"need at least 2 players, got {len(labels)}")
-    if len(set(map(repr, labels))) != len(labels):
-        raise ValueError("player labels must be distinct")
-    return labels
-
-
-def _describe(coalition: np.ndarray, labels: list, limit: int = 8) -> str:
-    lesioned = [labels[i] for i in np.flatnonzero(~coalition)]
-    shown = ", ".join(map(repr, lesioned[:limit])) + (", ..." if len(lesioned) > limit else "")
-    return f"the coalition with {len(lesioned)} lesioned player(s) [{shown}]"
-
-
-class _CheckedGame:
-    """Calls the game, converts its output to numpy and checks its shape and finiteness."""
-
-    def __init__(self, game, labels, dtype):
-        self.game, self.labels, self.dtype, self.output_shape = game, labels, dtype, None
-
-    def __call__(self, coalitions: np.ndarray) -> np.ndarray:
-        out = self.game(coalitions)
-        if hasattr(out, "detach"):  # a torch tensor, possibly on a GPU
-            out = out.detach().cpu().numpy()
-        out = np.asarray(out, dtype=self.dtype)
-        if out.ndim == 0 or out.shape[0] != len(coalitions):
-            raise ValueError(f"the game returned shape {out.shape} for {len(coalitions)} coalitions; "
-                             f"it must return one row per coalition, shape (C, *output_shape)")
-        if self.output_shape is None:
-            self.output_shape = out.shape[1:]
-        elif out.shape[1:] != self.output_shape:
-            raise ValueError(f"the game returned rows of shape {out.shape[1:]} where earlier calls returned "
-                             f"{self.output_shape}")
-        bad = ~np.isfinite(out.reshape(len(out), -1)).all(axis=1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"the game returned NaN or inf for {_describe(coalitions[row], self.labels)}")
-        return out
-
-
-def _batch_size(batch_size, game, output_size: int) -> int:
-    if batch_size is None:
-        batch_size = getattr(game, "batch_size", None)
-    if batch_size is None:
-        batch_size = int(np.clip(_DEFAULT_BATCH_ELEMENTS // max(output_size, 1), 1, 4096))
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    return int(batch_size)
+        if backend == "ray":
+            evaluated = run_ray(game_factory, labels, dtype, make_estimator, state, orderings, batch_size,
+                                n_workers=n_workers, address=address, progress=progress, desc=desc)
+        else:
+            config = dict(players=[repr(p) for p in labels], n_permutations=n_permutations, seed=seed, sampler=sampler,
+                          dtype=dtype.name, output_shape=list(intact.shape), batch_size=batch_size,
+                          fingerprint=fingerprint, **state.config())
+            every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
+            checkpointer = None if checkpoint is None else Checkpointer(checkpoint, every, config)
+            run_local(checked, state, orderings, batch_size, progress, checkpointer, resume, desc=desc)
+        estimates = state.finish()
+    seconds = time.perf_counter() - started
+    coalitions = checked.coalitions + evaluated
+    metadata = dict(seconds=seconds, coalitions=int(coalitions), backend=backend, batch_size=batch_size,
+                    coalitions_per_s=coalitions / max(seconds, 1e-12))
+    return estimates, dict(labels=labels, intact=intact, lesioned=lesioned, orderings=orderings, seed=seed,
+                           n_permutations=n_permutations, metadata=metadata)
 
 
 def shapley_modes(game, players, n_permutations: int = 1000, seed: int = 1, sampler: str = "iid",
                   batch_size: int | None = None, engine: str = "batched", dtype=np.float64,
-                  progress: bool = True, checkpoint=None, checkpoint_every: float = 60.0, resume: bool = False,
+                  progress: bool = True, checkpoint=None, checkpoint_every: float | None = None, resume: bool = False,
                   fingerprint: str | None = None, backend: str = "local", n_workers: int | None = None,
                   address: str | None = None, game_factory=None) -> ShapleyResult:
     """Estimate every player's Shapley mode of `game` from `n_permutations` sampled orderings.
 
     players: an int n, or n labels (e.g. (layer, expert) tuples).
-    sampler: "iid" (msapy's orderings for this seed) or "antithetic" (each ordering followed by its reverse).
+    sampler: a name in common.SAMPLERS: "iid" (msapy's orderings for this seed), "antithetic" (each ordering
+        followed by its reverse), ...
     batch_size: coalitions per game call; default: the game's own `batch_size` attribute, else by output size.
-    engine: "batched" (ours) or "msapy" (msapy.interface, lazy, one coalition per call; no error bars).
-    dtype: accumulator precision; float32 halves the memory of very large outputs.
-    checkpoint: a file to save the state to every `checkpoint_every` seconds and on Ctrl-C; with resume=True
-        an existing checkpoint is continued (it must match this configuration and `fingerprint`, e.g. a hash
-        of the model's weights from common.checkpoint.fingerprint). The result is bit-identical to a run
-        that was never interrupted.
+    engine: "batched" (ours) or "msapy" (msapy.interface, lazy, one coalition per call; no error bars, no
+        checkpoints, no Ray).
+    dtype: accumulator precision, float64 or float32 (halves the memory of very large outputs).
+    checkpoint: a file to save the state to every `checkpoint_every` seconds (default 60) and on SIGINT, SIGTERM
+        or SIGHUP (then RunInterrupted is raised); with resume=True an existing checkpoint is continued (it
+        must match this configuration and `fingerprint`, e.g. common.fingerprint.model_fingerprint(model)).
+        The result is bit-identical to a run that was never interrupted.
     backend: "local" or "ray" (shards of orderings on `n_workers` Ray actors, each building its own game
         with `game_factory()`; `address` of an existing cluster, else a local one).
     """
-    labels = _players(players)
-    n = len(labels)
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
-        raise ValueError(f"n_permutations must be a positive integer, got {n_permutations!r}")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if backend == "ray" and checkpoint is not None:
-        raise ValueError("checkpoints are written by the local backend; with backend='ray', rerun failed shards instead")
-    if game is None and game_factory is not None:
-        game = game_factory()
-    if not callable(game):
-        raise TypeError(f"game must be callable on a (C, n) bool array, got {type(game).__name__}")
-    orderings = sample_orderings(n, int(n_permutations), seed, sampler)
-    checked = _CheckedGame(game, labels, dtype)
-    intact, lesioned = checked(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
-    batch_size = _batch_size(batch_size, game, intact.size)
-    started = time.perf_counter()
-    if engine == "msapy":
-        modes = _msapy_modes(checked, labels, orderings, intact, progress)
-        se = np.full_like(modes, np.nan)
-    else:
-        stats = RunningModes(n, intact.shape, dtype)
-        if backend == "ray":
-            from .ray_backend import walk_on_ray
-            walk_on_ray(game_factory, labels, orderings, intact, stats, sampler, batch_size, dtype,
-                        n_workers=n_workers, address=address, progress=progress)
-        else:
-            config = dict(players=[repr(p) for p in labels], n_permutations=int(n_permutations), seed=seed,
-                          sampler=sampler, dtype=np.dtype(dtype).name, output_shape=list(intact.shape),
-                          batch_size=batch_size, fingerprint=fingerprint)
-            _walk_with_checkpoints(checked, orderings, intact, stats, sampler, batch_size, progress,
-                                   checkpoint, checkpoint_every, resume, config)
-        se = stats.standard_error(consume=True)
-        modes = stats.mean
-    seconds = time.perf_counter() - started
-    return ShapleyResult(modes=modes, se=se, players=labels, n_permutations=int(n_permutations), intact=intact,
-                         lesioned=lesioned, seed=seed, sampler=sampler, engine=engine,
-                         metadata=dict(seconds=seconds, coalitions=int(orderings.size), backend=backend,
-                                       coalitions_per_s=orderings.size / max(seconds, 1e-12)))
-
-
-def _walk_with_checkpoints(game, orderings, intact, stats, sampler, batch_size, progress, checkpoint,
-                           checkpoint_every, resume, config):
-    """Walk the orderings locally; save the state every `checkpoint_every` seconds and on Ctrl-C."""
-    if checkpoint is None:
-        walk_orderings(game, orderings, intact, stats, sampler, batch_size, progress)
-        return
-    done = 0
-    if Path(checkpoint).exists():
-        if not resume:
-            raise FileExistsError(f"checkpoint {checkpoint} exists: resume it (--resume / resume=True) or delete it")
-        done = load_checkpoint(checkpoint, config, stats)
-    interrupted, last = [], [time.monotonic()]
-
-    def on_sigint(signum, frame):  # finish the batch in flight, save, then stop
-        interrupted.append(signum)
-
-    def after_batch(walked):
-        if interrupted or time.monotonic() - last[0] >= checkpoint_every:
-            save_checkpoint(checkpoint, config, walked, stats)
-            last[0] = time.monotonic()
-        if interrupted:
-            raise KeyboardInterrupt(f"stopped after {walked} orderings; state saved to {checkpoint}")
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
-    try:
-        walk_orderings(game, orderings[done:], intact, stats, sampler, batch_size, progress, first_ordering=done,
-                       after_batch=lambda k: after_batch(done + k))
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _ranks(orderings: np.ndarray) -> np.ndarray:
-    """rank[j, p] = position of player p in ordering j."""
-    rank = np.empty_like(orderings)
-    np.put_along_axis(rank, orderings, np.arange(orderings.shape[1])[None, :], axis=1)
-    return rank
-
-
-def batches(n_orderings: int, n: int, batch_size: int, sampler: str):
-    """The walk's layout: (first chain row, end row, orderings complete after it) per game call.
-
-    Batches hold whole orderings (k = batch_size // n of them, even for antithetic pairs) or, when an
-    ordering is longer than a batch, consecutive slices of one ordering. The layout depends only on where
-    the walk starts on this grid, so a resumed or sharded walk evaluates exactly the same batches.
-    """
-    per_batch = batch_size // n
-    if per_batch >= 2 and sampler == "antithetic":
-        per_batch -= per_batch % 2
-    if per_batch >= 1:
-        for j in range(0, n_orderings, per_batch):
-            end = min(j + per_batch, n_orderings)
-            yield j * n, end * n, end
-    else:
-        for j in range(n_orderings):
-            for start in range(0, n, batch_size):
-                end = min(start + batch_size, n)
-                yield j * n + start, j * n + end, j + 1 if end == n else j
-
-
-def walk_orderings(game, orderings: np.ndarray, intact: np.ndarray, stats: RunningModes, sampler: str,
-                   batch_size: int, progress: bool = True, first_ordering: int = 0, after_batch=None) -> None:
-    """Walk every ordering's lesion chain and fold each player's marginal contributions into `stats`.
-
-    `first_ordering` is the global index of orderings[0] (antithetic pairs start on even indices).
-    `after_batch(k)` is called whenever the first k orderings are complete (pairs, for antithetic)."""
-    n_orderings, n = orderings.shape
-    rank = _ranks(orderings)  # the coalition of chain row (j, step) keeps players ranked after step
-    pending = np.zeros_like(stats.mean) if sampler == "antithetic" else None  # first half of a pair
-    previous = intact  # value of the chain's previous coalition
-    with tqdm(total=n_orderings * n, unit="coalition", unit_scale=True, disable=not progress, smoothing=0.05,
-              desc="Shapley modes") as bar:
-        for start, end, complete in batches(n_orderings, n, batch_size, sampler):
-            rows = np.arange(start, end)
-            which, step = np.divmod(rows, n)
-            values = game(rank[which] > step[:, None])
-            before = np.concatenate([previous[None], values[:-1]])
-            before[step == 0] = intact
-            contributions = before - values
-            previous = values[-1]
-            # one segment per ordering inside this batch: each player appears at most once in a segment
-            for j in np.unique(which):
-                seg = which == j
-                players = orderings[j, step[seg]]
-                if sampler == "antithetic" and (first_ordering + j) % 2 == 0:
-                    pending[players] = contributions[seg]
-                elif sampler == "antithetic":
-                    stats.update(players, (pending[players] + contributions[seg]) / 2)
-                else:
-                    stats.update(players, contributions[seg])
-            bar.update(len(rows))
-            if after_batch is not None and end % n == 0 and (sampler != "antithetic" or (first_ordering + complete) % 2 == 0):
-                after_batch(complete)
-
-
-def _msapy_modes(checked, labels, orderings, intact, progress) -> np.ndarray:
-    """msapy.interface in lazy mode, one coalition per objective call, on our orderings."""
-    import warnings
-
-    from msapy import msa
-
-    n = len(labels)
-    space = [tuple(int(i) for i in o) for o in orderings]
-    if len(set(space)) < len(space):
-        warnings.warn("msapy walks each distinct ordering once (it keeps them in a set): the orderings "
-                      "drawn here repeat, so its estimate averages fewer orderings than asked", stacklevel=3)
-
-    def objective(lesioned_players):
-        coalition = np.ones((1, n), bool)
-        coalition[0, list(lesioned_players)] = False
-        out = checked(coalition)[0]
-        return out if out.ndim else float(out)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "a permutation space is given": that is the point
-        table = msa.interface(n_permutations=len(space), elements=list(range(n)), objective_function=objective,
-                              permutation_space=space, lazy=True, dual_progress_bars=progress)
-    if intact.ndim == 0:
-        return np.asarray(table.mean(axis=0).to_numpy(), dtype=intact.dtype)
-    return np.array(table.to_numpy(), dtype=intact.dtype).T.reshape(n, *intact.shape)
+    estimates, run = estimate(ShapleyModes, game, players, n_permutations, seed, sampler, batch_size, engine, dtype,
+                              progress, checkpoint, checkpoint_every, resume, fingerprint, backend, n_workers,
+                              address, game_factory)
+    return ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],
+                         n_permutations=run["n_permutations"], intact=run["intact"], lesioned=run["lesioned"],
+                         seed=run["seed"], sampler=sampler, engine=engine, metadata=run["metadata"])

@@ -55,3 +55,16 @@ class TanhGame:
             open(self.die_marker, "w").close()
             __import__("os")._exit(1)  # the worker dies mid-shard, once
         return np.tanh(c.astype(float) @ self.w) ** 2
+
+
+class Counting:
+    """Wraps a game and counts what it is asked (like shapiq's DummyGame.access_counter): calls and coalitions."""
+
+    def __init__(self, game):
+        self.game, self.calls, self.coalitions, self.sizes = game, 0, 0, []
+
+    def __call__(self, c):
+        self.calls += 1
+        self.coalitions += len(c)
+        self.sizes.append(len(c))
+        return self.game(c)

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-from games import additive, exact_shapley, pairwise, unanimity
+from games import Counting, additive, exact_shapley, pairwise, unanimity
 from msapy import msa
 
 from common import load, shapley_modes
@@ -90,16 +90,29 @@ def test_same_seed_same_numbers_and_seed_zero_is_a_seed():
     game = small_network_game()
     a = shapley_modes(game, 10, n_permutations=20, seed=0, progress=False)
     b = shapley_modes(game, 10, n_permutations=20, seed=0, progress=False)
-    c = shapley_modes(game, 10, n_permutations=20, seed=1, progress=False)
     np.testing.assert_array_equal(a.modes, b.modes)
     np.testing.assert_array_equal(a.se, b.se)
-    assert not np.allclose(a.modes, c.modes)
-    np.testing.assert_array_equal(sample_orderings(10, 5, 0), sample_orderings(10, 5, 0))
+    # seed 0 gives msapy's orderings for default_rng(0), not fresh entropy (msapy's own random_seed=0 would)
+    theirs = msa.make_permutation_space(elements=list(range(10)), n_permutations=5, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(sample_orderings(10, 5, 0), np.array(theirs))
+    # another seed walks other orderings; both runs' estimates agree with the truth within their error bars
+    c = shapley_modes(game, 10, n_permutations=20, seed=1, progress=False)
+    assert (sample_orderings(10, 20, 0) != sample_orderings(10, 20, 1)).any(axis=1).all()
+    truth = exact_shapley(game, 10)
+    for r in (a, c):
+        assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).mean() >= 0.9
 
 
-def test_batch_size_does_not_change_the_result():
+@pytest.mark.parametrize("sampler", ["iid", "antithetic"])
+def test_batch_size_does_not_change_the_result_and_calls_are_counted(sampler):
     game = small_network_game()
-    runs = [shapley_modes(game, 10, n_permutations=8, seed=4, batch_size=b, progress=False) for b in (1, 7, 10, 1000)]
+    runs = []
+    for batch, calls in ((1, 1 + 8 * 10), (7, 1 + 8 * 2), (10, 1 + 8), (1000, 1 + 1)):
+        counted = Counting(game)
+        runs.append(shapley_modes(counted, 10, n_permutations=8, seed=4, batch_size=batch, sampler=sampler,
+                                  progress=False))
+        assert counted.calls == calls and max(counted.sizes[1:]) <= batch
+        assert runs[-1].metadata["coalitions"] == counted.coalitions == 2 + 8 * 10
     for r in runs[1:]:
         np.testing.assert_allclose(r.modes, runs[0].modes, atol=1e-14)
         np.testing.assert_allclose(r.se, runs[0].se, atol=1e-14)
@@ -115,7 +128,9 @@ def test_antithetic_is_exact_on_pairwise_games_and_counts_orderings():
     r = shapley_modes(game, 6, n_permutations=6, seed=5, sampler="antithetic", progress=False)
     np.testing.assert_allclose(r.modes, truth, atol=1e-12)
     np.testing.assert_allclose(r.se, 0, atol=1e-12)  # standard error over pairs: every pair is exact
-    assert r.metadata["coalitions"] == 6 * 6  # 6 orderings = 3 pairs, same cost as 6 iid orderings
+    counted = Counting(game)
+    r = shapley_modes(counted, 6, n_permutations=6, seed=5, sampler="antithetic", progress=False)
+    assert r.metadata["coalitions"] == counted.coalitions == 2 + 6 * 6  # 3 pairs cost as much as 6 iid orderings
     o = sample_orderings(6, 4, 5, "antithetic")
     np.testing.assert_array_equal(o[1], o[0][::-1])
 
@@ -173,7 +188,7 @@ def test_torch_outputs_and_labels_and_roundtrip(tmp_path):
     (dict(players=1), "at least 2 players"),
     (dict(sampler="sobol"), "unknown sampler"),
     (dict(engine="fast"), "unknown engine"),
-    (dict(sampler="antithetic", n_permutations=3), "even"),
+    (dict(sampler="antithetic", n_permutations=3), "multiple of 2"),
     (dict(batch_size=0), "batch_size"),
 ])
 def test_bad_arguments_are_named(kwargs, message):

@@ -124,7 +124,7 @@ def test_compute_msa_is_reproducible(msa_file, saved_model, tmp_path):
     from common import load
     from LLM import compute_msa
     again = compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations",
-                              "2", "--seed", "3", "--device", "cpu", "--threads", "1", "--coalitions-per-call", "3",
+                              "2", "--seed", "3", "--device", "cpu", "--threads", "1", "--batch-size", "3",
                               "--out", str(tmp_path / "again.npz"), "--no-progress"])
     np.testing.assert_array_equal(load(again).modes, load(msa_file).modes)
 
@@ -135,7 +135,7 @@ def test_compute_msa_resumes_an_interrupted_run_bit_identically(msa_file, saved_
     from LLM.generate import ExpertGame
     out = tmp_path / "resumed.npz"
     argv = ["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations", "2", "--seed", "3",
-            "--device", "cpu", "--threads", "1", "--coalitions-per-call", "16", "--out", str(out), "--no-progress",
+            "--device", "cpu", "--threads", "1", "--batch-size", "16", "--out", str(out), "--no-progress",
             "--checkpoint-every", "0"]
     real_call, calls = ExpertGame.__call__, [0]
 

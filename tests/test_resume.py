@@ -1,4 +1,5 @@
 """Checkpoint and resume: SIGKILL at random moments, Ctrl-C, damaged and mismatched checkpoints."""
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,6 @@ import pytest
 
 from common import load, shapley_modes
 from common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from common.running_stats import RunningModes
 from MLP import train
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -39,12 +39,16 @@ def test_resumed_run_is_bit_identical(tmp_path, sampler, batch_size):
         with pytest.raises(KeyboardInterrupt):
             shapley_modes(dies_after(limit), 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
                           progress=False, checkpoint=ckpt, checkpoint_every=0, resume=True)
-    done = load_checkpoint(ckpt, _config_of(ckpt), RunningModes(9, (4,)))
+    done = load_checkpoint(ckpt, _config_of(ckpt), state_arrays())
     assert 0 < done < 24
     resumed = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
                             progress=False, checkpoint=ckpt, checkpoint_every=0, resume=True)
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
+
+
+def state_arrays(n=9, shape=(4,)):
+    return dict(count=np.zeros(n, np.int64), mean=np.zeros((n, *shape)), m2=np.zeros((n, *shape)))
 
 
 def _config_of(path):
@@ -81,15 +85,17 @@ def test_checkpoint_refuses_other_runs_and_damage(tmp_path):
                       resume=True, fingerprint="model-a")
     assert ckpt.read_bytes() == good[: len(good) // 2] and (tmp_path / "run.ckpt.prev").exists()  # nothing deleted
     # a flipped byte inside the arrays is caught by the checksum
-    stats = RunningModes(9, (4,))
-    stats.mean[:] = 1.0
-    save_checkpoint(ckpt, {"a": 1}, 3, stats)
+    arrays = state_arrays()
+    arrays["mean"][:] = 1.0
+    save_checkpoint(ckpt, {"a": 1}, 3, arrays)
+    back = state_arrays()
+    assert load_checkpoint(ckpt, {"a": 1}, back) == 3 and (back["mean"] == 1).all()
     raw = bytearray(ckpt.read_bytes())
     pos = raw.find(np.float64(1.0).tobytes())
     raw[pos:pos + 8] = np.float64(2.0).tobytes()
     ckpt.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="damaged"):
-        load_checkpoint(ckpt, {"a": 1}, RunningModes(9, (4,)))
+        load_checkpoint(ckpt, {"a": 1}, state_arrays())
 
 
 @pytest.fixture(scope="module")
@@ -128,21 +134,36 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_p
     assert not (out / "mlp_N060_l2_t00.ckpt").exists()
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_completes(one_model, tmp_path):
+@pytest.fixture(scope="module")
+def straight_3000(one_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    subprocess.run(compute(one_model, out, "--n-permutations", "3000"), check=True, cwd=ROOT, capture_output=True)
+    return load(out / "mlp_N060_l2_t00.npz")
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_alone_saves_the_state_and_the_resumed_run_is_bit_identical(one_model, straight_3000, tmp_path,
+                                                                           signum, code):
     out = tmp_path / "interrupted"
-    proc = subprocess.Popen(compute(one_model, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
     ckpt = out / "mlp_N060_l2_t00.ckpt"
-    deadline = time.time() + 60
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    argv = compute(one_model, out, "--n-permutations", "3000", "--checkpoint-every", "1e9")  # no periodic saves
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    for line in proc.stdout:
+        if "to compute" in line:  # the model loads next, then the walk starts
+            break
+    time.sleep(1.0)
+    assert not ckpt.exists()
+    proc.send_signal(signum)
     output = proc.communicate(timeout=60)[0]
-    assert proc.returncode != 0 and ckpt.exists(), output
-    assert "state saved" in output
-    refused = subprocess.run(compute(one_model, out), cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == code, output
+    assert "Traceback" not in output and "resume with --resume" in output, output
+    with np.load(ckpt) as f:
+        assert 0 < int(f["done"]) < 3000, "the signal came after the walk; start it sooner"
+    refused = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode != 0 and "--resume" in refused.stderr
-    subprocess.run(compute(one_model, out, "--resume"), check=True, cwd=ROOT, capture_output=True)
-    subprocess.run(compute(one_model, tmp_path / "straight"), check=True, cwd=ROOT, capture_output=True)
-    np.testing.assert_array_equal(load(out / "mlp_N060_l2_t00.npz").modes,
-                                  load(tmp_path / "straight" / "mlp_N060_l2_t00.npz").modes)
+    subprocess.run(argv + ["--resume"], check=True, cwd=ROOT, capture_output=True)
+    resumed = load(out / "mlp_N060_l2_t00.npz")
+    np.testing.assert_array_equal(resumed.modes, straight_3000.modes)
+    np.testing.assert_array_equal(resumed.se, straight_3000.se)
+    assert not ckpt.exists()

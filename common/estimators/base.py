@@ -1,0 +1,54 @@
+"""The estimator interface: an estimator owns its state, says which coalitions it needs for a block of
+orderings, and folds the game's values into its state as they arrive.
+
+A runner (common/runners) walks the blocks of common/walk.py: for each block it calls `plan` once, evaluates the
+planned coalitions in game calls, in order, and hands every call's values to `fold`. Between blocks the state is
+complete, so it can be saved (`state`, `load_state`) or merged with another shard's (`merge`). Adding an
+estimator touches no runner: subclass, set `rows_per_ordering`, implement the five methods.
+"""
+import numpy as np
+
+
+class Estimator:
+    name = "estimator"
+    rows_per_ordering: int  # coalitions planned per ordering
+
+    def __init__(self, n_players: int, intact: np.ndarray, group: int = 1, dtype=np.float64):
+        self.n, self.intact, self.group, self.dtype = n_players, np.asarray(intact), int(group), np.dtype(dtype)
+
+    def config(self) -> dict:
+        """What a checkpoint must match to be resumed by this estimator (JSON-serialisable)."""
+        return dict(estimator=self.name, rows_per_ordering=self.rows_per_ordering)
+
+    def plan(self, orderings: np.ndarray, first: int) -> np.ndarray:
+        """Start a block: the (len(orderings) * rows_per_ordering, n) bool coalitions to evaluate, in order.
+        `first` is the global index of orderings[0] (groups start at multiples of `group`)."""
+        raise NotImplementedError
+
+    def fold(self, values: np.ndarray) -> None:
+        """Fold in the values of the next planned coalitions (one game call's worth)."""
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        """The complete state between blocks, as named arrays (no copies)."""
+        raise NotImplementedError
+
+    def load_state(self, arrays: dict) -> None:
+        raise NotImplementedError
+
+    def merge(self, other: "Estimator") -> None:
+        """Fold in another estimator's state over disjoint orderings."""
+        raise NotImplementedError
+
+    def finish(self) -> dict:
+        """The estimates, e.g. dict(modes=..., se=...); the estimator may reuse its buffers for them."""
+        raise NotImplementedError
+
+
+def chain_coalitions(orderings: np.ndarray) -> np.ndarray:
+    """(k * n, n) coalitions of the lesion chains: row (j, step) keeps the players ranked after `step` in
+    ordering j, so each ordering starts one lesion below the intact network and ends fully lesioned."""
+    k, n = orderings.shape
+    rank = np.empty_like(orderings)
+    np.put_along_axis(rank, orderings, np.arange(n)[None, :], axis=1)
+    return (rank[:, None, :] > np.arange(n)[None, :, None]).reshape(k * n, n)

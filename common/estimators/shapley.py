@@ -1,0 +1,61 @@
+"""First-order Shapley modes from lesion chains (msapy's lazy walk, many coalitions per call).
+
+For each ordering, start from the intact network and lesion the players one by one; the drop in value at each
+step is that player's marginal contribution. One sample is the mean contribution over a sampler group (one
+ordering for iid, an ordering and its reverse for antithetic); a per-player running mean and variance
+(Welford) of the samples gives the modes and their standard errors in O(n x output size) memory.
+"""
+import numpy as np
+
+from ..running_stats import RunningModes
+from .base import Estimator, chain_coalitions
+
+
+class ShapleyModes(Estimator):
+    name = "shapley"
+
+    def __init__(self, n_players, intact, group=1, dtype=np.float64):
+        super().__init__(n_players, intact, group, dtype)
+        self.rows_per_ordering = n_players
+        self.stats = RunningModes(n_players, self.intact.shape, dtype)
+        self.pending = np.zeros_like(self.stats.mean) if self.group > 1 else None  # sums inside a group
+
+    def plan(self, orderings, first):
+        self.orderings, self.first, self.row = orderings, first, 0
+        self.previous = self.intact
+        return chain_coalitions(orderings)
+
+    def fold(self, values):
+        n = self.n
+        rows = np.arange(self.row, self.row + len(values))
+        self.row += len(values)
+        which, step = np.divmod(rows, n)
+        before = np.concatenate([self.previous[None], values[:-1]])
+        before[step == 0] = self.intact
+        contributions = before - values
+        self.previous = values[-1]
+        for j in np.unique(which):  # one segment per ordering: each player appears at most once in it
+            seg = which == j
+            players = self.orderings[j, step[seg]]
+            position = (self.first + j) % self.group
+            if self.group == 1:
+                self.stats.update(players, contributions[seg])
+            elif position == 0:
+                self.pending[players] = contributions[seg]
+            elif position < self.group - 1:
+                self.pending[players] += contributions[seg]
+            else:
+                self.stats.update(players, (self.pending[players] + contributions[seg]) / self.group)
+
+    def state(self):
+        return dict(count=self.stats.count, mean=self.stats.mean, m2=self.stats.m2)
+
+    def load_state(self, arrays):
+        self.stats.load(arrays["count"], arrays["mean"], arrays["m2"])
+
+    def merge(self, other):
+        self.stats.merge(other.stats)
+
+    def finish(self):
+        se = self.stats.standard_error(consume=True)
+        return dict(modes=self.stats.mean, se=se)
