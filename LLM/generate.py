@@ -27,15 +27,13 @@ def encode_chat(tokenizer, messages) -> list[int]:
     return ids
 
 
-def left_pad(sequences, pad_id: int):
-    """(input_ids, attention_mask) as int64 tensors, every row right-aligned."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-        mask[i, width - len(s):] = 1
-    return ids, mask
+def left_pad(tokenizer, sequences):
+    """(input_ids, attention_mask) as int64 tensors, every row right-aligned (left padding)."""
+    # the ids are already made (one BOS, chat template): padding them is all that is left, so transformers' hint
+    # to pad while encoding does not apply; mark it as shown
+    getattr(tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
+    batch = tokenizer.pad({"input_ids": list(sequences)}, padding=True, padding_side="left", return_tensors="pt")
+    return batch["input_ids"].long(), batch["attention_mask"].long()
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
@@ -108,7 +106,7 @@ class ExpertGame:
         self.groups = []  # (max_new_tokens, input_ids, attention_mask, [(task index, item)])
         for tokens in sorted({t.max_new_tokens for t in self.tasks}, reverse=True):
             items = [(k, item) for k, t in enumerate(self.tasks) if t.max_new_tokens == tokens for item in t.items]
-            ids, mask = left_pad([encode_chat(tokenizer, item.messages) for _, item in items], tokenizer.pad_token_id)
+            ids, mask = left_pad(tokenizer, [encode_chat(tokenizer, item.messages) for _, item in items])
             self.groups.append((tokens, ids, mask, items))
         self.items = [pair for *_, group in self.groups for pair in group]  # answers() order
         self.counts = np.bincount([k for k, _ in self.items], minlength=len(self.tasks))

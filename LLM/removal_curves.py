@@ -145,7 +145,7 @@ def main(argv=None):
     order = arithmetic_ranking(result.modes, extra["task_names"])
     lowest, highest = removal_coalitions(order, ks)
     unique, inverse = np.unique(np.concatenate([lowest, highest]), axis=0, return_inverse=True)
-    ids, mask = left_pad([encode_chat(tokenizer, m) for m in prompts], tokenizer.pad_token_id)
+    ids, mask = left_pad(tokenizer, [encode_chat(tokenizer, m) for m in prompts])
     print(f"{data}: {len(prompts)} problems x {len(unique)} distinct expert sets ({model_name}, exclusion {exclusion})")
     started = time.perf_counter()
     answers = generate_answers(model, tokenizer, ids, mask, unique, max_new_tokens, exclusion,

@@ -16,7 +16,6 @@ PreTrainedTokenizerFast with a Mistral-style chat template that writes BOS itsel
 """
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -112,16 +111,6 @@ def encode_example(tokenizer, messages, answer) -> tuple[list[int], list[int]]:
     return full, [-100] * len(prompt) + full[len(prompt):]
 
 
-def batch(examples, pad_id: int):
-    width = max(len(ids) for ids, _ in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for i, (x, y) in enumerate(examples):  # right padding: positions start at 0, as with left padding + cumsum
-        ids[i, :len(x)], labels[i, :len(y)], mask[i, :len(x)] = torch.tensor(x), torch.tensor(y), 1
-    return ids, mask, labels
-
-
 # ---------------------------------------------------------------- model
 def build_model(tokenizer, layers: int, experts: int, hidden: int, ffn: int, seed: int):
     from transformers import MixtralConfig, MixtralForCausalLM
@@ -150,6 +139,8 @@ def evaluate(model, tokenizer, progress=False) -> dict:
 
 def train(out: Path = DEFAULT_OUT, steps: int = 1200, batch_size: int = 48, lr: float = 3e-3, seed: int = 0,
           layers: int = 4, experts: int = 8, hidden: int = 128, ffn: int = 256, progress: bool = True) -> dict:
+    from transformers import DataCollatorForSeq2Seq, get_cosine_with_min_lr_schedule_with_warmup
+
     torch.manual_seed(seed)
     started = time.perf_counter()
     tokenizer = build_tokenizer()
@@ -163,16 +154,19 @@ def train(out: Path = DEFAULT_OUT, steps: int = 1200, batch_size: int = 48, lr: 
     weights = np.array([0.78, 0.14, 0.08])  # arithmetic, language, capitals: arithmetic is the hard one
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-    warmup = min(100, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(warmup, 1)) * (
-        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
+    schedule = get_cosine_with_min_lr_schedule_with_warmup(optimizer, num_warmup_steps=min(100, steps // 10),
+                                                           num_training_steps=steps, min_lr_rate=0.1)
+    # right padding while training: positions then start at 0 in every row, as left padding + the attention
+    # mask's cumulative sum gives them at generation
+    tokenizer.padding_side = "right"
+    collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
     model.train()
     bar = tqdm(range(steps), desc="train tiny MoE", disable=not progress)
     for step in bar:
         counts = rng.multinomial(batch_size, weights)
         chosen = np.concatenate([rng.choice(pool, size=c) for pool, c in zip(pools, counts)])
-        ids, mask, labels = batch([examples[i] for i in chosen], tokenizer.pad_token_id)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        inputs = collate([dict(input_ids=examples[i][0], labels=examples[i][1]) for i in chosen])
+        loss = model(**inputs).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -182,6 +176,7 @@ def train(out: Path = DEFAULT_OUT, steps: int = 1200, batch_size: int = 48, lr: 
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
     model.config.output_router_logits = False
+    tokenizer.padding_side = "left"  # batched generation continues every row from its last real token
     train_seconds = time.perf_counter() - started
     scores = evaluate(model, tokenizer, progress)
     eval_seconds = time.perf_counter() - started - train_seconds

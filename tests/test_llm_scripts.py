@@ -64,7 +64,7 @@ def test_many_coalitions_per_call_give_the_same_answers_as_one_per_call(model, t
 
 def test_rows_that_finish_early_match_running_alone(model, tokenizer):
     items = [i for t in small_tasks(3) for i in t.items]
-    ids, mask = left_pad([encode_chat(tokenizer, i.messages) for i in items], tokenizer.pad_token_id)
+    ids, mask = left_pad(tokenizer, [encode_chat(tokenizer, i.messages) for i in items])
     coalitions = np.ones((2, 16), bool)
     coalitions[1, [1, 4, 9, 12]] = False
     together = generate_answers(model, tokenizer, ids, mask, coalitions, 8, rows_per_call=len(items) * 2)
