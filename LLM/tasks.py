@@ -75,6 +75,11 @@ class Item:
     task: str
     messages: tuple   # ((role, content), ...), ending with the user's question
     target: str       # the true result, the language's own name, or the accepted capitals ("a|b")
+    answer: str = ""  # the reference answer for log-probability scoring (default: the target)
+
+    @property
+    def reference(self) -> str:
+        return self.answer or self.target
 
 
 @dataclass(frozen=True)
@@ -117,13 +122,13 @@ def arithmetic_item(task: str, a: int, b: int) -> Item:
 def language_item(language: str, sentence: str) -> Item:
     instruction, ack, question, name = LANGUAGE_PROMPTS[language]
     messages = (("user", instruction), ("assistant", ack), ("user", question.format(sentence)))
-    return Item(language, messages, name)
+    return Item(language, messages, name, name.capitalize())
 
 
-def capital_item(country: str, accepted: str) -> Item:
+def capital_item(country: str, accepted: str, capital: str = "") -> Item:
     messages = (("user", CAPITAL_INSTRUCTION.format(ONE_SHOT[0])), ("assistant", ONE_SHOT[1]),
                 ("user", CAPITAL_QUESTION.format(country)))
-    return Item("capitals", messages, accepted)
+    return Item("capitals", messages, accepted, capital)
 
 
 @lru_cache(maxsize=None)
@@ -162,7 +167,8 @@ def make_tasks(sizes: Sizes = PAPER, seed: int = 0) -> list[Task]:
     test = sentences("test")
     for language in LANGUAGE_PROMPTS:
         tasks.append(Task(language, tuple(language_item(language, s) for s in test[language]), sizes.language_tokens))
-    tasks.append(Task("capitals", tuple(capital_item(c, acc) for c, _, acc in capitals()), sizes.capitals_tokens))
+    tasks.append(Task("capitals", tuple(capital_item(c, acc, capital) for c, capital, acc in capitals()),
+                      sizes.capitals_tokens))
     return tasks
 
 

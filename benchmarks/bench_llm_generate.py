@@ -16,7 +16,8 @@ import torch
 
 from LLM import tasks as T
 from LLM.generate import ExpertGame
-from LLM.moe import EXCLUSIONS, load_model
+from LLM.load import load_model
+from LLM.moe import EXCLUSIONS
 from common.device import pick_device, set_cpu_threads
 from LLM.train_tiny_moe import DEFAULT_OUT, build_model, build_tokenizer
 

@@ -1,10 +1,19 @@
-"""Lesion units of any PyTorch model through forward hooks.
+"""Lesion units of any PyTorch model through hooks.
 
-A unit is named by where it lives: the module's name in `model.named_modules()` and an index along one
-dimension of that module's output (features of a Linear, channels of a conv), printed "fc1[17]".
-`lesioned(model, units, mask)` zeroes the units whose mask entry is False and removes its hooks on exit,
-even on error. With a (C, n) mask, C coalitions run in one forward pass: the first lesioned module sees the
-B inputs once and expands its output to C x B rows, so the work before it is not repeated C times.
+A unit is named by where it lives: a module's name in `model.named_modules()` and its features along one
+dimension, on the module's output (a forward hook) or on its input (a forward pre-hook):
+
+    fc1[17]                                      output feature 17 (a neuron, a conv channel)
+    model.layers.3.mlp[0:576]                    output features 0..575: the whole MLP block's output
+    model.layers.3.self_attn.o_proj[in 128:192]  input features 128..191 of o_proj: attention head 2 (d = 64)
+
+`lesioned(model, units, mask)` ablates the units whose mask entry is False (True = intact, everywhere) and
+removes its hooks on exit, even on error. Ablation is zero by default, or the unit's mean activation over a
+reference batch (`means`, from `unit_means`: TransformerLens' mean ablation). Two batch layouts:
+- expand (default): a (C, n) mask runs C coalitions in one forward pass; the first lesioned module sees the B
+  inputs once and expands them to C x B rows, so the work before it is not repeated C times;
+- per_row=True: the caller made the rows (coalitions x prompts, for generation with caches); row r of every
+  batch, at every site and every step, uses mask[r].
 """
 import re
 from contextlib import contextmanager
@@ -13,22 +22,40 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+SIDES = ("out", "in")
+
 
 @dataclass(frozen=True, order=True)
 class Unit:
     module: str
-    index: int
+    index: int                # the (first) feature
+    stop: int | None = None   # one past the last feature of a slice; None: the single feature `index`
+    side: str = "out"         # "out": the module's output; "in": its input
+
+    def __post_init__(self):
+        if self.side not in SIDES:
+            raise ValueError(f"unit side must be one of {SIDES}, got {self.side!r}")
+        if self.index < 0 or (self.stop is not None and self.stop <= self.index):
+            raise ValueError(f"bad feature range [{self.index}:{self.stop}] for a unit of {self.module}")
+
+    @property
+    def features(self) -> slice:
+        return slice(self.index, self.index + 1 if self.stop is None else self.stop)
 
     def __str__(self):
-        return f"{self.module}[{self.index}]"
+        where = "in " if self.side == "in" else ""
+        span = str(self.index) if self.stop is None else f"{self.index}:{self.stop}"
+        return f"{self.module}[{where}{span}]"
 
     @classmethod
     def parse(cls, label: str) -> "Unit":
-        """The inverse of str(): "blocks.2.act[17]" -> Unit("blocks.2.act", 17)."""
-        match = re.fullmatch(r"(.+)\[(\d+)\]", label.strip())
+        """The inverse of str(): "blocks.2.act[17]", "mlp[0:576]", "attn.o_proj[in 128:192]"."""
+        match = re.fullmatch(r"(.+)\[(in )?(\d+)(?::(\d+))?\]", label.strip())
         if match is None:
-            raise ValueError(f"{label!r} is not a unit label like 'module.name[3]'")
-        return cls(match.group(1), int(match.group(2)))
+            raise ValueError(f"{label!r} is not a unit label like 'module.name[3]', 'module[0:64]' or "
+                             "'module[in 64:128]'")
+        module, side, start, stop = match.groups()
+        return cls(module, int(start), None if stop is None else int(stop), "in" if side else "out")
 
 
 def _module(model: torch.nn.Module, name: str) -> torch.nn.Module:
@@ -39,13 +66,17 @@ def _module(model: torch.nn.Module, name: str) -> torch.nn.Module:
     return modules[name]
 
 
+def _first_tensor(value):
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
 def find_units(model: torch.nn.Module, module_names, example_input, dim: int = 1) -> list[Unit]:
-    """Every unit along `dim` of the outputs of the named modules, found by one forward pass."""
+    """Every single-feature unit along `dim` of the outputs of the named modules, found by one forward pass."""
     sizes = {}
 
     def record(name):
         def hook(module, args, out):
-            sizes.setdefault(name, out.shape[dim])
+            sizes.setdefault(name, _first_tensor(out).shape[dim])
         return hook
     handles = [_module(model, name).register_forward_hook(record(name)) for name in module_names]
     try:
@@ -60,57 +91,122 @@ def find_units(model: torch.nn.Module, module_names, example_input, dim: int = 1
     return [Unit(name, i) for name in module_names for i in range(sizes[name])]
 
 
+@torch.no_grad()
+def unit_means(model: torch.nn.Module, units, run, dim: int = -1) -> dict:
+    """Each unit's mean activation over a reference batch, for mean ablation: {unit: tensor of its features}.
+
+    `run()` makes the reference forward passes (e.g. over unpadded prompts); the mean is over every position
+    but the feature dimension `dim`."""
+    sums, counts, handles = {}, {}, []
+    sites = sorted({(u.module, u.side) for u in units})
+
+    def record(key):
+        def take(x):
+            x = _first_tensor(x).detach().double()  # float64 sums: long reference runs lose no precision
+            x = x.movedim(dim, -1).reshape(-1, x.shape[dim])
+            sums[key] = sums.get(key, 0) + x.sum(0)
+            counts[key] = counts.get(key, 0) + len(x)
+        return (lambda m, args: take(args)) if key[1] == "in" else (lambda m, args, out: take(out))
+    for module, side in sites:
+        register = _module(model, module).register_forward_pre_hook if side == "in" else \
+            _module(model, module).register_forward_hook
+        handles.append(register(record((module, side))))
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [f"{m} ({s})" for m, s in sites if (m, s) not in counts]
+    if missing:
+        raise ValueError(f"the reference run never reached {missing}: no means to ablate with")
+    return {u: (sums[(u.module, u.side)] / counts[(u.module, u.side)])[u.features] for u in units}
+
+
 @contextmanager
-def lesioned(model: torch.nn.Module, units, mask, dim: int = 1):
-    """Zero the units whose entry in `mask` is False while the context is open.
+def lesioned(model: torch.nn.Module, units, mask, dim: int = 1, per_row: bool = False, means: dict | None = None):
+    """Ablate the units whose entry in `mask` is False while the context is open.
 
     mask: (n,) for one coalition or (C, n) for C coalitions (True = intact), numpy or torch.
-    Inputs of batch size B then give outputs of batch size C x B, coalition-major (row c * B + b).
+    Expand layout: inputs of batch size B give outputs of batch size C x B, coalition-major (row c * B + b).
+    per_row=True: every batch at every site has exactly C rows and row r uses mask[r].
+    means: {unit: mean features} from unit_means; lesioned units take their mean instead of 0.
     """
     mask = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
     if mask.ndim == 1:
         mask = mask[None]
     if mask.ndim != 2 or mask.shape[1] != len(units):
         raise ValueError(f"mask must have shape (n,) or (C, n) with n = {len(units)} units, got {tuple(mask.shape)}")
+    if means is not None and set(means) != set(units):
+        raise ValueError("means must hold one entry per unit (from common.lesion.unit_means)")
     n_coalitions = mask.shape[0]
-    by_module = {}
+    sites = {}
     for column, unit in enumerate(units):
-        by_module.setdefault(unit.module, ([], []))
-        by_module[unit.module][0].append(column)
-        by_module[unit.module][1].append(unit.index)
-    state = {"inputs": None}  # batch size B of the current forward pass, once the first site has expanded it
+        sites.setdefault((unit.module, unit.side), []).append((column, unit))
+    state = {"inputs": None}  # expand layout: batch size B of the current pass, once the first site expanded it
 
     def reset(module, args):
         state["inputs"] = None
 
-    def make_hook(columns, indices):
+    def factors(members, x, d):
+        """(keep, fill): x -> x * keep + fill, per coalition and feature, built once per device/dtype/width."""
+        keep = torch.ones(n_coalitions, x.shape[d], dtype=x.dtype, device=x.device)
+        fill = torch.zeros_like(keep) if means is not None else None
+        for column, unit in members:
+            intact = mask[:, column].to(device=x.device, dtype=x.dtype)[:, None]
+            keep[:, unit.features] = intact
+            if fill is not None:
+                fill[:, unit.features] = (1 - intact) * means[unit].to(device=x.device, dtype=x.dtype)[None]
+        return keep, fill
+
+    def make_ablation(members):
         cache = {}
 
-        def hook(module, args, out):
-            d = dim % out.ndim
-            key = (out.device, out.dtype, out.shape[d])
+        def ablate(module, x):
+            d = dim % x.ndim
+            key = (x.device, x.dtype, x.shape[d])
             if key not in cache:
-                keep = torch.ones(n_coalitions, out.shape[d], dtype=out.dtype, device=out.device)
-                keep[:, indices] = mask[:, columns].to(device=out.device, dtype=out.dtype)
-                cache[key] = keep
-            keep = cache[key]
-            if state["inputs"] is None:
-                state["inputs"] = out.shape[0]
-                out = out.unsqueeze(0).expand(n_coalitions, *out.shape)
-            elif out.shape[0] == n_coalitions * state["inputs"]:
-                out = out.reshape(n_coalitions, state["inputs"], *out.shape[1:])
+                cache[key] = factors(members, x, d)
+            keep, fill = cache[key]
+            if per_row:
+                if x.shape[0] != n_coalitions:
+                    raise RuntimeError(f"lesion site {type(module).__name__} saw a batch of {x.shape[0]} rows; the "
+                                       f"per-row mask has {n_coalitions}")
+                rows = x
+            elif state["inputs"] is None:
+                state["inputs"] = x.shape[0]
+                rows = x.unsqueeze(0).expand(n_coalitions, *x.shape)
+            elif x.shape[0] == n_coalitions * state["inputs"]:
+                rows = x.reshape(n_coalitions, state["inputs"], *x.shape[1:])
             else:
-                raise RuntimeError(f"lesion site {type(module).__name__} saw batch {out.shape[0]}, expected "
+                raise RuntimeError(f"lesion site {type(module).__name__} saw batch {x.shape[0]}, expected "
                                    f"{n_coalitions} coalitions x {state['inputs']} inputs")
-            shape = [n_coalitions] + [1] * (out.ndim - 1)
-            shape[d + 1] = keep.shape[1]
-            return (out * keep.reshape(shape)).reshape(-1, *out.shape[2:])
+            shape = [n_coalitions] + [1] * (rows.ndim - 1)
+            shape[d + (0 if per_row else 1)] = keep.shape[1]
+            out = rows * keep.reshape(shape)
+            if fill is not None:
+                out = out + fill.reshape(shape)
+            return out if per_row else out.reshape(-1, *x.shape[1:])
+        return ablate
+
+    def output_hook(ablate):
+        def hook(module, args, out):
+            if isinstance(out, (tuple, list)):  # e.g. attention modules return (output, weights)
+                return type(out)((ablate(module, out[0]), *out[1:]))
+            return ablate(module, out)
         return hook
 
-    handles = [model.register_forward_pre_hook(reset)]
+    def input_hook(ablate):
+        def hook(module, args):
+            return (ablate(module, args[0]), *args[1:])
+        return hook
+
+    handles = [] if per_row else [model.register_forward_pre_hook(reset)]
     try:
-        for name, (columns, indices) in by_module.items():
-            handles.append(_module(model, name).register_forward_hook(make_hook(columns, indices)))
+        for (name, side), members in sites.items():
+            ablate = make_ablation(members)
+            module = _module(model, name)
+            handles.append(module.register_forward_pre_hook(input_hook(ablate)) if side == "in"
+                           else module.register_forward_hook(output_hook(ablate)))
         yield model
     finally:
         for h in handles:
@@ -124,9 +220,10 @@ class LesionGame:
     `batch_size` (coalitions per engine call) is read by the engine; `max_rows` caps C x B per forward pass.
     """
 
-    def __init__(self, model, units, inputs, value_fn, dim: int = 1, batch_size: int = 64, max_rows: int = 65536):
+    def __init__(self, model, units, inputs, value_fn, dim: int = 1, batch_size: int = 64, max_rows: int = 65536,
+                 means: dict | None = None):
         self.model, self.units, self.inputs, self.value_fn = model, list(units), inputs, value_fn
-        self.dim, self.batch_size = dim, batch_size
+        self.dim, self.batch_size, self.means = dim, batch_size, means
         self.chunk = max(1, max_rows // len(inputs))
 
     @torch.no_grad()
@@ -135,7 +232,7 @@ class LesionGame:
         values = []
         for start in range(0, len(coalitions), self.chunk):
             mask = torch.as_tensor(np.asarray(coalitions[start:start + self.chunk]), device=device)
-            with lesioned(self.model, self.units, mask, self.dim):
+            with lesioned(self.model, self.units, mask, self.dim, means=self.means):
                 out = self.model(self.inputs)
             values.append(self.value_fn(out.reshape(len(mask), len(self.inputs), *out.shape[1:])))
         return torch.cat(values) if torch.is_tensor(values[0]) else np.concatenate(values)

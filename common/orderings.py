@@ -62,7 +62,61 @@ class Antithetic(Sampler):
         return np.stack([drawn, drawn[:, ::-1]], axis=1).reshape(-1, n_players)
 
 
-SAMPLERS = {"iid": IID(), "antithetic": Antithetic()}
+def latin_block(n_players: int, rng) -> np.ndarray:
+    """n orderings in which every player takes every position exactly once: a cyclic Latin square with its rows,
+    positions and players shuffled, so that every row alone is a uniform random ordering."""
+    rows, positions, players = rng.permutation(n_players), rng.permutation(n_players), rng.permutation(n_players)
+    return players[(rows[:, None] + positions[None, :]) % n_players]
+
+
+class Latin(Sampler):
+    about = ("blocks of n orderings in which every player takes every position once: each player's contributions "
+             "are stratified by coalition size (n_permutations: a multiple of the number of players)")
+
+    def group(self, n_players):
+        return n_players
+
+    def draw(self, n_players, n_orderings, seed):
+        rng = np.random.default_rng(seed)
+        return np.concatenate([latin_block(n_players, rng) for _ in range(n_orderings // n_players)])
+
+
+class LatinAntithetic(Sampler):
+    about = ("a Latin block followed by the reverse of each of its orderings: stratified by size, and pairwise "
+             "interactions cancel (n_permutations: a multiple of twice the number of players)")
+
+    def group(self, n_players):
+        return 2 * n_players
+
+    def draw(self, n_players, n_orderings, seed):
+        rng = np.random.default_rng(seed)
+        blocks = [latin_block(n_players, rng) for _ in range(n_orderings // (2 * n_players))]
+        return np.concatenate([np.concatenate([b, b[:, ::-1]]) for b in blocks])
+
+
+class Orthogonal(Sampler):
+    """Mitchell et al. (2022): orderings as points of the sphere in the sum-zero subspace (an ordering is the
+    argsort of a point); 2(n - 1) orderings from the +- directions of a random orthonormal basis cover it evenly."""
+    about = ("orthogonal spherical codes (Mitchell et al. 2022): 2(n-1) orderings per block from the +- directions "
+             "of a random orthonormal basis (n_permutations: a multiple of 2(n-1))")
+
+    def group(self, n_players):
+        return 2 * (n_players - 1)
+
+    def draw(self, n_players, n_orderings, seed):
+        rng = np.random.default_rng(seed)
+        centre = np.eye(n_players) - 1.0 / n_players  # projection onto the sum-zero subspace
+        basis = np.linalg.svd(centre)[0][:, :n_players - 1]  # its orthonormal basis
+        blocks = []
+        for _ in range(n_orderings // self.group(n_players)):
+            q = np.linalg.qr(rng.standard_normal((n_players - 1, n_players - 1)))[0]
+            points = (basis @ q).T  # n - 1 orthonormal directions in the subspace
+            blocks.append(np.argsort(np.concatenate([points, -points]), axis=1, kind="stable"))
+        return np.concatenate(blocks)
+
+
+SAMPLERS = {"iid": IID(), "antithetic": Antithetic(), "latin": Latin(), "latin-antithetic": LatinAntithetic(),
+            "orthogonal": Orthogonal()}
 
 
 def sample(sampler: str, n_players: int, n_orderings: int, seed: int) -> Orderings:

@@ -59,7 +59,7 @@ def saved_tiny_mixtral(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_mixtral")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    from LLM.moe import cpu_4bit_skip_modules
+    from LLM.load import cpu_4bit_skip_modules
     reason = _bnb_cpu_reason(model, cpu_4bit_skip_modules(str(path)))
     if reason:
         pytest.skip(reason)
@@ -68,14 +68,15 @@ def saved_tiny_mixtral(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded_4bit(saved_tiny_mixtral):
-    from LLM.moe import load_model
+    from LLM.load import load_model
     return load_model(str(saved_tiny_mixtral), load_in_4bit=True, device="cpu")
 
 
 def test_experts_are_really_4bit(loaded_4bit):
     import bitsandbytes as bnb
 
-    from LLM.moe import moe_blocks, verify_4bit
+    from LLM.load import verify_4bit
+    from LLM.moe import moe_blocks
     model, _, _ = loaded_4bit
     for block in moe_blocks(model):
         for expert in block.experts:
@@ -85,7 +86,7 @@ def test_experts_are_really_4bit(loaded_4bit):
 
 
 def test_verify_4bit_fails_loudly_on_full_precision_experts(saved_tiny_mixtral):
-    from LLM.moe import load_model, verify_4bit
+    from LLM.load import load_model, verify_4bit
     model, _, _ = load_model(str(saved_tiny_mixtral), device="cpu")
     with pytest.raises(RuntimeError, match="not 4-bit"):
         verify_4bit(model)
@@ -130,7 +131,8 @@ def test_only_what_this_cpu_cannot_run_stays_16bit(saved_tiny_mixtral, loaded_4b
     import bitsandbytes as bnb
     from bitsandbytes.functional import has_avx512bf16
 
-    from LLM.moe import cpu_4bit_skip_modules, moe_blocks
+    from LLM.load import cpu_4bit_skip_modules
+    from LLM.moe import moe_blocks
     skip = cpu_4bit_skip_modules(str(saved_tiny_mixtral))
     gates = [block.gate for block in moe_blocks(loaded_4bit[0])]
     if has_avx512bf16():  # the packed kernel needs 32 | out_features: the 8-way router gates stay float16

@@ -10,7 +10,8 @@ pytest.importorskip("transformers", reason="the llm extra is not installed")
 pytest.importorskip("Levenshtein", reason="the llm extra is not installed")
 
 from LLM import tasks as T  # noqa: E402
-from LLM.generate import ExpertGame, encode_chat, generate_answers, generate_tokens, left_pad  # noqa: E402
+from LLM.generate import ExpertGame, LMGame, encode_chat, generate_answers, generate_tokens, left_pad  # noqa: E402
+from LLM.units import model_players  # noqa: E402
 from LLM.moe import moe_blocks  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,13 +68,15 @@ def test_rows_that_finish_early_match_running_alone(model, tokenizer):
     ids, mask = left_pad(tokenizer, [encode_chat(tokenizer, i.messages) for i in items])
     coalitions = np.ones((2, 16), bool)
     coalitions[1, [1, 4, 9, 12]] = False
-    together = generate_answers(model, tokenizer, ids, mask, coalitions, 8, rows_per_call=len(items) * 2)
-    tokens = generate_tokens(model, tokenizer, ids.repeat(2, 1), mask.repeat(2, 1), coalitions.repeat(len(items), 0), 8)
+    ablate = model_players(model, "experts").ablated
+    together = generate_answers(model, tokenizer, ids, mask, coalitions, 8, ablate, rows_per_call=len(items) * 2)
+    tokens = generate_tokens(model, tokenizer, ids.repeat(2, 1), mask.repeat(2, 1),
+                             ablate(coalitions.repeat(len(items), 0)), 8)
     lengths = [len(t) for t in tokens]
     assert min(lengths) < 8 == max(lengths), f"want rows that stop early and rows that do not, got lengths {lengths}"
     for c in range(2):
         for j in range(len(items)):
-            alone = generate_answers(model, tokenizer, ids[j:j + 1], mask[j:j + 1], coalitions[c:c + 1], 8)
+            alone = generate_answers(model, tokenizer, ids[j:j + 1], mask[j:j + 1], coalitions[c:c + 1], 8, ablate)
             assert alone[0][0] == together[c][j]
 
 
@@ -132,23 +135,22 @@ def test_compute_msa_is_reproducible(msa_file, saved_model, tmp_path):
 def test_compute_msa_resumes_an_interrupted_run_bit_identically(msa_file, saved_model, tmp_path, monkeypatch):
     from common import load
     from LLM import compute_msa
-    from LLM.generate import ExpertGame
     out = tmp_path / "resumed.npz"
     argv = ["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations", "2", "--seed", "3",
             "--device", "cpu", "--threads", "1", "--batch-size", "16", "--out", str(out), "--no-progress",
             "--checkpoint-every", "0"]
-    real_call, calls = ExpertGame.__call__, [0]
+    real_call, calls = LMGame.__call__, [0]
 
     def crash_after_the_first_ordering(self, coalitions):
         calls[0] += 1
         if calls[0] > 2:  # call 1: intact and empty coalitions; call 2: the first ordering (16 coalitions)
             raise KeyboardInterrupt("simulated crash")
         return real_call(self, coalitions)
-    monkeypatch.setattr(ExpertGame, "__call__", crash_after_the_first_ordering)
+    monkeypatch.setattr(LMGame, "__call__", crash_after_the_first_ordering)
     with pytest.raises(KeyboardInterrupt):
         compute_msa.main(argv)
     assert out.with_suffix(".ckpt").exists() and not out.exists()
-    monkeypatch.setattr(ExpertGame, "__call__", real_call)
+    monkeypatch.setattr(LMGame, "__call__", real_call)
     with pytest.raises(SystemExit, match="--resume"):
         compute_msa.main(argv)
     compute_msa.main(argv + ["--resume"])

