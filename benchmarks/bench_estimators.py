@@ -101,8 +101,9 @@ def moe16_game():
     from LLM.load import load_model
     from LLM.train_tiny_moe import DEFAULT_OUT, ensure_tiny_model
     model, tokenizer, _ = load_model(str(ensure_tiny_model(DEFAULT_OUT)), device="cpu")
-    tasks = [T.Task(t.name, t.items[:2], t.max_new_tokens) for t in T.make_tasks(T.TINY)]
-    game = ExpertGame(model, tokenizer, tasks, coalitions_per_call=64)
+    tasks = [T.Task(t.name, t.items[:4], t.max_new_tokens) for t in T.make_tasks(T.TINY)]
+    game = ExpertGame(model, tokenizer, tasks, coalitions_per_call=64, score="logprob")
+    game.max_rows = 4096  # a small model: big batches
     n_all = len(game.players)
 
     def first_two_layers(coalitions):  # players: the 16 experts of layers 0 and 1; the rest stay intact

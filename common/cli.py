@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .orderings import SAMPLERS
+from .orderings import BEST_FIRST, SAMPLERS
 
 
 # ---------------------------------------------------------------- argument types: bad values fail at parse time
@@ -66,9 +66,16 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help=n_permutations_help or "orderings to walk (default: %(default)s, the paper's)")
     g.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
                    help="seed of the orderings: same seed, same numbers (default: %(default)s)")
-    g.add_argument("--sampler", choices=tuple(SAMPLERS), default="iid",
-                   help="orderings: " + "; ".join(f"{k}: {v.about}" for k, v in SAMPLERS.items())
-                        + " (default: %(default)s)")
+    g.add_argument("--sampler", choices=("auto", *SAMPLERS), default="auto",
+                   help="orderings. auto (default): the best measured of " + ", ".join(BEST_FIRST) + " whose block "
+                        "fits at least twice, --n-permutations rounded to whole blocks; " +
+                        "; ".join(f"{k}: {v.about}" for k, v in SAMPLERS.items()) + ". iid gives msapy's orderings")
+    g.add_argument("--target-se", type=positive_float, default=None, metavar="SE",
+                   help="stop early, at the first check point where every mode element's standard error is at or "
+                        "below SE (--n-permutations is then the most); the start of the run prints the orderings "
+                        "projected for it")
+    g.add_argument("--target-relative", action="store_true",
+                   help="--target-se is relative to the modes' range (max - min), e.g. 0.01 for 1%%")
     g.add_argument("--engine", choices=("batched", "msapy"), default="batched",
                    help="batched: ours; msapy: msapy's lazy interface, one coalition per call, the parity oracle "
                         "(no error bars, checkpoints or Ray) (default: %(default)s)")
@@ -99,6 +106,10 @@ def check_run_arguments(parser, args) -> None:
     if args.checkpoint_every is not None and not local:
         parser.error("--checkpoint-every applies to --backend local --engine batched: Ray reruns failed shards, "
                      "msapy keeps no state")
+    if args.target_se is not None and not local:
+        parser.error("--target-se stops a local batched walk (--backend local --engine batched)")
+    if args.target_relative and args.target_se is None:
+        parser.error("--target-relative needs --target-se")
     if args.backend == "ray" and args.engine == "msapy":
         parser.error("--engine msapy runs in one process; it cannot use --backend ray")
     if args.backend == "local" and (args.address is not None or args.workers is not None):
@@ -179,6 +190,7 @@ def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factor
     try:
         result = shapley_modes(game, players, n_permutations=args.n_permutations, seed=args.seed,
                                sampler=args.sampler, batch_size=args.batch_size, engine=args.engine,
+                               target_se=args.target_se, target_relative=args.target_relative,
                                dtype=np.float64 if dtype is None else dtype,
                                progress=not args.no_progress if progress is None else progress, **run)
     except RunInterrupted as stop:

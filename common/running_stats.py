@@ -55,3 +55,13 @@ class RunningModes:
         for i, k in enumerate(self.count):  # one player at a time: no full-size temporaries
             out[i] = np.sqrt(np.maximum(self.m2[i], 0) / (k * (k - 1))) if k > 1 else np.nan
         return out
+
+    def max_standard_error(self) -> float:
+        """The largest standard error of any element (inf while some player has fewer than two samples)."""
+        if self.count.min() < 2:
+            return float("inf")
+        return float(max(np.sqrt(np.maximum(self.m2[i], 0).max() / (k * (k - 1))) for i, k in enumerate(self.count)))
+
+    def value_range(self) -> float:
+        """max - min over every element of the means: the scale a relative standard error is measured against."""
+        return float(self.mean.max() - self.mean.min())

@@ -12,13 +12,14 @@ import time
 from functools import partial
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .checkpoint import Checkpointer
 from .estimators import ShapleyModes
 from .game import CheckedGame, batch_size_for, player_labels
-from .orderings import sample
+from .orderings import auto_sampler, sample
 from .result import ShapleyResult
-from .runners import run_local, run_msapy, run_ray
+from .runners import Precision, run_local, run_msapy, run_ray
 
 ENGINES = ("batched", "msapy")
 BACKENDS = ("local", "ray")
@@ -32,7 +33,7 @@ def _positive_int(name, value):
 
 
 def check_options(*, n_permutations, seed, engine, backend, dtype, checkpoint, checkpoint_every, resume, fingerprint,
-                  n_workers, address, progress, estimator) -> dict:
+                  n_workers, address, progress, estimator, target_se=None, target_relative=False) -> dict:
     """ValueError for any option that is out of range or contradicts another; returns the normalised values."""
     n_permutations = _positive_int("n_permutations", n_permutations)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -67,9 +68,19 @@ def check_options(*, n_permutations, seed, engine, backend, dtype, checkpoint, c
                              "run again instead")
         if n_workers is not None:
             _positive_int("n_workers", n_workers)
+    if target_se is not None:
+        if isinstance(target_se, bool) or not isinstance(target_se, (int, float, np.integer, np.floating)) \
+                or not 0 < target_se < float("inf"):
+            raise ValueError(f"target_se must be a positive number, got {target_se!r}")
+        if backend == "ray":
+            raise ValueError("target_se stops a local walk at a block boundary; with backend='ray' the shards run "
+                             "to the end: give n_permutations instead")
+    elif target_relative:
+        raise ValueError("target_relative=True needs a target_se")
     if engine == "msapy":
         refused = [name for name, given in (("checkpoint", checkpoint is not None), ("backend='ray'", backend == "ray"),
-                                            (f"the {estimator.name} estimator", estimator is not ShapleyModes))
+                                            (f"the {estimator.name} estimator", estimator is not ShapleyModes),
+                                            ("target_se (msapy keeps no spread)", target_se is not None))
                    if given]
         if refused:
             raise ValueError(f"engine='msapy' runs msapy's own lazy walk, which cannot honour {', '.join(refused)}: "
@@ -80,16 +91,19 @@ def check_options(*, n_permutations, seed, engine, backend, dtype, checkpoint, c
 def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid", batch_size=None,
              engine="batched", dtype=np.float64, progress=True, checkpoint=None, checkpoint_every=None,
              resume=False, fingerprint=None, backend="local", n_workers=None, address=None, game_factory=None,
-             estimator_options=None, desc="Shapley modes"):
+             target_se=None, target_relative=False, estimator_options=None, desc="Shapley modes"):
     """Run `estimator` (a class from common.estimators) on the game; returns (estimates, run) where `run` holds
     labels, intact, lesioned, the orderings and metadata. The options are those of `shapley_modes`."""
     options = check_options(n_permutations=n_permutations, seed=seed, engine=engine, backend=backend, dtype=dtype,
                             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
                             fingerprint=fingerprint, n_workers=n_workers, address=address, progress=progress,
-                            estimator=estimator)
+                            estimator=estimator, target_se=target_se, target_relative=target_relative)
     n_permutations, seed, dtype = options["n_permutations"], options["seed"], options["dtype"]
     labels = player_labels(players)
     n = len(labels)
+    asked = (sampler, n_permutations)
+    if sampler == "auto":
+        sampler, n_permutations = auto_sampler(n, n_permutations)
     orderings = sample(sampler, n, n_permutations, seed)
     if game is None:
         if game_factory is None:
@@ -102,7 +116,12 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     batch_size = batch_size_for(batch_size, checked, intact.size)
     make_estimator = partial(estimator, n, intact, orderings.group, dtype, **(estimator_options or {}))
     state = make_estimator()
-    started, evaluated = time.perf_counter(), 0
+    started, evaluated, walked = time.perf_counter(), 0, n_permutations
+    precision = None
+    if engine == "batched" and backend == "local" and (target_se is not None or progress):
+        interval = orderings.group * max(2, -(-n_permutations // (50 * orderings.group)))  # ~50 checks, whole groups
+        precision = Precision(None if target_se is None else float(target_se), bool(target_relative), interval,
+                              n_permutations, report=tqdm.write if progress else None)
     if engine == "msapy":
         estimates = dict(modes=run_msapy(checked, labels, orderings.orderings, intact, progress))
         estimates["se"] = np.full_like(estimates["modes"], np.nan)
@@ -113,24 +132,32 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
         else:
             config = dict(players=[repr(p) for p in labels], n_permutations=n_permutations, seed=seed, sampler=sampler,
                           dtype=dtype.name, output_shape=list(intact.shape), batch_size=batch_size,
-                          fingerprint=fingerprint, **state.config())
+                          fingerprint=fingerprint, target_se=target_se, target_relative=bool(target_relative),
+                          **state.config())
             every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
             checkpointer = None if checkpoint is None else Checkpointer(checkpoint, every, config)
-            run_local(checked, state, orderings, batch_size, progress, checkpointer, resume, desc=desc)
+            walked = run_local(checked, state, orderings, batch_size, progress, checkpointer, resume, precision,
+                               desc=desc)
         estimates = state.finish()
     seconds = time.perf_counter() - started
     coalitions = checked.coalitions + evaluated
     metadata = dict(seconds=seconds, coalitions=int(coalitions), backend=backend, batch_size=batch_size,
-                    coalitions_per_s=coalitions / max(seconds, 1e-12))
+                    coalitions_per_s=coalitions / max(seconds, 1e-12), sampler_asked=asked[0],
+                    n_permutations_asked=asked[1])
+    if target_se is not None:
+        reached = precision.reached
+        metadata.update(target_se=float(target_se), target_relative=bool(target_relative),
+                        target_reached=reached is not None, max_se=None if reached is None else reached[1])
     return estimates, dict(labels=labels, intact=intact, lesioned=lesioned, orderings=orderings, seed=seed,
-                           n_permutations=n_permutations, metadata=metadata)
+                           n_permutations=walked, sampler=sampler, metadata=metadata)
 
 
 def shapley_modes(game, players, n_permutations: int = 1000, seed: int = 1, sampler: str = "iid",
                   batch_size: int | None = None, engine: str = "batched", dtype=np.float64,
                   progress: bool = True, checkpoint=None, checkpoint_every: float | None = None, resume: bool = False,
                   fingerprint: str | None = None, backend: str = "local", n_workers: int | None = None,
-                  address: str | None = None, game_factory=None) -> ShapleyResult:
+                  address: str | None = None, game_factory=None, target_se: float | None = None,
+                  target_relative: bool = False) -> ShapleyResult:
     """Estimate every player's Shapley mode of `game` from `n_permutations` sampled orderings.
 
     players: an int n, or n labels (e.g. (layer, expert) tuples).
@@ -146,10 +173,15 @@ def shapley_modes(game, players, n_permutations: int = 1000, seed: int = 1, samp
         The result is bit-identical to a run that was never interrupted.
     backend: "local" or "ray" (shards of orderings on `n_workers` Ray actors, each building its own game
         with `game_factory()`; `address` of an existing cluster, else a local one).
+    target_se: stop at the first check point (every ~2% of the orderings, whole groups) where every mode
+        element's standard error is at or below it (target_relative=True: relative to the modes' range, max -
+        min); n_permutations is then the most orderings walked. The stopping point depends only on the seed.
+    sampler="auto": the best measured sampler that fits at least twice (see common.orderings.BEST_FIRST), with
+        n_permutations rounded to whole blocks of it.
     """
     estimates, run = estimate(ShapleyModes, game, players, n_permutations, seed, sampler, batch_size, engine, dtype,
                               progress, checkpoint, checkpoint_every, resume, fingerprint, backend, n_workers,
-                              address, game_factory)
+                              address, game_factory, target_se, target_relative)
     return ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],
                          n_permutations=run["n_permutations"], intact=run["intact"], lesioned=run["lesioned"],
-                         seed=run["seed"], sampler=sampler, engine=engine, metadata=run["metadata"])
+                         seed=run["seed"], sampler=run["sampler"], engine=engine, metadata=run["metadata"])

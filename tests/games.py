@@ -62,6 +62,7 @@ class Counting:
 
     def __init__(self, game):
         self.game, self.calls, self.coalitions, self.sizes = game, 0, 0, []
+        self.batch_size = getattr(game, "batch_size", None)  # the engine reads it
 
     def __call__(self, c):
         self.calls += 1

@@ -40,6 +40,11 @@ class Estimator:
         """Fold in another estimator's state over disjoint orderings."""
         raise NotImplementedError
 
+    def max_se(self, relative: bool = False) -> float:
+        """The largest standard error of any estimate, or, relative=True, that divided by the estimates' range
+        (max - min); inf while there are too few samples to tell. For stopping at a target error."""
+        raise NotImplementedError
+
     def finish(self) -> dict:
         """The estimates, e.g. dict(modes=..., se=...); the estimator may reuse its buffers for them."""
         raise NotImplementedError

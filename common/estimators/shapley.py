@@ -56,6 +56,13 @@ class ShapleyModes(Estimator):
     def merge(self, other):
         self.stats.merge(other.stats)
 
+    def max_se(self, relative=False):
+        se = self.stats.max_standard_error()
+        if not relative or not np.isfinite(se):
+            return se
+        scale = self.stats.value_range()
+        return se / scale if scale > 0 else float("inf")
+
     def finish(self):
         se = self.stats.standard_error(consume=True)
         return dict(modes=self.stats.mean, se=se)
