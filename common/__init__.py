@@ -4,7 +4,8 @@
 from importlib import import_module
 
 _EXPORTS = {"shapley_modes": "shapley", "ShapleyResult": "result", "load": "result", "sample_orderings": "orderings",
-            "SAMPLERS": "orderings"}
+            "SAMPLERS": "orderings", "interaction_modes": "interactions", "InteractionResult": "interactions",
+            "load_interactions": "interactions", "exact_shapley_modes": "exact"}
 __all__ = sorted(_EXPORTS)
 
 

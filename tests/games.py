@@ -69,3 +69,24 @@ class Counting:
         self.coalitions += len(c)
         self.sizes.append(len(c))
         return self.game(c)
+
+
+def exact_interactions(game, n, index="SII"):
+    """Exact pairwise SII or STII (order 2) of every pair i < j, by enumerating all coalitions: (P, *output)."""
+    coalitions = np.array(list(itertools.product([False, True], repeat=n)))
+    values = np.asarray(game(coalitions), dtype=float)
+    lookup = {tuple(c): v for c, v in zip(coalitions, values)}
+    out = []
+    for i, j in itertools.combinations(range(n), 2):
+        total = 0.0
+        for c in coalitions:
+            if c[i] or c[j]:
+                continue
+            s = int(c.sum())
+            w = (math.factorial(s) * math.factorial(n - s - 2) / math.factorial(n - 1) if index == "SII"
+                 else 2.0 / n / math.comb(n - 1, s))
+            ci, cj, cij = c.copy(), c.copy(), c.copy()
+            ci[i] = cj[j] = cij[i] = cij[j] = True
+            total = total + w * (lookup[tuple(cij)] - lookup[tuple(ci)] - lookup[tuple(cj)] + lookup[tuple(c)])
+        out.append(total)
+    return np.array(out)

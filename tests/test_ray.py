@@ -32,12 +32,14 @@ def test_shards_cover_the_orderings_on_the_batch_grid():
     assert all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
 
 
-@pytest.mark.parametrize("sampler", ["iid", "antithetic"])
-def test_ray_equals_local(local_ray, sampler):
+@pytest.mark.parametrize("sampler, n_permutations", [("iid", 40), ("antithetic", 40), ("latin-antithetic", 48),
+                                                     ("orthogonal", 44)])
+def test_ray_equals_local(local_ray, sampler, n_permutations):
     factory = functools.partial(games.TanhGame, 12, 5)
-    local = shapley_modes(factory(), 12, n_permutations=40, seed=2, sampler=sampler, batch_size=24, progress=False)
-    remote = shapley_modes(None, 12, n_permutations=40, seed=2, sampler=sampler, batch_size=24, progress=False,
-                           backend="ray", game_factory=factory, n_workers=2)
+    local = shapley_modes(factory(), 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,
+                          progress=False)
+    remote = shapley_modes(None, 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,
+                           progress=False, backend="ray", game_factory=factory, n_workers=2)
     assert remote.metadata["backend"] == "ray"
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
