@@ -3,7 +3,8 @@ from importlib.util import find_spec
 
 EXTRAS = {"llm": ("transformers", "tokenizers", "accelerate", "Levenshtein"),
           "dcgan": ("networkx", "community"),
-          "dist": ("ray",)}
+          "dist": ("ray",),
+          "interactions": ("spectralexplain",)}
 
 
 def require_extra(extra: str) -> None:
