@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_run_arguments, check_output_file, check_run_arguments, entry, positive_int, run_to_npz, \
-    setup_device
+from common.cli import add_run_arguments, check_output_file, check_pairs_fit, check_run_arguments, entry, \
+    positive_int, run_to_npz, setup_device
 from common.fingerprint import model_fingerprint, tensor_fingerprint
 from common.lesion import LesionGame, find_units
 from DCGAN import RUNS
@@ -60,6 +60,12 @@ def build_game(checkpoint, device="auto", n_images=None, batch_size=32, max_rows
     return images_game(generator, units, noise, batch_size, max_rows), units, generator, noise, ckpt
 
 
+def mean_brightness(images):
+    """SPEX's summary of a coalition's images: each image's mean intensity, (C, B)."""
+    images = np.asarray(images)
+    return images.reshape(images.shape[0], images.shape[1], -1).mean(-1)
+
+
 def game_only(*settings):
     return build_game(*settings)[0]
 
@@ -87,6 +93,7 @@ def main(argv=None):
     settings = (args.checkpoint, args.device, args.n_images, batch_size, args.max_rows)
     game, units, generator, noise, ckpt = build_game(*settings)
     n = len(units)
+    check_pairs_fit(p, args, n)
     dtype = np.dtype(args.dtype)
     out_shape = (len(noise), generator.cfg["channels"], generator.cfg["image_size"], generator.cfg["image_size"])
     buffers = 2 * n * int(np.prod(out_shape)) * dtype.itemsize
@@ -103,7 +110,8 @@ def main(argv=None):
         fingerprint=dict(generator=model_fingerprint(generator), noise=tensor_fingerprint(noise)),
         metadata=dict(checkpoint=str(args.checkpoint), device=str(device), config=generator.cfg,
                       train_info=ckpt.get("train_info", "{}")),
-        extras=lambda result: dict(extras, intact_images=np.asarray(result.intact, dtype=np.float32)))
+        extras=lambda result: dict(extras, intact_images=np.asarray(result.intact, dtype=np.float32)),
+        spex_reduce=mean_brightness)
     print(f"saved {args.out}: modes {result.modes.shape} in {time.time() - started:.1f} s "
           f"({result.metadata['coalitions_per_s']:.0f} coalitions/s); efficiency gap "
           f"{result.efficiency_gap():.2e} (sum of modes vs intact - all lesioned)")

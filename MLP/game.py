@@ -39,6 +39,8 @@ class MLPGame:
     forward pass far below the size of any argmax margin.
     """
 
+    MAX_STEPS = 8  # rows this many units from the previous one are updated, not recomputed
+
     def __init__(self, model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024,
                  metric: str = "recall"):
         if metric not in METRICS:
@@ -75,6 +77,9 @@ class MLPGame:
             if r > 0 and n_changed[r] == 1:  # one unit more or less than the row before
                 step = np.add if change[r, unit[r]] > 0 else np.subtract
                 step(out[r - 1], self.rank1[unit[r]], out=out[r])
+            elif r > 0 and n_changed[r] <= self.MAX_STEPS:  # a few units apart (interaction rows): a few steps
+                changed = np.flatnonzero(change[r])
+                np.add(out[r - 1], change[r, changed] @ self.rank1[changed], out=out[r])
             else:
                 np.add(mask[r] @ self.rank1, self.bias, out=out[r])
         return out.reshape(len(mask), self.n_out, self.n_images)

@@ -96,6 +96,18 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help="torch CPU threads (default: all cores but one)")
     g.add_argument("--out", type=Path, default=out, help=out_help + (" (default: %(default)s)" if out else ""))
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    i = parser.add_argument_group("interactions between units (optional; writes <out>_interactions.npz too)")
+    i.add_argument("--interactions", choices=("pairs", "spex"), default=None,
+                   help="pairs: interaction modes of --pairs (default: all pairs) from the same orderings, two more "
+                        "coalitions per pair and ordering; spex: screen every pair with SPEX within --budget "
+                        "evaluations, then refine the --top pairs with error bars")
+    i.add_argument("--pairs", nargs="+", default=None, metavar="I,J",
+                   help="player index pairs for --interactions pairs, e.g. 0,5 3,4")
+    i.add_argument("--index", choices=("SII", "STII"), default="SII",
+                   help="Shapley interaction index, or Shapley-Taylor of order 2 (default: %(default)s)")
+    i.add_argument("--top", type=positive_int, default=10, help="pairs SPEX passes on to refine (default: %(default)s)")
+    i.add_argument("--budget", type=positive_int, default=8000,
+                   help="SPEX's sample budget, in game evaluations (default: %(default)s)")
 
 
 def check_run_arguments(parser, args) -> None:
@@ -116,6 +128,27 @@ def check_run_arguments(parser, args) -> None:
         parser.error("--address and --workers are options of --backend ray")
     if args.device not in ("auto", "cpu") and not str(args.device).startswith("cuda"):
         parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
+    if args.interactions is None and args.pairs is not None:
+        parser.error("--pairs needs --interactions pairs")
+    if args.interactions is not None and args.engine == "msapy":
+        parser.error("--interactions runs on the batched engine (msapy's 2D MSA takes three full runs per pair)")
+    if args.pairs is not None:
+        try:
+            args.pairs = [tuple(int(x) for x in pair.split(",")) for pair in args.pairs]
+        except ValueError:
+            parser.error(f"--pairs takes index pairs like 0,5 3,4; got {' '.join(args.pairs)}")
+        if any(len(pair) != 2 for pair in args.pairs):
+            parser.error("--pairs takes pairs of two indices, like 0,5")
+
+
+def check_pairs_fit(parser, args, n_players: int, limit: int = 5000) -> None:
+    """--interactions pairs without --pairs estimates all n (n - 1) / 2 pairs: refuse when that is unworkable."""
+    bad = [pair for pair in args.pairs or () if not (0 <= min(pair) and max(pair) < n_players and pair[0] != pair[1])]
+    if bad:
+        parser.error(f"--pairs {bad[0][0]},{bad[0][1]}: a pair is two different player indices in 0..{n_players - 1}")
+    if args.interactions == "pairs" and args.pairs is None and n_players * (n_players - 1) // 2 > limit:
+        parser.error(f"all pairs of {n_players} players are {n_players * (n_players - 1) // 2:,}, each two coalitions "
+                     f"per ordering: choose --pairs, or --interactions spex to screen them")
 
 
 def check_output_file(parser, path: Path, option: str = "--out") -> None:
@@ -160,11 +193,12 @@ def versions() -> dict:
 
 
 def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factory=None, extras=None,
-               metadata=None, dtype=None, progress: bool | None = None):
+               metadata=None, dtype=None, progress: bool | None = None, spex_reduce=None):
     """Shapley modes of `game` with the shared options in `args`, saved to `out` (atomically) with `extras`
     (a dict of arrays, or a callable result -> dict) and metadata. Checkpoints go to out.with_suffix('.ckpt')
     and are removed once the result is saved. A run stopped by a signal exits with 128 + the signal's number
-    after printing one line."""
+    after printing one line. With --interactions, the interaction modes of the same run go to
+    <out>_interactions.npz (SPEX summarises large outputs with `spex_reduce`)."""
     import numpy as np
 
     from .checkpoint import remove_checkpoint
@@ -187,12 +221,17 @@ def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factor
     else:
         run = {}
     started = time.perf_counter()
+    options = dict(n_permutations=args.n_permutations, seed=args.seed, sampler=args.sampler, batch_size=args.batch_size,
+                   target_se=args.target_se, target_relative=args.target_relative,
+                   dtype=np.float64 if dtype is None else dtype,
+                   progress=not args.no_progress if progress is None else progress, **run)
+    pairs = None
     try:
-        result = shapley_modes(game, players, n_permutations=args.n_permutations, seed=args.seed,
-                               sampler=args.sampler, batch_size=args.batch_size, engine=args.engine,
-                               target_se=args.target_se, target_relative=args.target_relative,
-                               dtype=np.float64 if dtype is None else dtype,
-                               progress=not args.no_progress if progress is None else progress, **run)
+        if args.interactions is None:
+            result = shapley_modes(game, players, engine=args.engine, **options)
+        else:
+            pairs = _interactions(args, game, players, spex_reduce, options)
+            result = pairs.first_order
     except RunInterrupted as stop:
         print(f"\nstopped after {stop.done} orderings; resume with --resume (state in {stop.checkpoint})",
               file=sys.stderr)
@@ -201,9 +240,25 @@ def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factor
                            **(metadata or {}))
     arrays = extras(result) if callable(extras) else (extras or {})
     result.save(out, **arrays)
+    if pairs is not None:
+        pairs.metadata.update(result.metadata)
+        pairs.save(interactions_path(out))
     if checkpoint is not None:
         remove_checkpoint(checkpoint)
     return result
+
+
+def interactions_path(out: Path) -> Path:
+    return Path(out).with_name(Path(out).stem + "_interactions.npz")
+
+
+def _interactions(args, game, players, spex_reduce, options):
+    from .interactions import interaction_modes
+    from .spex import sparse_interactions
+    if args.interactions == "pairs":
+        return interaction_modes(game, players, pairs=args.pairs, index=args.index, **options)
+    return sparse_interactions(game, players, budget=args.budget, top=args.top, index=args.index, reduce=spex_reduce,
+                               **options)
 
 
 def entry(main) -> None:

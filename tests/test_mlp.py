@@ -135,7 +135,12 @@ def test_fast_game_equals_generic_hooked_game_and_brute_force():
     model, x, y = small_model()
     fast, slow = MLPGame(model, x, y), generic_game(model.double(), x.double(), y)
     rng = np.random.default_rng(0)
-    coalitions = np.concatenate([rng.random((20, 10)) > 0.5, np.tril(np.ones((10, 10), bool))[::-1]])
+    near = [rng.random(10) > 0.5]
+    for k in rng.integers(2, 5, size=12):  # rows 2-4 units from the previous one (interaction rows)
+        row = near[-1].copy()
+        row[rng.choice(10, k, replace=False)] ^= True
+        near.append(row)
+    coalitions = np.concatenate([rng.random((20, 10)) > 0.5, np.tril(np.ones((10, 10), bool))[::-1], near])
     np.testing.assert_array_equal(fast(coalitions), slow(coalitions).numpy())
     fast_p, slow_p = MLPGame(model, x, y, metric="precision"), generic_game(model.double(), x.double(), y, metric="precision")
     np.testing.assert_allclose(fast_p(coalitions), slow_p(coalitions).numpy(), atol=1e-15)
