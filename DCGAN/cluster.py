@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.cli import non_negative_int, positive_float, positive_int
 from common.extras import require_extra
 from common.result import atomic_savez
 from DCGAN import RUNS
@@ -141,16 +142,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--msa", default=str(RUNS / "msa.npz"), help="written by DCGAN/compute_msa.py")
     p.add_argument("--out", default=str(RUNS / "clusters.npz"))
-    p.add_argument("--resolution", type=float, default=3.0, help="Louvain resolution (the authors: 3)")
-    p.add_argument("--n-runs", type=int, default=100, help="seeded Louvain runs for the consensus (the authors: 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resolution", type=positive_float, default=3.0, help="Louvain resolution (the authors: 3)")
+    p.add_argument("--n-runs", type=positive_int, default=100, help="seeded Louvain runs for the consensus (the authors: 100)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--negative", default="zero", choices=("zero", "abs"),
                    help="negative correlations: zeroed (the authors' code, default) or absolute values (the paper's text)")
-    p.add_argument("--consensus-threshold", type=float, default=0.5,
+    p.add_argument("--consensus-threshold", type=positive_float, default=0.5,
                    help="co-association below this is dropped before re-clustering")
-    p.add_argument("--layers", type=int, nargs="*", default=None,
+    p.add_argument("--layers", type=non_negative_int, nargs="*", default=None,
                    help="cluster only filters of these layer numbers (0 = first); default all")
     args = p.parse_args(argv)
+    if args.consensus_threshold > 1:
+        p.error(f"--consensus-threshold is a fraction of runs, in (0, 1]; got {args.consensus_threshold}")
     require_extra("dcgan")
 
     import common

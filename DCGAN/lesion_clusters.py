@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.cli import non_negative_int, positive_int
 from common.lesion import Unit, lesioned
 from DCGAN.model import load_generator
 from DCGAN import RUNS
@@ -70,12 +71,15 @@ def main(argv=None):
     p.add_argument("--checkpoint", default=str(RUNS / "train/generator.pt"))
     p.add_argument("--msa", default=str(RUNS / "msa.npz"), help="for the player list (the units' order)")
     p.add_argument("--clusters", default=str(RUNS / "clusters.npz"), help="written by DCGAN/cluster.py")
-    p.add_argument("--lesion", type=int, nargs="+", action="append", default=None,
+    p.add_argument("--lesion", type=non_negative_int, nargs="+", action="append", default=None,
                    help="cluster labels to lesion together; repeat for more figure blocks")
-    p.add_argument("--top", type=int, default=4, help="without --lesion: the clusters with the largest effect")
-    p.add_argument("--n-images", type=int, default=8)
+    p.add_argument("--top", type=positive_int, default=4, help="without --lesion: the clusters with the largest effect")
+    p.add_argument("--n-images", type=positive_int, default=8)
     p.add_argument("--out", default=str(RUNS / "cluster_lesions.png"))
     args = p.parse_args(argv)
+    for option, path in (("--checkpoint", args.checkpoint), ("--msa", args.msa), ("--clusters", args.clusters)):
+        if not Path(path).is_file():
+            p.error(f"{option} {path}: no such file")
 
     import common
     generator, noise, _ = load_generator(args.checkpoint)

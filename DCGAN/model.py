@@ -124,7 +124,8 @@ def save_generator(path, generator: Generator, noise: torch.Tensor, **info):
 
 def load_generator(path, device="cpu") -> tuple[Generator, torch.Tensor, dict]:
     """(generator in eval mode, fixed noise, the whole checkpoint dict)."""
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    from common.weights import load_weights
+    ckpt = load_weights(path, "generator checkpoint", map_location=device)
     if "generator" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path} is not a generator checkpoint written by DCGAN/train.py "
                          f"(keys: {sorted(ckpt)})")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from common.cli import positive_int
+from common.cli import non_negative_int, positive_float, positive_int
 from common.device import pick_device
 from DCGAN.data import DATASETS, load_images
 from DCGAN.model import CONFIGS, Discriminator, Generator, fixed_noise, init_weights, make_config, save_generator
@@ -44,18 +44,18 @@ def main(argv=None):
                         "(offline demos only, photo rights unclear)")
     p.add_argument("--data-dir", default=None, help="CelebA root (holding celeba/) or an image folder")
     p.add_argument("--out-dir", default=str(RUNS / "train"), help="where checkpoints and samples go")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (overrides epochs)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr-g", type=float, default=2e-4)
-    p.add_argument("--lr-d", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=0, help="weights, data order")
-    p.add_argument("--noise-seed", type=int, default=0, help="seed of the fixed noise batch (the 32 faces)")
-    p.add_argument("--n-fixed", type=int, default=32, help="size of the fixed noise batch")
-    p.add_argument("--sample-every", type=int, default=200, help="steps between sample grids")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (image decoding for CelebA)")
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps (overrides epochs)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr-g", type=positive_float, default=2e-4)
+    p.add_argument("--lr-d", type=positive_float, default=1e-4)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="weights, data order")
+    p.add_argument("--noise-seed", type=non_negative_int, default=0, help="seed of the fixed noise batch (the 32 faces)")
+    p.add_argument("--n-fixed", type=positive_int, default=32, help="size of the fixed noise batch")
+    p.add_argument("--sample-every", type=positive_int, default=200, help="steps between sample grids")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader workers (image decoding for CelebA)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
 
     if args.threads:

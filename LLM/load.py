@@ -112,8 +112,13 @@ def cpu_4bit_skip_modules(name_or_path: str) -> list[str] | None:
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(name_or_path))
     head = [name for name, m in skeleton.named_modules() if m is skeleton.get_output_embeddings()]
     odd = [name for name, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear) and name not in head
-           and (m.out_features % AVX512_BF16_BLOCK or m.in_features % 2)]
+           and not packs_on_avx512_bf16(m)]
     return head + odd
+
+
+def packs_on_avx512_bf16(linear: torch.nn.Linear) -> bool:
+    """Whether bitsandbytes' packed AVX512-BF16 CPU kernel takes this layer's shape."""
+    return linear.out_features % AVX512_BF16_BLOCK == 0 and linear.in_features % 2 == 0
 
 
 def verify_4bit(model) -> None:

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from common.cli import positive_int
 from common import load
 from common.result import atomic_savez, load_extra
 from LLM import tasks as T
 from LLM.generate import encode_chat, generate_answers, left_pad
-from LLM.load import load_model
+from LLM.load import check_model_name, load_model
 from LLM.moe import EXCLUSIONS
 from LLM.units import model_players
 from common.device import pick_device, set_cpu_threads
@@ -108,15 +109,28 @@ def main(argv=None):
                         help="default: tiny-arithmetic for the tiny model, gsm8k otherwise")
     parser.add_argument("--data-file", type=Path, default=None, help="GSM8K test problems as jsonl (question, answer)")
     parser.add_argument("--train-file", type=Path, default=None, help="GSM8K train problems as jsonl (first 3: exemplars)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N test problems")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N test problems")
     parser.add_argument("--ks", default=None, help="comma-separated k (default: 0,1,5,...,70 for 256 experts, "
                                                    "0..27%% of the experts otherwise)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 256 for GSM8K")
-    parser.add_argument("--rows-per-call", type=int, default=None, help=f"rows per generate call (default: {ROWS_PER_CALL})")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=None, help="default: 256 for GSM8K")
+    parser.add_argument("--rows-per-call", type=positive_int, default=None, help=f"rows per generate call (default: {ROWS_PER_CALL})")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores but one)")
     parser.add_argument("--out", type=Path, default=None, help="default: LLM/runs/removal_<msa file name>.npz")
     args = parser.parse_args(argv)
+    if not args.msa.is_file():
+        parser.error(f"--msa {args.msa}: no such file; LLM/compute_msa.py writes it")
+    try:
+        ks = None if args.ks is None else [int(k) for k in args.ks.split(",")]
+    except ValueError:
+        parser.error(f"--ks takes comma-separated whole numbers, like 0,1,5; got {args.ks!r}")
+    if ks is not None and min(ks) < 0:
+        parser.error(f"--ks must be >= 0, got {args.ks}")
+    for path in (args.data_file, args.train_file):
+        if path is not None and not path.is_file():
+            parser.error(f"{path}: no such file")
+    if args.model is not None:
+        check_model_name(args.model)
     require_extra("llm")
 
     device = pick_device(args.device)
@@ -128,7 +142,7 @@ def main(argv=None):
     load_in_4bit = args.load_in_4bit if args.load_in_4bit is not None else bool(result.metadata.get("load_in_4bit"))
     tiny = result.metadata.get("sizes") == "tiny"
     data = args.data or ("tiny-arithmetic" if tiny else "gsm8k")
-    ks = [int(k) for k in args.ks.split(",")] if args.ks else default_ks(len(result.players))
+    ks = ks if ks is not None else default_ks(len(result.players))
     if max(ks) > len(result.players):
         raise SystemExit(f"k up to {max(ks)} but the run has only {len(result.players)} experts")
     out = args.out or RUNS / f"removal_{args.msa.stem.removeprefix('msa_')}.npz"

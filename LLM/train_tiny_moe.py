@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from common.cli import non_negative_int, positive_float, positive_int
 from LLM import tasks as T
 from common.device import set_cpu_threads
 from common.extras import require_extra
@@ -207,19 +208,19 @@ def print_scores(info: dict) -> None:
         print(f"{name:<16}{s['score']:>8.3f}{s['chance']:>8.3f}")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for save_pretrained (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=1200, help="optimizer steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=48)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--experts", type=int, default=8)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--ffn", type=int, default=256, help="each expert's intermediate size")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)")
-    args = parser.parse_args()
+    parser.add_argument("--steps", type=positive_int, default=1200, help="optimizer steps (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=48)
+    parser.add_argument("--lr", type=positive_float, default=3e-3)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--layers", type=positive_int, default=4)
+    parser.add_argument("--experts", type=positive_int, default=8)
+    parser.add_argument("--hidden", type=positive_int, default=128)
+    parser.add_argument("--ffn", type=positive_int, default=256, help="each expert's intermediate size")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores but one)")
+    args = parser.parse_args(argv)
     require_extra("llm")
     set_cpu_threads(args.threads)
     info = train(args.out, args.steps, args.batch_size, args.lr, args.seed, args.layers, args.experts, args.hidden,

@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from common.cli import non_negative_int, positive_int
 from MLP import HERE, compute_msa, figures, train
 from MLP.analysis import claims, format_claims, load_results
 
@@ -18,11 +19,11 @@ from MLP.analysis import claims, format_claims, load_results
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(HERE / "demo_run"), help="folder for models/, results/ and figures/")
-    p.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50, 100, 150, 200])
-    p.add_argument("--trials", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--n-permutations", type=int, default=300)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[10, 25, 50, 100, 150, 200])
+    p.add_argument("--trials", type=positive_int, default=2)
+    p.add_argument("--epochs", type=positive_int, default=6)
+    p.add_argument("--n-permutations", type=positive_int, default=300)
+    p.add_argument("--seed", type=non_negative_int, default=1)
     args = p.parse_args(argv)
     out, started = Path(args.out), time.perf_counter()
 

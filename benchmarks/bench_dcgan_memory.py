@@ -54,11 +54,28 @@ def worker(args):
     game = images_game(g, units, noise, batch_size=args.batch_size)
     game(np.ones((args.batch_size, len(units)), bool))  # warm up torch's allocator and kernels outside the count
     dtype = dict(float32=np.float32, float64=np.float64)[args.dtype]
+    labels = [str(u) for u in units]
+    run = dict(seed=args.seed, dtype=dtype, progress=False, batch_size=args.batch_size)
+    engine = "msapy" if args.engine == "msapy" else "batched"
+    if args.engine in ("checkpointed", "resumed"):  # save after every block (the worst case), then resume
+        run.update(checkpoint=Path(args.save).with_suffix(".ckpt"), checkpoint_every=0)
+    if args.engine == "resumed":  # first an interrupted run (not measured) that leaves a checkpoint behind
+        calls, half = [0], len(units) * args.n_permutations // (2 * args.batch_size)
+
+        def crashes(c):
+            calls[0] += 1
+            if calls[0] > half:
+                raise KeyboardInterrupt
+            return game(c)
+        try:
+            common.shapley_modes(crashes, labels, args.n_permutations, **run)
+        except KeyboardInterrupt:
+            pass
+        run["resume"] = True
     before = rss_now()
     tracemalloc.start()
     started = time.perf_counter()
-    result = common.shapley_modes(game, [str(u) for u in units], args.n_permutations, seed=args.seed,
-                                  engine=args.engine, dtype=dtype, progress=False)
+    result = common.shapley_modes(game, labels, args.n_permutations, engine=engine, **run)
     seconds = time.perf_counter() - started
     _, numpy_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -76,13 +93,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="celeba64", help="generator config (celeba64: 963 filters)")
     p.add_argument("--n-images", type=int, default=4, help="noise vectors (the paper: 32; fewer keeps it quick)")
-    p.add_argument("--n-permutations", type=int, default=2)
+    p.add_argument("--n-permutations", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32, help="coalitions per call of our engine")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="our accumulator precision (msapy always uses float64)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--engines", nargs="+", default=["batched", "msapy"], choices=["batched", "msapy"])
+    p.add_argument("--engines", nargs="+", default=["batched", "msapy", "checkpointed", "resumed"],
+                   choices=["batched", "msapy", "checkpointed", "resumed"],
+                   help="checkpointed: ours saving a checkpoint after every block; resumed: ours resuming one")
     p.add_argument("--engine", help=argparse.SUPPRESS)  # internal: run one engine in this process
     p.add_argument("--save", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -116,6 +135,12 @@ def main(argv=None):
         modes32 = s0["players"] * modes["batched"][0].size * 4
         print(f"ours: numpy peak = {stats['batched']['numpy_peak'] / modes32:.2f} x the float32 size of the modes "
               f"({modes32 / mib:.0f} MiB; goal <= 2.5)")
+    for kind in ("checkpointed", "resumed"):  # goal: checkpoints add at most 15% to the run's peak
+        if {"batched", kind} <= set(stats):
+            ratio = stats[kind]["numpy_peak"] / stats["batched"]["numpy_peak"]
+            print(f"{kind}: numpy peak {ratio:.3f} x a run without checkpoints (goal <= 1.15: "
+                  f"{'MET' if ratio <= 1.15 else 'NOT MET'}); modes equal: "
+                  f"{np.array_equal(modes[kind], modes['batched'])}")
     if {"batched", "msapy"} <= set(stats):
         a, b = stats["batched"], stats["msapy"]
         diff = float(np.max(np.abs(modes["batched"].astype(np.float64) - modes["msapy"])))

@@ -1,0 +1,164 @@
+"""Bad input is a clear error that names the problem, with a nonzero exit, before any model loads or trains,
+and nothing is written or changed."""
+import importlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import load, shapley_modes
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP = {".venv", ".git", "__pycache__", ".pytest_cache", ".cache"}
+
+
+def snapshot(*folders) -> dict:
+    files = {}
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if d not in SKIP]
+            for name in filenames:
+                path = Path(dirpath, name)
+                stat = path.stat()
+                files[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return files
+
+
+@pytest.fixture
+def sentinels(monkeypatch):
+    """Loading or training anything fails the test: errors must come first."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a model was loaded or trained before the bad input was caught")
+    for module, name in (("LLM.load", "load_model"), ("LLM.train_tiny_moe", "train"), ("MLP.train", "load_model"),
+                         ("DCGAN.model", "load_generator"), ("MLP.train", "train_mlp")):
+        monkeypatch.setattr(importlib.import_module(module), name, forbidden)
+
+
+def cases(tmp):
+    a_file = tmp / "a_file"
+    empty = tmp / "empty"
+    result = tmp / "result.npz"
+    mlp, dcgan, llm = "MLP.compute_msa", "DCGAN.compute_msa", "LLM.compute_msa"
+    return [
+        (mlp, ["--test-images", "-5"], "--test-images: must be a positive integer"),
+        (mlp, ["--test-images", "0"], "--test-images: must be a positive integer"),
+        (mlp, ["--n-permutations", "0"], "--n-permutations: must be a positive integer"),
+        (mlp, ["--seed", "-1"], "--seed: must be an integer >= 0"),
+        (mlp, ["--batch-size", "0"], "--batch-size: must be a positive integer"),
+        (mlp, ["--checkpoint-every", "-1"], "--checkpoint-every: must be a finite number >= 0"),
+        (mlp, ["--threads", "0"], "--threads: must be a positive integer"),
+        (mlp, ["--backend", "ray", "--workers", "0"], "--workers: must be a positive integer"),
+        (mlp, ["--sampler", "sobol"], "--sampler: invalid choice"),
+        (mlp, ["--backend", "ray", "--resume"], "--resume continues a checkpoint"),
+        (mlp, ["--address", "localhost:6379"], "--address and --workers are options of --backend ray"),
+        (mlp, ["--target-se", "0"], "--target-se: must be a number > 0"),
+        (mlp, ["--target-relative"], "--target-relative needs --target-se"),
+        (mlp, ["--pairs", "1,2"], "--pairs needs --interactions pairs"),
+        (mlp, ["--interactions", "pairs", "--pairs", "1"], "--pairs takes pairs of two indices"),
+        (mlp, ["--interactions", "pairs", "--engine", "msapy"], "--interactions runs on the batched engine"),
+        (mlp, ["--engine", "msapy", "--checkpoint-every", "5"], "--checkpoint-every applies to --backend local"),
+        (mlp, ["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
+        (mlp, ["--out", str(a_file)], "is a file; give a folder"),
+        (mlp, ["--models", str(empty), "--out", str(tmp / "r")], "no models"),
+        ("MLP.train", ["--epochs", "0"], "--epochs: must be a positive integer"),
+        ("MLP.train", ["--trials", "-1"], "--trials: must be a positive integer"),
+        ("MLP.train", ["--sizes", "1", "--out", str(tmp / "m")], "every size at least 2"),
+        ("MLP.train", ["--lr", "0"], "--lr: must be a number > 0"),
+        (dcgan, ["--n-images", "-30"], "--n-images: must be a positive integer"),
+        (dcgan, ["--max-rows", "0"], "--max-rows: must be a positive integer"),
+        (dcgan, ["--checkpoint", str(tmp / "missing.pt"), "--out", str(result)], "no generator checkpoint"),
+        (dcgan, ["--out", str(tmp)], "is a folder; give a file name"),
+        ("DCGAN.train", ["--max-steps", "0"], "--max-steps: must be a positive integer"),
+        ("DCGAN.train", ["--batch-size", "-1"], "--batch-size: must be a positive integer"),
+        ("DCGAN.train", ["--widths", "0"], "--widths: must be a positive integer"),
+        ("DCGAN.cluster", ["--n-runs", "0"], "--n-runs: must be a positive integer"),
+        ("DCGAN.cluster", ["--consensus-threshold", "2"], "--consensus-threshold is a fraction"),
+        ("DCGAN.cluster", ["--resolution", "-1"], "--resolution: must be a finite number >= 0"),
+        ("DCGAN.lesion_clusters", ["--checkpoint", str(tmp / "missing.pt")], "--checkpoint .* no such file"),
+        (llm, ["--n-permutations", "0"], "--n-permutations: must be a positive integer"),
+        (llm, ["--items", "0"], "--items: must be a positive integer"),
+        (llm, ["--batch-size", "0"], "--batch-size: must be a positive integer"),
+        (llm, ["--threads", "0"], "--threads: must be a positive integer"),
+        (llm, ["--model", "./typo/path"], "no such model folder"),
+        (llm, ["--model", str(empty)], "holds no config.json"),
+        (llm, ["--units", "experts", "--ablation", "mean"], "--ablation mean applies to heads"),
+        (llm, ["--out", str(a_file / "x.npz")], "cannot be written"),
+        ("LLM.train_tiny_moe", ["--steps", "0"], "--steps: must be a positive integer"),
+        ("LLM.removal_curves", ["--msa", str(tmp / "missing.npz")], "--msa .*: no such file"),
+        ("LLM.removal_curves", ["--msa", str(a_file), "--ks", "a,b"], "--ks takes comma-separated whole numbers"),
+    ]
+
+
+def test_the_table_has_at_least_40_cases(tmp_path):
+    assert len(cases(tmp_path)) >= 40
+
+
+@pytest.mark.parametrize("number", range(46))
+def test_bad_command_lines_fail_first_and_write_nothing(number, tmp_path, sentinels, capsys):
+    (tmp_path / "a_file").write_text("not a result")
+    (tmp_path / "empty").mkdir()
+    script, argv, message = cases(tmp_path)[number]
+    before = snapshot(ROOT, tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(script).main(argv)
+    said = f"{stop.value.code} {capsys.readouterr().err}"
+    assert stop.value.code not in (0, None), said
+    import re
+    assert re.search(message, said), said
+    assert snapshot(ROOT, tmp_path) == before  # nothing created or changed, in the repository or beside the output
+
+
+def constant(c):
+    return np.ones((len(c), 2))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(dtype=np.int32), ValueError, "dtype must be float32 or float64"),
+    (dict(dtype="complex128"), ValueError, "dtype must be float32 or float64"),
+    (dict(game=lambda c: np.ones((len(c), 2)) * 1j), TypeError, "complex"),
+    (dict(game=lambda c: np.array([["a"]] * len(c))), TypeError, "numbers"),
+    (dict(batch_size=1.5), ValueError, "batch_size must be a positive integer"),
+    (dict(batch_size=True), ValueError, "batch_size must be a positive integer"),
+    (dict(seed=-1), ValueError, "seed must be a non-negative integer"),
+    (dict(seed=1.5), ValueError, "seed must be a non-negative integer"),
+    (dict(n_permutations=True), ValueError, "n_permutations must be a positive integer"),
+    (dict(resume=True), ValueError, "resume=True needs a checkpoint"),
+    (dict(fingerprint="x"), ValueError, "fingerprint is given but checkpoint is not"),
+    (dict(n_workers=2), ValueError, "options of backend='ray'"),
+    (dict(engine="msapy", checkpoint="x.ckpt"), ValueError, "cannot honour checkpoint"),
+    (dict(engine="msapy", target_se=0.1), ValueError, "cannot honour target_se"),
+    (dict(target_se=-1.0), ValueError, "target_se must be a positive number"),
+    (dict(target_relative=True), ValueError, "target_relative=True needs a target_se"),
+    (dict(checkpoint="x.ckpt", checkpoint_every=-5), ValueError, "checkpoint_every must be a number of seconds"),
+    (dict(players=[1, 1]), ValueError, "distinct"),
+    (dict(players="abcd"), TypeError, "players must be an int or a sequence"),
+    (dict(progress="yes"), ValueError, "progress must be True or False"),
+    (dict(sampler="latin", n_permutations=5), ValueError, "multiple of 4"),
+])
+def test_bad_api_arguments_are_named(kwargs, error, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = dict(game=constant, players=4, n_permutations=4, progress=False) | kwargs
+    with pytest.raises(error, match=message):
+        shapley_modes(**args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_numpy_integer_seed_checkpoints_and_a_non_result_is_named(tmp_path):
+    r = shapley_modes(constant, 4, n_permutations=4, seed=np.int64(3), checkpoint=tmp_path / "r.ckpt",
+                      checkpoint_every=0, progress=False)
+    assert r.seed == 3 and isinstance(r.seed, int)
+    np.savez(tmp_path / "other.npz", x=np.arange(3))
+    with pytest.raises(ValueError, match="is not a Shapley result written by ShapleyResult.save: it lacks"):
+        load(tmp_path / "other.npz")
+
+
+def test_a_damaged_model_file_is_named_and_never_loaded_unsafely(tmp_path):
+    from MLP.model import MLP
+    from MLP.train import load_model, save_model
+    path = tmp_path / "mlp_N008_none_t00.pt"
+    save_model(path, MLP(8), dict(n_hidden=8))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="mlp_N008_none_t00.pt") as error:
+        load_model(path)
+    assert "weights_only" not in str(error.value) and "damaged" in str(error.value)
