@@ -116,6 +116,9 @@ def main(argv=None):
     parser.add_argument("--rows-per-call", type=positive_int, default=None, help=f"rows per generate call (default: {ROWS_PER_CALL})")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores but one)")
+    parser.add_argument("--task", choices=T.TASK_NAMES, default=None,
+                        help="heads, mlp, layers runs: rank the units by this task's modes and score held-out items of "
+                             "it (default: the task the intact model does best against chance)")
     parser.add_argument("--out", type=Path, default=None, help="default: LLM/runs/removal_<msa file name>.npz")
     args = parser.parse_args(argv)
     if not args.msa.is_file():
@@ -144,8 +147,10 @@ def main(argv=None):
     data = args.data or ("tiny-arithmetic" if tiny else "gsm8k")
     ks = ks if ks is not None else default_ks(len(result.players))
     if max(ks) > len(result.players):
-        raise SystemExit(f"k up to {max(ks)} but the run has only {len(result.players)} experts")
+        raise SystemExit(f"k up to {max(ks)} but the run has only {len(result.players)} players")
     out = args.out or RUNS / f"removal_{args.msa.stem.removeprefix('msa_')}.npz"
+    if result.metadata.get("units", "experts") != "experts":
+        return unit_removal(args, result, extra, ks, device, out)
 
     if data == "gsm8k":
         prompts, references = gsm8k_items(args.data_file, args.train_file, args.limit)
@@ -184,6 +189,54 @@ def main(argv=None):
                  n_items=np.array(len(prompts)), model=np.array(model_name), exclusion=np.array(exclusion),
                  seconds=np.array(time.perf_counter() - started),
                  example_answers=np.array(json.dumps([row[:3] for row in answers[:2]], ensure_ascii=False)))
+    print(f"wrote {out}")
+    return out
+
+
+def held_out_task(name: str, sizes: str, used: int | None, n: int, items_seed: int) -> T.Task:
+    """Items of `name` the Shapley run did not score: the language and capital items after the first `used`, or
+    arithmetic items drawn with another seed."""
+    if name in T.OPERATORS:
+        task = next(t for t in T.make_tasks(T.SIZES[sizes], seed=items_seed + 1000) if t.name == name)
+        return T.Task(name, task.items[:n], task.max_new_tokens)
+    task = next(t for t in T.make_tasks(T.SIZES[sizes], seed=items_seed) if t.name == name)
+    rest = task.items[used or 0:]
+    if not rest:
+        raise SystemExit(f"the run scored every {name} item: no held-out items left")
+    return T.Task(name, rest[:n], task.max_new_tokens)
+
+
+def unit_removal(args, result, extra, ks, device, out):
+    """Heads, MLP blocks or sub-layers: remove the k units with the lowest or the highest mode for one task, and
+    score held-out items of that task with the run's own score (log-probability or generated answers)."""
+    from LLM.generate import LMGame
+    meta = result.metadata
+    tasks = [str(t) for t in extra["task_names"]]
+    gain = np.asarray(extra["intact_scores"]) - np.asarray(extra["chance"])
+    task = args.task or tasks[int(np.nanargmax(gain))]
+    column = tasks.index(task)
+    model, tokenizer, device = load_model(meta["model"], device=args.device)
+    reference = None
+    if meta.get("ablation") == "mean":
+        from LLM.compute_msa import build_tasks, reference_run
+        reference = reference_run(model, tokenizer, build_tasks(meta["sizes"], None, meta.get("items_seed", 0)))
+    players = model_players(model, meta["units"], meta.get("ablation", "zero"), reference=reference)
+    if list(players.labels) != [str(p) for p in result.players]:
+        raise SystemExit(f"the {meta['units']} of {meta['model']} are not the players of {args.msa}")
+    held_out = held_out_task(task, meta["sizes"], meta.get("items"), args.limit or 20, meta.get("items_seed", 0))
+    game = LMGame(model, tokenizer, [held_out], players, meta.get("score", "generate"), coalitions_per_call=1)
+    order = np.argsort(result.modes[:, column], kind="stable")
+    lowest, highest = removal_coalitions(order, ks)
+    started = time.perf_counter()
+    values = game(np.concatenate([lowest, highest]))[:, 0].reshape(2, len(ks))
+    print(f"{task}, {len(held_out.items)} held-out items, {meta.get('score')} score; units ranked by their {task} mode")
+    print(f"{'k':>4}{'remove lowest':>15}{'remove highest':>16}")
+    for i, k in enumerate(ks):
+        print(f"{k:>4}{values[0, i]:>15.3f}{values[1, i]:>16.3f}")
+    atomic_savez(out, ks=np.array(ks), score_lowest=values[0], score_highest=values[1], order=order,
+                 task=np.array(task), units=np.array(meta["units"]), score=np.array(meta.get("score", "generate")),
+                 n_items=np.array(len(held_out.items)), model=np.array(meta["model"]), data=np.array(f"held-out {task}"),
+                 seconds=np.array(time.perf_counter() - started))
     print(f"wrote {out}")
     return out
 

@@ -1,11 +1,13 @@
-"""Benchmark: the same expert coalitions scored one coalition per `generate` call vs many per call.
+"""Benchmark: the same coalitions of an LLM's players scored one coalition per call vs many per call.
 
-Many per call: the batch rows are coalitions x prompts, each row with its own excluded experts, rows that
-finish early padded while the others go on. Both ways must give identical answers (checked); the last line
-printed is the speed ratio. Uses the trained tiny model if LLM/runs/tiny_moe exists, else an untrained one
-of the same shape (the timing is what matters here).
+Many per call: the batch rows are coalitions x prompts, each row with its own ablated players (experts, heads,
+...), rows that finish early padded while the others go on. Both ways must give identical answers (checked;
+for --score logprob the largest difference is printed); the last line printed is the speed ratio. Uses the
+trained tiny model if LLM/runs/tiny_moe exists, else an untrained one of the same shape (the timing is what
+matters here).
 
-    python benchmarks/bench_llm_generate.py                       # ~1-2 min on 2 CPU cores
+    python benchmarks/bench_llm_generate.py                       # tiny MoE experts, ~1-2 min on 2 CPU cores
+    python benchmarks/bench_llm_generate.py --model smollm2 --units heads --score logprob --sizes paper --items 2
     python benchmarks/bench_llm_generate.py --model PATH --load-in-4bit --coalitions 32 --per-call 16
 """
 import argparse
@@ -15,9 +17,11 @@ import numpy as np
 import torch
 
 from LLM import tasks as T
-from LLM.generate import ExpertGame
+from LLM.generate import SCORES, LMGame
 from LLM.load import load_model
 from LLM.moe import EXCLUSIONS
+from LLM.units import UNIT_KINDS, model_players
+from common.cli import positive_int
 from common.device import pick_device, set_cpu_threads
 from LLM.train_tiny_moe import DEFAULT_OUT, build_model, build_tokenizer
 
@@ -34,23 +38,25 @@ def get_model(name, load_in_4bit, device):
 
 def timed(game, coalitions):
     started = time.perf_counter()
-    answers = game.answers(coalitions)
-    return answers, time.perf_counter() - started
+    values = game.answers(coalitions) if game.score == "generate" else game(coalitions)
+    return values, time.perf_counter() - started
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="tiny", help="'tiny' (default), a hub id or a local folder")
+    parser.add_argument("--model", default="tiny", help="'tiny' (default), 'smollm2', a hub id or a local folder")
+    parser.add_argument("--units", choices=UNIT_KINDS, default="auto", help="players (default: experts or heads)")
+    parser.add_argument("--score", choices=SCORES, default="generate")
     parser.add_argument("--load-in-4bit", action="store_true")
     parser.add_argument("--exclusion", choices=EXCLUSIONS, default="paper")
     parser.add_argument("--sizes", choices=tuple(T.SIZES), default="tiny")
-    parser.add_argument("--coalitions", type=int, default=16, help="random coalitions to score (default: %(default)s)")
-    parser.add_argument("--per-call", type=int, default=8, help="coalitions per generate call, batched way")
-    parser.add_argument("--items", type=int, default=None, help="only the first N items of each task")
+    parser.add_argument("--coalitions", type=positive_int, default=16, help="random coalitions to score (default: %(default)s)")
+    parser.add_argument("--per-call", type=positive_int, default=8, help="coalitions per call, batched way")
+    parser.add_argument("--items", type=positive_int, default=None, help="only the first N items of each task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)")
-    args = parser.parse_args()
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores but one)")
+    args = parser.parse_args(argv)
 
     device = pick_device(args.device)
     if device.type == "cpu":
@@ -59,26 +65,30 @@ def main():
     tasks = T.make_tasks(T.SIZES[args.sizes])
     if args.items:
         tasks = [T.Task(t.name, t.items[:args.items], t.max_new_tokens) for t in tasks]
-    one = ExpertGame(model, tokenizer, tasks, args.exclusion, coalitions_per_call=1)
-    many = ExpertGame(model, tokenizer, tasks, args.exclusion, coalitions_per_call=args.per_call)
+    players = model_players(model, args.units, exclusion=args.exclusion)
+    one = LMGame(model, tokenizer, tasks, players, args.score, coalitions_per_call=1)
+    many = LMGame(model, tokenizer, tasks, players, args.score, coalitions_per_call=args.per_call)
     rng = np.random.default_rng(args.seed)
-    # coalitions like those of an MSA walk: a random number of experts excluded
-    coalitions = np.stack([rng.permutation(len(one.players)) >= rng.integers(0, len(one.players))
+    # coalitions like those of an MSA walk: a random number of players lesioned
+    coalitions = np.stack([rng.permutation(len(players)) >= rng.integers(0, len(players))
                            for _ in range(args.coalitions)])
     timed(many, coalitions[:1])  # warm-up: first-call costs are not what we compare
-    answers_one, seconds_one = timed(one, coalitions)
-    answers_many, seconds_many = timed(many, coalitions)
-    mismatches = sum(a != b for row_a, row_b in zip(answers_one, answers_many) for a, b in zip(row_a, row_b))
+    values_one, seconds_one = timed(one, coalitions)
+    values_many, seconds_many = timed(many, coalitions)
     rows = sum(len(t.items) for t in tasks)
     print(f"device: {device} ({torch.get_num_threads()} threads)" if device.type == "cpu" else
           f"device: {torch.cuda.get_device_name(device)}")
-    print(f"model: {name}; {len(one.players)} experts; {args.coalitions} coalitions x {rows} prompts; "
-          f"exclusion {args.exclusion}")
-    print(f"one coalition per generate call:  {args.coalitions / seconds_one:8.3f} coalitions/s")
-    print(f"{args.per_call:>3} coalitions per generate call: {args.coalitions / seconds_many:8.3f} coalitions/s")
-    if mismatches:
-        raise SystemExit(f"answers differ in {mismatches} of {args.coalitions * rows} rows")
-    print(f"identical answers: all {args.coalitions * rows} rows")
+    print(f"model: {name}; {len(players)} {players.kind}; {args.coalitions} coalitions x {rows} prompts; "
+          f"score {args.score}")
+    print(f"one coalition per call:  {args.coalitions / seconds_one:8.3f} coalitions/s")
+    print(f"{args.per_call:>3} coalitions per call: {args.coalitions / seconds_many:8.3f} coalitions/s")
+    if args.score == "generate":
+        mismatches = sum(a != b for row_a, row_b in zip(values_one, values_many) for a, b in zip(row_a, row_b))
+        if mismatches:
+            raise SystemExit(f"answers differ in {mismatches} of {args.coalitions * rows} rows")
+        print(f"identical answers: all {args.coalitions * rows} rows")
+    else:
+        print(f"max |difference| of the scores: {np.abs(values_one - values_many).max():.1e}")
     print(f"speedup (many per call / one per call): {seconds_one / seconds_many:.2f}x")
 
 

@@ -118,3 +118,41 @@ def test_smollm2_loads_offline_from_its_package_with_270_heads():
     keep[1, :9] = False  # every head of layer 0
     values = scored(keep)
     assert values.shape == (2, 1) and np.all(values < 0) and values[0, 0] != values[1, 0]
+
+
+@pytest.fixture(scope="module")
+def saved_llama(tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from LLM.train_tiny_moe import build_tokenizer
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    path = tmp_path_factory.mktemp("llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("units, ablation", [("heads", "mean"), ("layers", "zero")])
+def test_compute_msa_on_heads_of_any_causal_lm_then_removal_curves(saved_llama, tmp_path, units, ablation):
+    from common import load
+    from common.result import load_extra
+    from LLM import compute_msa, removal_curves
+    out = tmp_path / "msa.npz"
+    compute_msa.main(["--model", str(saved_llama), "--units", units, "--ablation", ablation, "--score", "logprob",
+                      "--sizes", "tiny", "--items", "1", "--n-permutations", "4", "--sampler", "antithetic",
+                      "--device", "cpu", "--threads", "1", "--out", str(out), "--no-progress"])
+    result, extra = load(out), load_extra(out)
+    n = 8 if units == "heads" else 4
+    assert result.modes.shape == (n, 9) and result.metadata["units"] == units and result.metadata["score"] == "logprob"
+    assert result.efficiency_gap() < 1e-9 and np.all(result.intact < 0)  # mean log-probabilities
+    assert len(extra["unit_locations"]) == n and extra["player_layer"].tolist()[:2] == [0, 0]
+    curve = removal_curves.main(["--msa", str(out), "--task", "german", "--ks", "0,1,2", "--limit", "3",
+                                 "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "removal.npz")])
+    data = dict(np.load(curve))
+    assert data["ks"].tolist() == [0, 1, 2] and str(data["task"]) == "german" and int(data["n_items"]) == 3
+    assert data["score_lowest"][0] == data["score_highest"][0]  # k = 0: the intact model either way
