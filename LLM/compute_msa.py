@@ -1,18 +1,24 @@
-"""Shapley modes of the experts of a mixture-of-experts LLM on nine tasks (paper section 2.2, Figure 2).
+"""Shapley modes of an LLM's units on nine tasks (paper section 2.2, Figure 2): Mixtral's experts, as the paper,
+or the attention heads, MLP blocks or sub-layers of any Hugging Face causal LM.
 
-Players are the (layer, expert) pairs; a coalition's value is the 9-vector of task scores
-[addition, subtraction, multiplication, english, german, french, spanish, italian, capitals] with the
-experts outside the coalition excluded. Many coalitions run in one `generate` call (one batch row per
-coalition x prompt), so the number of coalitions per call adapts to the device.
+A coalition's value is the 9-vector of task scores [addition, subtraction, multiplication, english, german,
+french, spanish, italian, capitals] with the units outside the coalition ablated. Many coalitions run in one
+`generate` call or forward pass (one batch row per coalition x prompt).
 
-    python LLM/compute_msa.py                       # the tiny stand-in model on CPU (trains it first if missing;
-                                                    # ~10 min to train once, then ~8 min for the default 40 orderings)
-    python LLM/compute_msa.py --model mistralai/Mixtral-8x7B-Instruct-v0.1 --load-in-4bit --n-permutations 1000
-                                                    # the paper's run: a GPU with >= 40 GB, days
+    python LLM/compute_msa.py                       # the tiny stand-in MoE on a CPU (trained first if missing:
+                                                    # TINY_TRAIN_TIME; then TINY_MSA_TIME for its 40 orderings)
+    python LLM/compute_msa.py --model smollm2       # SmolLM2-135M-Instruct offline: its 60 attention and MLP
+                                                    # sub-layers, log-probability scores, SMOLLM2_TIME on 2 cores
+    python LLM/compute_msa.py --model smollm2 --units heads --items 10 --n-permutations 1020 --device cuda
+                                                    # all 270 heads: a GPU
+    python LLM/compute_msa.py --model mistralai/Mixtral-8x7B-Instruct-v0.1 --load-in-4bit
+                                                    # the paper's run: a GPU (26 GB of 4-bit weights; 40 GB or
+                                                    # more for batched generation)
     python LLM/compute_msa.py --exclusion reroute   # excluded experts' router logits masked before the top 2
 
-Writes an .npz (common.ShapleyResult format: modes (n_experts, 9), se, intact, lesioned, players) with
-task_names, layer_expert (n_experts, 2), chance, model, exclusion and sizes beside it.
+Writes an .npz (common.ShapleyResult format: modes (n_units, 9), se, intact, lesioned, players) with
+task_names, player_layer, layer_expert (experts) or unit_locations (other units), chance, intact_scores,
+model, exclusion and sizes beside it.
 """
 import argparse
 import json

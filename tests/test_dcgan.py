@@ -235,6 +235,9 @@ def tiny_run(tmp_path_factory):
     lesion_clusters.main(["--checkpoint", str(run / "train" / "generator.pt"), "--msa", str(run / "msa.npz"),
                           "--clusters", str(run / "clusters.npz"), "--out", str(run / "lesions.png"),
                           "--n-images", "4", "--top", "2"])
+    compute_msa.main(["--checkpoint", str(run / "train" / "generator.pt"), "--out", str(run / "msa_pairs.npz"),
+                      "--n-permutations", "4", "--n-images", "4", "--device", "cpu", "--no-progress",
+                      "--interactions", "pairs", "--pairs", "112,113", "0,1", "64,100"])
     return run
 
 
@@ -274,7 +277,9 @@ def test_notebook_executes_headless(tiny_run, tmp_path):
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "claim 1, output filters = colour channels: HOLDS" in text
     assert "claim 2" in text
-    for name in ["fig3_example_filters.png", "layer_sums.png", "fig4_cluster_lesions.png", "claims_by_layer.png"]:
+    assert "interaction" in text  # the filter pairs' table
+    for name in ["fig3_example_filters.png", "layer_sums.png", "fig4_cluster_lesions.png", "claims_by_layer.png",
+                 "filter_pairs.png"]:
         assert (tmp_path / "figs" / name).is_file(), name
 
 

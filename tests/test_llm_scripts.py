@@ -105,7 +105,8 @@ def msa_file(saved_model, tmp_path_factory):
     from LLM import compute_msa
     out = tmp_path_factory.mktemp("runs") / "msa_small.npz"
     compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations", "2",
-                      "--seed", "3", "--device", "cpu", "--threads", "1", "--out", str(out), "--no-progress"])
+                      "--seed", "3", "--device", "cpu", "--threads", "1", "--out", str(out), "--no-progress",
+                      "--sampler", "iid"])
     return out
 
 
@@ -205,11 +206,28 @@ def test_gsm8k_files_need_exemplars(msa_file, tmp_path):
         removal_curves.main(["--msa", str(msa_file), "--data", "gsm8k", "--data-file", str(test), "--device", "cpu"])
 
 
-def test_notebook_runs_headless_on_a_small_run(msa_file, removal_file, tmp_path):
+def test_notebook_runs_headless_on_a_small_run(msa_file, removal_file, saved_model, tmp_path):
     pytest.importorskip("papermill")
+    from test_llm_units import save_tiny_llama
+
     from common.notebooks import run_notebook
-    run_notebook("llm_figures", tmp_path / "llm_figures.ipynb", timeout=300, MSA=msa_file, REMOVAL=removal_file,
-                 FIG_DIR=tmp_path / "figures")
+    from LLM import compute_msa, removal_curves
+    pairs = tmp_path / "pairs.npz"  # expert pairs, and a heads run of a tiny Llama, for the notebook's new sections
+    compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations", "4",
+                      "--device", "cpu", "--threads", "1", "--out", str(pairs), "--no-progress", "--interactions",
+                      "pairs", "--pairs", "0,1", "0,2", "8,9"])
+    llama = save_tiny_llama(tmp_path / "llama")
+    units = tmp_path / "units.npz"
+    compute_msa.main(["--model", str(llama), "--units", "heads", "--score", "logprob", "--sizes", "tiny", "--items",
+                      "1", "--n-permutations", "4", "--device", "cpu", "--threads", "1", "--out", str(units),
+                      "--no-progress"])
+    removal_curves.main(["--msa", str(units), "--ks", "0,1", "--limit", "2", "--device", "cpu", "--threads", "1",
+                         "--out", str(tmp_path / "units_removal.npz")])
+    nb = run_notebook("llm_figures", tmp_path / "llm_figures.ipynb", timeout=300, MSA=msa_file, REMOVAL=removal_file,
+                      FIG_DIR=tmp_path / "figures", INTERACTIONS=tmp_path / "pairs_interactions.npz",
+                      UNITS_MSA=units, UNITS_REMOVAL=tmp_path / "units_removal.npz")
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "of 3 pairs interact" in text and "early vs late layers" in text
     figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert any(f.startswith("figure2_ABC") for f in figures) and any(f.startswith("figure2_D") for f in figures)
     assert any(f.startswith("claims_") for f in figures)

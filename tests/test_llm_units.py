@@ -120,8 +120,8 @@ def test_smollm2_loads_offline_from_its_package_with_270_heads():
     assert values.shape == (2, 1) and np.all(values < 0) and values[0, 0] != values[1, 0]
 
 
-@pytest.fixture(scope="module")
-def saved_llama(tmp_path_factory):
+def save_tiny_llama(path):
+    """A random 2-layer Llama (4 heads a layer) with the tiny model's tokenizer and chat template, saved."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from LLM.train_tiny_moe import build_tokenizer
@@ -131,10 +131,14 @@ def saved_llama(tmp_path_factory):
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id)
-    path = tmp_path_factory.mktemp("llama")
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def saved_llama(tmp_path_factory):
+    return save_tiny_llama(tmp_path_factory.mktemp("llama"))
 
 
 @pytest.mark.parametrize("units, ablation", [("heads", "mean"), ("layers", "zero")])

@@ -174,6 +174,13 @@ def test_tiny_run_end_to_end_and_notebook(tmp_path, monkeypatch):
     figures.main(["--results", str(results), "--out", str(tmp_path / "fig")])
     assert (tmp_path / "fig" / "figure1.png").stat().st_size > 50_000
 
+    compute_msa.main(["--models", str(models), "--out", str(tmp_path / "pairs"), "--n-permutations", "20",
+                      "--interactions", "pairs", "--no-progress"])  # every pair of each of the 6 networks
+    from common import load_interactions
+    pairs = load_interactions(tmp_path / "pairs" / "mlp_N008_none_t00_interactions.npz")
+    assert pairs.modes.shape == (28, 10) and pairs.first_order.modes.shape == (8, 10)
     from common.notebooks import run_notebook
-    nb = run_notebook("mlp_figures", tmp_path / "mlp_figures.ipynb", timeout=300, RESULTS=results)
-    assert "holds" in nb.cells[-1].outputs[0]["text"]
+    nb = run_notebook("mlp_figures", tmp_path / "mlp_figures.ipynb", timeout=300, RESULTS=results,
+                      INTERACTIONS=tmp_path / "pairs" / "mlp_N012_none_t00_interactions.npz")
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "holds" in text and "of 66 pairs interact" in text

@@ -1,0 +1,97 @@
+"""Every command recipe in the READMEs runs as written, at its smallest size.
+
+A recipe is a ```bash block of README.md, LLM/README.md, DCGAN/README.md or docs/*.md; its lines run in order,
+in a copy of the repository, each with the smallest-size options of its script appended (argparse keeps the
+last value). A line that needs what this machine lacks says so at its end (`# needs: a GPU`, `# needs: a
+download`, `# needs: ~30 min`) and is skipped here, as are `make` (CI runs `make test`) and `pip install` lines.
+"""
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+READMES = [ROOT / "README.md", ROOT / "LLM" / "README.md", ROOT / "DCGAN" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SMALLEST = {  # appended to every run of the script: the recipe, at its smallest size
+    "MLP/train.py": "--sizes 8 12 --trials 1 --epochs 1",
+    "MLP/compute_msa.py": "--n-permutations 4 --no-progress",
+    "MLP/demo.py": "--sizes 8 12 --trials 1 --epochs 1 --n-permutations 4",
+    "LLM/train_tiny_moe.py": "--steps 3 --layers 1 --experts 4 --hidden 32 --ffn 32",
+    "LLM/compute_msa.py": "--n-permutations 2 --items 1 --no-progress",
+    "LLM/removal_curves.py": "--limit 3 --ks 0,1",
+    "DCGAN/train.py": "--max-steps 2 --batch-size 8 --n-fixed 4 --sample-every 1000",
+    "DCGAN/compute_msa.py": "--n-permutations 2 --n-images 2 --no-progress",
+    "DCGAN/cluster.py": "--n-runs 2",
+    "DCGAN/lesion_clusters.py": "--n-images 2",
+    "DCGAN/demo.py": "--steps 2 --n-permutations 2 --n-runs 2",
+}
+
+
+def recipes():
+    found = []
+    for readme in READMES:
+        text = readme.read_text(encoding="utf-8")
+        for k, block in enumerate(re.findall(r"```bash\n(.*?)```", text, re.S)):
+            lines = [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+            found.append(pytest.param(lines, id=f"{readme.relative_to(ROOT)}#{k}"))
+    return found
+
+
+def skipped(line: str) -> str | None:
+    if line.startswith("make "):
+        return "CI runs make test; make demo is the MLP demo, run at small size by tests/test_mlp.py"
+    if line.startswith("pip "):
+        return "installs packages"
+    need = re.search(r"#\s*needs:\s*(.*)$", line)
+    return f"needs {need.group(1)}" if need else None
+
+
+def command(line: str) -> list[str]:
+    words = shlex.split(line.split(" #")[0])
+    if words[0] == "python":
+        script = words[1]
+        return [sys.executable, *words[1:], *shlex.split(SMALLEST.get(script, ""))]
+    if words[0] == "papermill":
+        return [sys.executable, "-m", "papermill", *words[1:], "--log-level", "WARNING"]
+    raise AssertionError(f"a recipe line this test does not know how to run: {line}")
+
+
+def test_every_readme_has_its_recipes_in_bash_blocks():
+    assert recipes(), "no recipes found"
+    for param in recipes():
+        for line in param.values[0]:
+            assert skipped(line) or line.split()[0] in ("python", "papermill"), line
+
+
+@pytest.fixture(scope="module")
+def copy(tmp_path_factory):
+    """The repository's files (as git sees them), so that recipes write into a copy, not into the checkout."""
+    target = tmp_path_factory.mktemp("repo")
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for name in listed:
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+@pytest.mark.parametrize("lines", recipes())
+def test_recipe_runs_as_written(lines, copy):
+    env = {**__import__("os").environ, "PYTHONPATH": str(copy), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
+           "TQDM_DISABLE": "1"}
+    ran = 0
+    for line in lines:
+        if skipped(line):
+            continue
+        out = subprocess.run(command(line), cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, f"{line}\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
+        ran += 1
+    if ran == 0:
+        pytest.skip("every line of this recipe needs what this machine lacks: " + "; ".join(
+            filter(None, map(skipped, lines))))
