@@ -63,3 +63,15 @@ def test_ray_needs_a_factory_and_no_checkpoint(local_ray):
         shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, backend="ray", checkpoint="x")
     with pytest.raises(ValueError, match="engine='msapy'.*cannot honour.*backend='ray'"):
         shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, backend="ray", engine="msapy")
+
+
+def test_interaction_modes_on_ray_equal_local(local_ray):
+    from common import interaction_modes
+    factory = functools.partial(games.TanhGame, 12, 5)
+    local = interaction_modes(factory(), 12, pairs=[(0, 1), (3, 7)], n_permutations=20, seed=3, batch_size=32,
+                              progress=False)
+    remote = interaction_modes(None, 12, pairs=[(0, 1), (3, 7)], n_permutations=20, seed=3, batch_size=32,
+                               progress=False, backend="ray", game_factory=factory, n_workers=2)
+    np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(remote.first_order.modes, local.first_order.modes, atol=1e-9, rtol=0)

@@ -110,13 +110,14 @@ def compute(models, out, *extra):
             "--n-permutations", "1200", "--seed", "5", "--checkpoint-every", "0", *extra]
 
 
-def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_path):
-    subprocess.run(compute(one_model, tmp_path / "straight"), check=True, cwd=ROOT, capture_output=True)
+@pytest.mark.parametrize("extra", [(), ("--interactions", "pairs", "--pairs", "0,1", "5,9", "--n-permutations", "600")])
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_path, extra):
+    subprocess.run(compute(one_model, tmp_path / "straight", *extra), check=True, cwd=ROOT, capture_output=True)
     reference = load(tmp_path / "straight" / "mlp_N060_l2_t00.npz")
     out, rng, kills = tmp_path / "killed", np.random.default_rng(0), 0
     result = out / "mlp_N060_l2_t00.npz"
     for attempt in range(8):
-        proc = subprocess.Popen(compute(one_model, out, "--resume"), cwd=ROOT, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(compute(one_model, out, "--resume", *extra), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(2.0, 5.0))  # python + torch start-up takes ~2 s on 2 cores
         if proc.poll() is None:
@@ -126,11 +127,17 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_p
         if result.exists():
             break
     if not result.exists():
-        subprocess.run(compute(one_model, out, "--resume"), check=True, cwd=ROOT, capture_output=True)
+        subprocess.run(compute(one_model, out, "--resume", *extra), check=True, cwd=ROOT, capture_output=True)
     assert kills >= 2, "the run finished before it could be killed twice; make it longer"
     resumed = load(result)
     np.testing.assert_array_equal(resumed.modes, reference.modes)
     np.testing.assert_array_equal(resumed.se, reference.se)
+    if extra:
+        from common import load_interactions
+        pairs, straight = (load_interactions(folder / "mlp_N060_l2_t00_interactions.npz") for folder in
+                           (out, tmp_path / "straight"))
+        np.testing.assert_array_equal(pairs.modes, straight.modes)
+        np.testing.assert_array_equal(pairs.se, straight.se)
     assert not (out / "mlp_N060_l2_t00.ckpt").exists()
 
 
@@ -167,3 +174,26 @@ def test_a_signal_alone_saves_the_state_and_the_resumed_run_is_bit_identical(one
     np.testing.assert_array_equal(resumed.modes, straight_3000.modes)
     np.testing.assert_array_equal(resumed.se, straight_3000.se)
     assert not ckpt.exists()
+
+
+def test_checkpoint_files_stale_temporaries_links_and_permissions(tmp_path, monkeypatch):
+    import os
+    ckpt = tmp_path / "run.ckpt"
+    stale = [tmp_path / "run.ckpt.abc123.tmp", tmp_path / "run.ckpt.prev.999.tmp"]
+    for p in stale:  # what a run killed in the middle of a save leaves behind
+        p.write_bytes(b"half a file")
+    other = tmp_path / "unrelated.tmp"
+    other.write_bytes(b"not ours")
+
+    def no_links(*args):
+        raise OSError("this file system has no hard links")
+    monkeypatch.setattr(os, "link", no_links)
+    shapley_modes(nonlinear_game, 9, n_permutations=6, seed=1, batch_size=9, progress=False, checkpoint=ckpt,
+                  checkpoint_every=0, resume=True)
+    assert not any(p.exists() for p in stale) and other.exists()  # ours cleaned at the start, others left
+    assert (tmp_path / "run.ckpt.prev").exists()  # kept by a copy where links fail
+    mask = os.umask(0o022)
+    os.umask(mask)
+    result = shapley_modes(nonlinear_game, 9, n_permutations=2, seed=1, progress=False)
+    path = result.save(tmp_path / "result.npz")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # a normal file, not mkstemp's 0600
