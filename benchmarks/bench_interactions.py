@@ -19,25 +19,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # games with known answers
 
 from common import interaction_modes  # noqa: E402
 from common.spex import spex_interactions  # noqa: E402
-
-
-def planted_game(n, n_outputs, seed=0):
-    rng = np.random.default_rng(seed)
-    planted = [sorted(tuple(sorted(int(x) for x in rng.choice(n, 2, replace=False))) for _ in range(3))
-               for _ in range(n_outputs)]
-    linear = rng.normal(size=(n, n_outputs)) * 0.1
-
-    def game(c):
-        c = c.astype(float)
-        out = c @ linear
-        for d, pairs in enumerate(planted):
-            for k, (i, j) in enumerate(pairs):
-                out[:, d] += (2 + k) * c[:, i] * c[:, j]
-        return out
-    return game, planted
+from games import planted_game  # noqa: E402
 
 
 def recovered(found, planted) -> bool:

@@ -90,3 +90,48 @@ def exact_interactions(game, n, index="SII"):
             total = total + w * (lookup[tuple(cij)] - lookup[tuple(ci)] - lookup[tuple(cj)] + lookup[tuple(c)])
         out.append(total)
     return np.array(out)
+
+
+def network_game(n_hidden=10, seed=0, n_in=6, n_inputs=64, batch_size=256):
+    """A small real network's lesion game: a random tanh MLP (n_in -> n_hidden -> 3), its hidden units the players,
+    value = the mean softmax probability of each of the 3 classes over `n_inputs` random inputs."""
+    import torch
+
+    from common.lesion import LesionGame, find_units
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(n_in, n_hidden), torch.nn.Tanh(),
+                                torch.nn.Linear(n_hidden, 3)).double()
+    x = torch.randn(n_inputs, n_in, dtype=torch.float64) * 2
+    return LesionGame(model, find_units(model, ["1"], x), x, lambda out: out.softmax(-1).mean(1),
+                      batch_size=batch_size)
+
+
+def dies_after(game, calls: int):
+    """The game, but the process 'crashes' (KeyboardInterrupt) at call calls + 1: a kill between checkpoints."""
+    count = [0]
+
+    def dying(c):
+        count[0] += 1
+        if count[0] > calls:
+            raise KeyboardInterrupt("simulated crash")
+        return game(c)
+    dying.batch_size = getattr(game, "batch_size", None)
+    return dying
+
+
+def planted_game(n, n_outputs, seed=0):
+    """A sparse game: a small linear part plus 3 planted pairs per output (different pairs for each output), pair
+    k of an output with weight 2 + k; returns (game, the planted pairs of each output, sorted)."""
+    rng = np.random.default_rng(seed)
+    planted = [sorted(tuple(sorted(int(x) for x in rng.choice(n, 2, replace=False))) for _ in range(3))
+               for _ in range(n_outputs)]
+    linear = rng.normal(size=(n, n_outputs)) * 0.1
+
+    def game(c):
+        c = c.astype(float)
+        out = c @ linear
+        for d, pairs in enumerate(planted):
+            for k, (i, j) in enumerate(pairs):
+                out[:, d] += (2 + k) * c[:, i] * c[:, j]
+        return out
+    return game, planted

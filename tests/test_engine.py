@@ -4,21 +4,11 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-from games import Counting, additive, exact_shapley, pairwise, unanimity
+from games import Counting, additive, exact_shapley, network_game, pairwise, unanimity
 from msapy import msa
 
 from common import load, shapley_modes
-from common.lesion import LesionGame, find_units
 from common.orderings import sample_orderings
-
-
-def small_network_game(n_hidden=10, seed=0):
-    """A random MLP with 10 hidden units; value = mean softmax probability of each of 3 classes over 64 inputs."""
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(6, n_hidden), torch.nn.Tanh(), torch.nn.Linear(n_hidden, 3)).double()
-    x = torch.randn(64, 6, dtype=torch.float64) * 2
-    units = find_units(model, ["1"], x)
-    return LesionGame(model, units, x, lambda out: out.softmax(-1).mean(1), batch_size=256)
 
 
 def test_additive_vector_game_is_exact_for_any_ordering():
@@ -47,7 +37,7 @@ def test_unanimity_vector_game():
 
 
 def test_matches_brute_force_on_real_lesion_game_and_converges():
-    game = small_network_game()
+    game = network_game()
     truth = exact_shapley(game, 10)
     small = shapley_modes(game, 10, n_permutations=100, seed=0, progress=False)
     large = shapley_modes(game, 10, n_permutations=1600, seed=0, progress=False)
@@ -62,7 +52,7 @@ def test_matches_brute_force_on_real_lesion_game_and_converges():
 
 
 def test_parity_with_msapy_interface_on_same_orderings():
-    game = small_network_game(n_hidden=12, seed=1)
+    game = network_game(n_hidden=12, seed=1)
     n, seed, perms = 12, 7, 60
     space = msa.make_permutation_space(elements=list(range(n)), n_permutations=perms, rng=np.random.default_rng(seed))
     assert len(set(space)) == perms  # msapy walks distinct orderings only; make sure none repeat
@@ -87,7 +77,7 @@ def test_scalar_game_parity_with_msapy_engine():
 
 
 def test_same_seed_same_numbers_and_seed_zero_is_a_seed():
-    game = small_network_game()
+    game = network_game()
     a = shapley_modes(game, 10, n_permutations=20, seed=0, progress=False)
     b = shapley_modes(game, 10, n_permutations=20, seed=0, progress=False)
     np.testing.assert_array_equal(a.modes, b.modes)
@@ -105,7 +95,7 @@ def test_same_seed_same_numbers_and_seed_zero_is_a_seed():
 
 @pytest.mark.parametrize("sampler", ["iid", "antithetic"])
 def test_batch_size_does_not_change_the_result_and_calls_are_counted(sampler):
-    game = small_network_game()
+    game = network_game()
     runs = []
     for batch, calls in ((1, 1 + 8 * 10), (7, 1 + 8 * 2), (10, 1 + 8), (1000, 1 + 1)):
         counted = Counting(game)
@@ -136,14 +126,14 @@ def test_antithetic_is_exact_on_pairwise_games_and_counts_orderings():
 
 
 def test_antithetic_error_bars_on_a_real_game():
-    game = small_network_game()
+    game = network_game()
     truth = exact_shapley(game, 10)
     r = shapley_modes(game, 10, n_permutations=400, seed=3, sampler="antithetic", progress=False)
     assert (np.abs(r.modes - truth) <= 4 * r.se).mean() >= 0.95
 
 
 def test_float32_accumulators():
-    game = small_network_game()
+    game = network_game()
     a = shapley_modes(game, 10, n_permutations=30, seed=0, progress=False)
     b = shapley_modes(game, 10, n_permutations=30, seed=0, dtype=np.float32, progress=False)
     assert b.modes.dtype == np.float32 and b.se.dtype == np.float32

@@ -2,24 +2,14 @@
 budget per pair and ordering; save/load, checkpoints and resume; msapy's two-dimensional MSA."""
 import numpy as np
 import pytest
-import torch
-from games import Counting, exact_interactions, exact_shapley
+from games import Counting, dies_after, exact_interactions, exact_shapley, network_game
 
 from common import interaction_modes, load_interactions, shapley_modes
-from common.lesion import LesionGame, find_units
-
-
-def network_game(n_hidden=7, seed=0):
-    """A random MLP; value = mean softmax probability of each of 3 classes over 40 inputs."""
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(5, n_hidden), torch.nn.Tanh(), torch.nn.Linear(n_hidden, 3)).double()
-    x = torch.randn(40, 5, dtype=torch.float64) * 2
-    return LesionGame(model, find_units(model, ["1"], x), x, lambda out: out.softmax(-1).mean(1), batch_size=512)
 
 
 @pytest.fixture(scope="module")
 def game():
-    return network_game()
+    return network_game(n_hidden=7, seed=0, n_in=5, n_inputs=40, batch_size=512)
 
 
 @pytest.mark.parametrize("index", ["SII", "STII"])
@@ -75,16 +65,9 @@ def test_save_load_resume_and_bad_pairs(game, tmp_path):
     np.testing.assert_array_equal(back.first_order.modes, r.first_order.modes)
     np.testing.assert_array_equal(back.pair("u3", "u2"), r.modes[1])
     assert back.index == "SII" and back.players[0] == "u0" and list(back.table().columns) == ["a", "b", "interaction", "se"]
-    calls = [0]
-
-    def dies(c):
-        calls[0] += 1
-        if calls[0] > 6:
-            raise KeyboardInterrupt
-        return game(c)
     straight = interaction_modes(game, 7, n_permutations=30, seed=4, batch_size=11, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        interaction_modes(dies, 7, n_permutations=30, seed=4, batch_size=11, progress=False,
+        interaction_modes(dies_after(game, 6), 7, n_permutations=30, seed=4, batch_size=11, progress=False,
                           checkpoint=tmp_path / "i.ckpt", checkpoint_every=0)
     resumed = interaction_modes(game, 7, n_permutations=30, seed=4, batch_size=11, progress=False,
                                 checkpoint=tmp_path / "i.ckpt", checkpoint_every=0, resume=True)

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from games import dies_after
 
 from common import load, shapley_modes
 from common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -25,19 +26,9 @@ def test_resumed_run_is_bit_identical(tmp_path, sampler, batch_size):
     ckpt = tmp_path / "run.ckpt"
     full = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
                          progress=False)
-    calls = [0]
-
-    def dies_after(limit):
-        def game(c):
-            calls[0] += 1
-            if calls[0] > limit:
-                raise KeyboardInterrupt  # a crash between two checkpoints
-            return nonlinear_game(c)
-        return game
-    for limit in (6, 6):  # each attempt dies after 5 batches
-        calls[0] = 0
+    for _ in range(2):  # each attempt dies after 6 batches
         with pytest.raises(KeyboardInterrupt):
-            shapley_modes(dies_after(limit), 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
+            shapley_modes(dies_after(nonlinear_game, 6), 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
                           progress=False, checkpoint=ckpt, checkpoint_every=0, resume=True)
     done = load_checkpoint(ckpt, _config_of(ckpt), state_arrays())
     assert 0 < done < 24
@@ -60,14 +51,7 @@ def _config_of(path):
 def test_checkpoint_refuses_other_runs_and_damage(tmp_path):
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        calls = [0]
-
-        def game(c):
-            calls[0] += 1
-            if calls[0] > 4:
-                raise KeyboardInterrupt
-            return nonlinear_game(c)
-        shapley_modes(game, 9, n_permutations=20, seed=3, batch_size=9, progress=False, checkpoint=ckpt,
+        shapley_modes(dies_after(nonlinear_game, 4), 9, n_permutations=20, seed=3, batch_size=9, progress=False, checkpoint=ckpt,
                       checkpoint_every=0, fingerprint="model-a")
     with pytest.raises(FileExistsError, match="resume"):
         shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, batch_size=9, progress=False, checkpoint=ckpt)

@@ -2,31 +2,22 @@
 the automatic choice."""
 import numpy as np
 import pytest
-import torch
-from games import Counting
+from games import Counting, dies_after, network_game
 
 from common import SAMPLERS, shapley_modes
 from common.exact import exact_shapley_modes
-from common.lesion import LesionGame, find_units
 from common.orderings import BEST_FIRST, auto_sampler, sample
-
-
-def small_network_game(n_hidden=8, seed=3):
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(6, n_hidden), torch.nn.Tanh(), torch.nn.Linear(n_hidden, 3)).double()
-    x = torch.randn(48, 6, dtype=torch.float64) * 2
-    return LesionGame(model, find_units(model, ["1"], x), x, lambda out: out.softmax(-1).mean(1), batch_size=128)
 
 
 @pytest.fixture(scope="module")
 def game_and_truth():
-    game = small_network_game()
+    game = network_game(n_hidden=8, seed=3, n_inputs=48, batch_size=128)
     return game, exact_shapley_modes(game, 8)
 
 
 def test_exact_enumeration_agrees_with_the_textbook_formula():
     from games import exact_shapley
-    game = small_network_game(n_hidden=6, seed=1)
+    game = network_game(n_hidden=6, seed=1, n_inputs=48, batch_size=128)
     np.testing.assert_allclose(exact_shapley_modes(game, 6, batch_size=7), exact_shapley(game, 6), atol=1e-14)
 
 
@@ -69,7 +60,7 @@ def test_auto_takes_the_best_measured_sampler_that_fits_twice():
     assert auto_sampler(1987, 1000) == ("antithetic", 1000)  # a 3972-ordering block does not fit
     assert auto_sampler(32, 40) == ("antithetic", 40)
     assert auto_sampler(5, 7) == ("antithetic", 8)
-    r = shapley_modes(small_network_game(), 8, n_permutations=60, seed=1, sampler="auto", progress=False)
+    r = shapley_modes(network_game(n_hidden=8, seed=3, n_inputs=48, batch_size=128), 8, n_permutations=60, seed=1, sampler="auto", progress=False)
     assert r.sampler == "orthogonal" and r.n_permutations == 56 and r.metadata["sampler_asked"] == "auto"
 
 
@@ -97,15 +88,8 @@ def test_target_se_with_checkpoints_resumes_to_the_same_stop(tmp_path, game_and_
     game, _ = game_and_truth
     target = 1.3 * shapley_modes(game, 8, n_permutations=3000, seed=5, progress=False).se.max()  # stops ~ 1800
     straight = shapley_modes(game, 8, n_permutations=3000, seed=5, target_se=target, batch_size=16, progress=False)
-    calls = [0]
-
-    def dies(c):
-        calls[0] += 1
-        if calls[0] > 40:
-            raise KeyboardInterrupt
-        return game(c)
     with pytest.raises(KeyboardInterrupt):
-        shapley_modes(dies, 8, n_permutations=3000, seed=5, target_se=target, batch_size=16, progress=False,
+        shapley_modes(dies_after(game, 40), 8, n_permutations=3000, seed=5, target_se=target, batch_size=16, progress=False,
                       checkpoint=tmp_path / "run.ckpt", checkpoint_every=0)
     resumed = shapley_modes(game, 8, n_permutations=3000, seed=5, target_se=target, batch_size=16, progress=False,
                             checkpoint=tmp_path / "run.ckpt", checkpoint_every=0, resume=True)

@@ -4,28 +4,12 @@ import importlib.util
 
 import numpy as np
 import pytest
-from games import Counting, exact_interactions
+from games import Counting, exact_interactions, planted_game
 
 if importlib.util.find_spec("spectralexplain") is None:
     pytest.skip("SPEX is not installed (pip install -e '.[interactions]')", allow_module_level=True)
 
 from common.spex import INDICES, sparse_interactions, spex_interactions  # noqa: E402
-
-
-def planted_game(n, n_outputs, seed=0):
-    rng = np.random.default_rng(seed)
-    planted = [sorted(tuple(sorted(int(x) for x in rng.choice(n, 2, replace=False))) for _ in range(3))
-               for _ in range(n_outputs)]
-    linear = rng.normal(size=(n, n_outputs)) * 0.1
-
-    def game(c):
-        c = c.astype(float)
-        out = c @ linear
-        for d, pairs in enumerate(planted):
-            for k, (i, j) in enumerate(pairs):
-                out[:, d] += (2 + k) * c[:, i] * c[:, j]
-        return out
-    return game, planted
 
 
 def test_planted_pairs_of_every_output_are_recovered_within_8000_evaluations():
