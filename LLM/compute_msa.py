@@ -176,7 +176,7 @@ def main(argv=None):
     everyone = np.ones((1, len(players)), bool)
     intact_answers = game.answers(everyone)[0]
     intact = game.scores([intact_answers])[0]
-    chance = T.chance_scores(tasks)
+    chance = T.chance_scores(build_tasks(sizes, None, args.items_seed))  # over all items, however few are scored
     intact_score = game(everyone)[0] if score == "logprob" else intact
     seconds = time.perf_counter() - started
     print(f"{'task':<16}{'intact':>8}{'chance':>8}" + (f"{'logprob':>10}" if score == "logprob" else "") + "  verdict")

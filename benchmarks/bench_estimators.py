@@ -6,7 +6,7 @@ RMSE against the truth; printed as RMSE(iid) / RMSE(method) at equal evaluations
 Samplers whose group size does not divide the budget use the largest whole number of groups below it, and
 their RMSE is scaled by sqrt(evaluations / budget) (the Monte Carlo rate), so every ratio is at equal cost.
 
-    python benchmarks/bench_estimators.py                 # all games, 20 seeds (~10 min on 2 CPU cores)
+    python benchmarks/bench_estimators.py                 # all games, 20 seeds (~50 min on 2 CPU cores)
     python benchmarks/bench_estimators.py --games mlp-accuracy generator-12 --seeds 40
 
 Engine samplers (common.SAMPLERS): iid, antithetic, latin, latin-antithetic, orthogonal. Tried here as
