@@ -115,7 +115,7 @@ def main(argv=None):
     parser.add_argument("--max-new-tokens", type=positive_int, default=None, help="default: 256 for GSM8K")
     parser.add_argument("--rows-per-call", type=positive_int, default=None, help=f"rows per generate call (default: {ROWS_PER_CALL})")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores but one)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: every core)")
     parser.add_argument("--task", choices=T.TASK_NAMES, default=None,
                         help="heads, mlp, layers runs: rank the units by this task's modes and score held-out items of "
                              "it (default: the task the intact model does best against chance)")

@@ -219,7 +219,7 @@ def main(argv=None):
     parser.add_argument("--experts", type=positive_int, default=8)
     parser.add_argument("--hidden", type=positive_int, default=128)
     parser.add_argument("--ffn", type=positive_int, default=256, help="each expert's intermediate size")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores but one)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: every core)")
     args = parser.parse_args(argv)
     require_extra("llm")
     set_cpu_threads(args.threads)

@@ -55,7 +55,7 @@ def main(argv=None):
     parser.add_argument("--items", type=positive_int, default=None, help="only the first N items of each task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores but one)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: every core)")
     args = parser.parse_args(argv)
 
     device = pick_device(args.device)

@@ -75,7 +75,7 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help="Ray workers, with --backend ray (default: one per GPU, else per CPU)")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--threads", type=positive_int, default=None,
-                   help="torch CPU threads (default: all cores but one)")
+                   help="torch CPU threads (default: every core; on a machine busy with other jobs, fewer)")
     g.add_argument("--out", type=Path, default=out, help=out_help + (" (default: %(default)s)" if out else ""))
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     i = parser.add_argument_group("interactions between units (optional; writes <out>_interactions.npz too)")
@@ -155,7 +155,7 @@ def check_output_folder(parser, path: Path, option: str = "--out") -> None:
 
 
 def setup_device(args):
-    """torch device from --device, and torch CPU threads from --threads (all cores but one by default)."""
+    """torch device from --device, and torch CPU threads from --threads (every core by default)."""
     from .device import pick_device, set_cpu_threads
     device = pick_device(args.device)
     if device.type == "cpu":

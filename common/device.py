@@ -14,8 +14,9 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def set_cpu_threads(threads: int | None = None) -> int:
-    """Torch CPU threads: by default all cores but one. On a shared machine two threads fighting a third process
-    for two cores make each step tens of times slower (OpenMP threads wait on each other); one does not."""
-    threads = threads or max(1, (os.cpu_count() or 1) - 1)
+    """Torch CPU threads: by default every core. On a machine shared with other busy processes, use fewer
+    (--threads 1): two threads fighting a third process for two cores make each step tens of times slower,
+    as OpenMP threads wait on each other."""
+    threads = (os.cpu_count() or 1) if threads is None else threads
     torch.set_num_threads(threads)
     return threads
