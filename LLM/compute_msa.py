@@ -6,9 +6,9 @@ french, spanish, italian, capitals] with the units outside the coalition ablated
 `generate` call or forward pass (one batch row per coalition x prompt).
 
     python LLM/compute_msa.py                       # the tiny stand-in MoE on a CPU (trained first if missing:
-                                                    # TINY_TRAIN_TIME; then TINY_MSA_TIME for its 40 orderings)
+                                                    # about 9 min; then about 5 min for its 40 orderings)
     python LLM/compute_msa.py --model smollm2       # SmolLM2-135M-Instruct offline: its 60 attention and MLP
-                                                    # sub-layers, log-probability scores, SMOLLM2_TIME on 2 cores
+                                                    # sub-layers, log-probability scores, about 30 min on 2 cores
     python LLM/compute_msa.py --model smollm2 --units heads --items 10 --n-permutations 1020 --device cuda
                                                     # all 270 heads: a GPU
     python LLM/compute_msa.py --model mistralai/Mixtral-8x7B-Instruct-v0.1 --load-in-4bit
