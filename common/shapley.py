@@ -132,7 +132,8 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
         else:
             config = dict(players=[repr(p) for p in labels], n_permutations=n_permutations, seed=seed, sampler=sampler,
                           dtype=dtype.name, output_shape=list(intact.shape), batch_size=batch_size,
-                          fingerprint=fingerprint, target_se=target_se, target_relative=bool(target_relative),
+                          fingerprint=fingerprint, target_se=None if target_se is None else float(target_se),
+                          target_relative=bool(target_relative),
                           **state.config())
             every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
             checkpointer = None if checkpoint is None else Checkpointer(checkpoint, every, config)

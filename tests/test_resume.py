@@ -141,9 +141,9 @@ def test_a_signal_alone_saves_the_state_and_the_resumed_run_is_bit_identical(one
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     for line in proc.stdout:
-        if "to compute" in line:  # the model loads next, then the walk starts
+        if "to compute" in line:  # the model loads next (a fraction of a second), then the walk starts
             break
-    time.sleep(1.0)
+    time.sleep(2.0)
     assert not ckpt.exists()
     proc.send_signal(signum)
     output = proc.communicate(timeout=60)[0]
