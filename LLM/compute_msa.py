@@ -8,7 +8,7 @@ french, spanish, italian, capitals] with the units outside the coalition ablated
     python LLM/compute_msa.py                       # the tiny stand-in MoE on a CPU (trained first if missing:
                                                     # about 9 min; then about 5 min for its 40 orderings)
     python LLM/compute_msa.py --model smollm2       # SmolLM2-135M-Instruct offline: its 60 attention and MLP
-                                                    # sub-layers, log-probability scores, about 30 min on 2 cores
+                                                    # sub-layers, log-probability scores, about 25 min on 2 cores
     python LLM/compute_msa.py --model smollm2 --units heads --items 10 --n-permutations 1020 --device cuda
                                                     # all 270 heads: a GPU
     python LLM/compute_msa.py --model mistralai/Mixtral-8x7B-Instruct-v0.1 --load-in-4bit
@@ -42,7 +42,7 @@ from LLM.units import ABLATIONS, UNIT_KINDS, model_players
 
 RUNS = Path(__file__).parent / "runs"
 TINY_PERMUTATIONS = 40
-SMOLLM2_UNITS, SMOLLM2_ITEMS, SMOLLM2_PERMUTATIONS = "layers", 2, 16  # ~30 min on 2 CPU cores
+SMOLLM2_UNITS, SMOLLM2_ITEMS, SMOLLM2_PERMUTATIONS = "layers", 2, 16  # ~25 min on 2 CPU cores
 # rows (coalitions x prompts) per generate call: small on a CPU, large where a GPU has the memory
 ROWS_PER_CALL = {"cpu": 370, "cuda": 2048}
 
