@@ -95,3 +95,21 @@ def test_recipe_runs_as_written(lines, copy):
     if ran == 0:
         pytest.skip("every line of this recipe needs what this machine lacks: " + "; ".join(
             filter(None, map(skipped, lines))))
+
+
+def test_the_readme_python_examples_run_unchanged(tmp_path):
+    """The ```python blocks of the README (the engine in ten lines, interactions) run as printed."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    assert blocks
+    code = blocks[0]  # the engine in ten lines: runs as it is
+    out = subprocess.run([sys.executable, "-c", code + "\nassert result.modes.shape == (64, 5)\n"], cwd=tmp_path,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"},
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "modes.npz").exists()
+    for later in blocks[1:]:  # the others continue the first one's session (at a smaller budget here)
+        smaller = later.replace("budget=8000", "budget=2000").replace("n_permutations=400", "n_permutations=40")
+        out = subprocess.run([sys.executable, "-c", code.replace("n_permutations=1000", "n_permutations=20") + smaller],
+                             cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(ROOT),
+                                                "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]

@@ -94,7 +94,8 @@ def compute(models, out, *extra):
             "--n-permutations", "1200", "--seed", "5", "--checkpoint-every", "0", *extra]
 
 
-@pytest.mark.parametrize("extra", [(), ("--interactions", "pairs", "--pairs", "0,1", "5,9", "--n-permutations", "600")])
+@pytest.mark.parametrize("extra", [(), ("--interactions", "pairs", "--pairs", "0,1", "5,9", "2,3", "7,40", "11,12",
+                                          "30,59")])
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_path, extra):
     subprocess.run(compute(one_model, tmp_path / "straight", *extra), check=True, cwd=ROOT, capture_output=True)
     reference = load(tmp_path / "straight" / "mlp_N060_l2_t00.npz")
