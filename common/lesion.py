@@ -231,7 +231,7 @@ class LesionGame:
         device = next(self.model.parameters()).device
         values = []
         for start in range(0, len(coalitions), self.chunk):
-            mask = torch.as_tensor(np.asarray(coalitions[start:start + self.chunk]), device=device)
+            mask = torch.as_tensor(np.ascontiguousarray(coalitions[start:start + self.chunk]), device=device)
             with lesioned(self.model, self.units, mask, self.dim, means=self.means):
                 out = self.model(self.inputs)
             values.append(self.value_fn(out.reshape(len(mask), len(self.inputs), *out.shape[1:])))

@@ -15,3 +15,41 @@ def test_paper_scale_runs_all_three_analyses_at_tiny_size(capsys):
         assert line["coalitions_per_s"] > 0 and line["projected_hours"] > 0 and line["peak_host_gib"] > 0
     out = capsys.readouterr().out
     assert "device cpu" in out and "mixtral_projected_hours=" in out
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, f"benchmarks/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_estimator_headroom_on_games_with_known_structure():
+    import itertools
+
+    import numpy as np
+    from common.exact import coalitions_of
+    headroom = _load("estimator_headroom")
+    n = 6
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=n), np.triu(rng.normal(size=(n, n)), 1), rng.normal(size=(n, n, n))
+    x = coalitions_of(np.arange(2 ** n), n).astype(float)
+    pairwise = x @ a + np.einsum("ci,ij,cj->c", x, b, x)
+    cubic = pairwise + sum(c[i, j, k] * x[:, i] * x[:, j] * x[:, k] for i, j, k in itertools.combinations(range(n), 3))
+    two_outputs = np.stack([pairwise, cubic], 1)
+
+    # the variance bookkeeping against brute force: unit 0's marginals over coalitions of size 2 without it
+    var, mean = headroom.size_variances(two_outputs, n)
+    marginals = [cubic[(1 << (n - 1)) + code] - cubic[code] for code in range(2 ** n)
+                 if not x[code, 0] and x[code].sum() == 2]
+    assert len(marginals) == 10
+    np.testing.assert_allclose([var[0, 2, 1], mean[0, 2, 1]], [np.var(marginals), np.mean(marginals)])
+
+    on_pairwise = headroom.headroom(pairwise[:, None], n, degrees=(1, 2))
+    assert on_pairwise["+ cv degree 1"] == pytest.approx(on_pairwise["size-stratified"])  # additive: removes nothing
+    assert on_pairwise["+ cv degree 2"] == float("inf")  # the surrogate is the game
+    assert 1 < on_pairwise["size-stratified"] <= on_pairwise["+ neyman"] < float("inf")
+    on_cubic = headroom.headroom(cubic[:, None], n, degrees=(2, 3))
+    assert 1 < on_cubic["+ cv degree 2"] < on_cubic["+ cv degree 3"] == float("inf")
+    size_only = headroom.headroom((x.sum(1) ** 2)[:, None], n, degrees=())
+    assert size_only["size-stratified"] == float("inf")  # every marginal is fixed by the coalition size

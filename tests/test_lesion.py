@@ -95,3 +95,5 @@ def test_lesion_game_chunks_coalitions():
     assert values.shape == (5, 3)
     for c in range(5):
         torch.testing.assert_close(values[c], zeroed_by_hand(model, units, mask[c])(x).mean(0).detach())
+    # any numpy view is a coalition matrix, also one with negative strides (a reversed or sliced array)
+    torch.testing.assert_close(game(mask[:, ::-1]), game(mask[:, ::-1].copy()))
