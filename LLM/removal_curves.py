@@ -154,10 +154,10 @@ def main(argv=None):
 
     if data == "gsm8k":
         prompts, references = gsm8k_items(args.data_file, args.train_file, args.limit)
-        max_new_tokens = args.max_new_tokens or 256
+        max_new_tokens = 256 if args.max_new_tokens is None else args.max_new_tokens
     else:
         prompts, references = tiny_arithmetic_items(args.limit)
-        max_new_tokens = args.max_new_tokens or T.TINY.arithmetic_tokens
+        max_new_tokens = T.TINY.arithmetic_tokens if args.max_new_tokens is None else args.max_new_tokens
     model, tokenizer, device = load_model(model_name, load_in_4bit=load_in_4bit, device=args.device)
     players = model_players(model, "experts", exclusion=exclusion)
     if [tuple(p) for p in result.players] != players.labels:
@@ -169,8 +169,9 @@ def main(argv=None):
     ids, mask = left_pad(tokenizer, [encode_chat(tokenizer, m) for m in prompts])
     print(f"{data}: {len(prompts)} problems x {len(unique)} distinct expert sets ({model_name}, exclusion {exclusion})")
     started = time.perf_counter()
+    rows_per_call = ROWS_PER_CALL[device.type] if args.rows_per_call is None else args.rows_per_call
     answers = generate_answers(model, tokenizer, ids, mask, unique, max_new_tokens, players.ablated,
-                               args.rows_per_call or ROWS_PER_CALL[device.type], progress=True, desc="removal curves")
+                               rows_per_call, progress=True, desc="removal curves")
     if data == "gsm8k":
         correct = np.array([[T.same_number(T.last_number(a), r) for a, r in zip(row, references)] for row in answers])
         score = np.full(len(unique), np.nan)
@@ -223,7 +224,7 @@ def unit_removal(args, result, extra, ks, device, out):
     players = model_players(model, meta["units"], meta.get("ablation", "zero"), reference=reference)
     if list(players.labels) != [str(p) for p in result.players]:
         raise SystemExit(f"the {meta['units']} of {meta['model']} are not the players of {args.msa}")
-    held_out = held_out_task(task, meta["sizes"], meta.get("items"), args.limit or 20, meta.get("items_seed", 0))
+    held_out = held_out_task(task, meta["sizes"], meta.get("items"), 20 if args.limit is None else args.limit, meta.get("items_seed", 0))
     game = LMGame(model, tokenizer, [held_out], players, meta.get("score", "generate"), coalitions_per_call=1)
     order = np.argsort(result.modes[:, column], kind="stable")
     lowest, highest = removal_coalitions(order, ks)
