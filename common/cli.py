@@ -36,7 +36,7 @@ positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a finite numbe
 
 # ---------------------------------------------------------------- the shared options
 DEFAULT_SEED = 1
-DEFAULT_CHECKPOINT_EVERY = 300.0
+CHECKPOINT_EVERY = 300.0  # the scripts' runs take hours and their states can be GBs: less often than the API's 60 s
 
 
 def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutations_help: str = "",
@@ -65,7 +65,7 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help=batch_size_help or "coalitions per game call (default: the game's own)")
     g.add_argument("--checkpoint-every", type=non_negative_float, default=None, metavar="SECONDS",
                    help=f"save the run's state this often (0: after every block) and on Ctrl-C, SIGTERM or SIGHUP, "
-                        f"beside the output as .ckpt (default: {DEFAULT_CHECKPOINT_EVERY:.0f})")
+                        f"beside the output as .ckpt (default: {CHECKPOINT_EVERY:.0f})")
     g.add_argument("--resume", action="store_true", help="continue from the checkpoint of an interrupted run")
     g.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="ray: shard the orderings over Ray workers, each with its own model (and GPU); no "
@@ -195,7 +195,7 @@ def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factor
         raise SystemExit(f"{checkpoint} exists from an interrupted run: add --resume to continue it, or delete it "
                          "to start over")
     if checkpoint is not None:
-        every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+        every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
         run = dict(checkpoint=checkpoint, checkpoint_every=every, resume=args.resume,
                    fingerprint=run_fingerprint(fingerprint))
     elif args.backend == "ray":

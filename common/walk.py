@@ -23,7 +23,8 @@ def block_size(rows_per_ordering: int, batch_size: int, group: int) -> int:
 
 
 def blocks(start: int, stop: int, rows_per_ordering: int, batch_size: int, group: int):
-    """The blocks covering orderings [start, stop); `start` must lie on the grid (see `on_grid`)."""
+    """The blocks covering orderings [start, stop); `start` must lie on the grid (a multiple of
+    `block_size`)."""
     size = block_size(rows_per_ordering, batch_size, group)
     if start % size:
         raise ValueError(f"ordering {start} is not on the walk's grid of {size}-ordering blocks")
@@ -37,10 +38,6 @@ def blocks(start: int, stop: int, rows_per_ordering: int, batch_size: int, group
             calls = tuple((o * rows + a, o * rows + min(a + batch_size, rows))
                           for o in range(k) for a in range(0, rows, batch_size))
         yield Block(first, first + k, calls)
-
-
-def on_grid(k: int, rows_per_ordering: int, batch_size: int, group: int) -> bool:
-    return k % block_size(rows_per_ordering, batch_size, group) == 0
 
 
 def shard_bounds(n_orderings: int, rows_per_ordering: int, batch_size: int, group: int, n_shards: int) -> list:

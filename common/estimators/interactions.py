@@ -52,7 +52,6 @@ class InteractionModes(ShapleyModes):
         if index not in INDICES:
             raise ValueError(f"unknown interaction index {index!r}; choose one of {INDICES}")
         self.pairs, self.index = check_pairs(pairs, n_players), index
-        self.n_chain = n_players
         self.rows_per_ordering = n_players + 2 * len(self.pairs)
         self.pair_stats = RunningModes(len(self.pairs), self.intact.shape, dtype)
         self.pair_pending = np.zeros_like(self.pair_stats.mean) if self.group > 1 else None
@@ -111,7 +110,8 @@ class InteractionModes(ShapleyModes):
         self.row += len(values)
         chain_rows = self.kind[rows] == 0
         if chain_rows.any():  # first-order modes from the chain rows alone, as ShapleyModes folds them
-            self._fold_chain(rows[chain_rows], values[chain_rows])
+            chain = rows[chain_rows]
+            self._fold_chain(chain // self.rows_per_ordering, self.owner[chain], values[chain_rows])
         k_rows = self.rows_per_ordering
         for r, value in zip(rows, values):  # extras: few per chain row; resolved when C_t arrives
             kind, owner, j = self.kind[r], self.owner[r], r // k_rows
@@ -125,36 +125,13 @@ class InteractionModes(ShapleyModes):
                     plus_i_before, before, plus_i_after = self.waiting.pop(q)
                     delta = plus_i_before - plus_i_after - before + value
                     self.pair_samples[q] = self.weight[j, q] * delta
-                if owner == self.n_chain - 1:  # the ordering is complete: every pair has its sample
+                if owner == self.n - 1:  # the ordering is complete: every pair has its sample
                     self._fold_pairs(j)
             if kind == 0:
                 self.last_chain = value
 
-    def _fold_chain(self, rows, values):
-        """ShapleyModes.fold on the chain rows only, with their chain positions."""
-        k_rows, n = self.rows_per_ordering, self.n_chain
-        which, step = rows // k_rows, self.owner[rows]
-        before = np.concatenate([self.previous[None], values[:-1]])
-        before[step == 0] = self.intact
-        contributions = before - values
-        self.previous = values[-1]
-        for j in np.unique(which):
-            seg = which == j
-            self._update(self.stats, self.pending, self.orderings[j, step[seg]], contributions[seg], j)
-
     def _fold_pairs(self, j):
         self._update(self.pair_stats, self.pair_pending, np.arange(len(self.pairs)), self.pair_samples, j)
-
-    def _update(self, stats, pending, index, samples, j):
-        position = (self.first + j) % self.group
-        if self.group == 1:
-            stats.update(index, samples)
-        elif position == 0:
-            pending[index] = samples
-        elif position < self.group - 1:
-            pending[index] += samples
-        else:
-            stats.update(index, (pending[index] + samples) / self.group)
 
     def state(self):
         return dict(super().state(), pair_count=self.pair_stats.count, pair_mean=self.pair_stats.mean,

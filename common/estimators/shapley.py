@@ -26,26 +26,32 @@ class ShapleyModes(Estimator):
         return chain_coalitions(orderings)
 
     def fold(self, values):
-        n = self.n
         rows = np.arange(self.row, self.row + len(values))
         self.row += len(values)
-        which, step = np.divmod(rows, n)
+        which, step = np.divmod(rows, self.n)
+        self._fold_chain(which, step, values)
+
+    def _fold_chain(self, which, step, values):
+        """Fold consecutive chain rows (of ordering `which`, lesion `step`) in as marginal contributions."""
         before = np.concatenate([self.previous[None], values[:-1]])
         before[step == 0] = self.intact
         contributions = before - values
         self.previous = values[-1]
         for j in np.unique(which):  # one segment per ordering: each player appears at most once in it
             seg = which == j
-            players = self.orderings[j, step[seg]]
-            position = (self.first + j) % self.group
-            if self.group == 1:
-                self.stats.update(players, contributions[seg])
-            elif position == 0:
-                self.pending[players] = contributions[seg]
-            elif position < self.group - 1:
-                self.pending[players] += contributions[seg]
-            else:
-                self.stats.update(players, (self.pending[players] + contributions[seg]) / self.group)
+            self._update(self.stats, self.pending, self.orderings[j, step[seg]], contributions[seg], j)
+
+    def _update(self, stats, pending, index, samples, j):
+        """Fold ordering j's samples into `stats`: as they are, or as the mean over j's sampler group."""
+        position = (self.first + j) % self.group
+        if self.group == 1:
+            stats.update(index, samples)
+        elif position == 0:
+            pending[index] = samples
+        elif position < self.group - 1:
+            pending[index] += samples
+        else:
+            stats.update(index, (pending[index] + samples) / self.group)
 
     def state(self):
         return dict(count=self.stats.count, mean=self.stats.mean, m2=self.stats.m2)
