@@ -40,7 +40,7 @@ def spex_recovery(n, n_outputs, budgets):
         except ValueError as error:  # below SPEX's minimum budget for n
             print(f"  n={n} budget {budget}: {str(error).splitlines()[0][:100]}")
             continue
-        used, ok = spex_interactions.last_evaluations, recovered(found, planted)
+        used, ok = found.evaluations, recovered(found, planted)
         print(f"  n={n} budget {budget:>6}: {used:>6} evaluations, planted pairs recovered: {ok} "
               f"({time.perf_counter() - started:.0f} s for {n_outputs} outputs)", flush=True)
         if ok:

@@ -26,6 +26,11 @@ def _require():
     return spectralexplain
 
 
+class Interactions(dict):
+    """{tuple of player indices: value}, ranked; `.evaluations` is the number of distinct coalitions evaluated."""
+    evaluations: int = 0
+
+
 class _Replay:
     """The value function SPEX calls: evaluates the game once per distinct mask, then replays column `d`."""
 
@@ -46,9 +51,10 @@ class _Replay:
 
 
 def spex_interactions(game, players, budget: int, index: str = "fsii", max_order: int = 2, seed: int = 0,
-                      reduce=None, algorithm: str = "spex") -> dict:
+                      reduce=None, algorithm: str = "spex") -> Interactions:
     """{tuple of player indices: value}, ranked by |value| (the largest over outputs); a value is a float for
-    a scalar game, else an array of the output's shape (or of the `reduce` summaries' shape).
+    a scalar game, else an array of the output's shape (or of the `reduce` summaries' shape). Its
+    `.evaluations` counts the distinct coalitions the game was asked for.
 
     budget: SPEX's sample budget (its minimum depends on n and max_order; too small a budget is an error that
         says the minimum). index: one of fsii, fbii, stii, sii, bii, fourier, mobius. reduce: an optional
@@ -86,8 +92,8 @@ def spex_interactions(game, players, budget: int, index: str = "fsii", max_order
     keys = sorted({k for part in found for k in part if len(k) > 0}, key=lambda k: (len(k), k))
     values = {k: np.array([part.get(k, 0.0) for part in found]).reshape(shape) for k in keys}
     ranked = sorted(values, key=lambda k: -np.abs(values[k]).max())
-    out = {tuple(int(i) for i in k): (float(values[k]) if shape == () else values[k]) for k in ranked}
-    spex_interactions.last_evaluations = len(replay.cache)  # distinct coalitions the game was asked for
+    out = Interactions((tuple(int(i) for i in k), float(values[k]) if shape == () else values[k]) for k in ranked)
+    out.evaluations = len(replay.cache)
     return out
 
 
@@ -105,6 +111,6 @@ def sparse_interactions(game, players, budget: int, top: int = 10, n_permutation
     result = interaction_modes(game, labels, pairs=pairs, n_permutations=n_permutations, seed=seed, index=index,
                                **options)
     result.metadata["spex"] = dict(index=spex_index, budget=int(budget),
-                                   evaluations=spex_interactions.last_evaluations,
+                                   evaluations=found.evaluations,
                                    candidates=[[list(k), np.asarray(found[k]).tolist()] for k in pairs])
     return result

@@ -17,6 +17,7 @@ def test_planted_pairs_of_every_output_are_recovered_within_8000_evaluations():
     counted = Counting(game)
     found = spex_interactions(counted, 64, budget=8000, seed=0)
     assert counted.coalitions <= 8000 + 1  # + the intact probe; three outputs do not cost three times as much
+    assert found.evaluations == counted.coalitions - 1  # distinct masks, each evaluated once
     pairs = [k for k in found if len(k) == 2]
     for d, truth in enumerate(planted):
         assert sorted(sorted(pairs, key=lambda k: -abs(found[k][d]))[:3]) == truth
