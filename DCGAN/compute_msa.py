@@ -96,10 +96,8 @@ def main(argv=None):
     check_pairs_fit(p, args, n)
     dtype = np.dtype(args.dtype)
     out_shape = (len(noise), generator.cfg["channels"], generator.cfg["image_size"], generator.cfg["image_size"])
-    buffers = 2 * n * int(np.prod(out_shape)) * dtype.itemsize
-    print(f"{n} filters {generator.layer_sizes()} x {args.n_permutations} orderings = "
-          f"{n * args.n_permutations:,} coalitions; value shape {out_shape}; "
-          f"running mean + variance {buffers / 2**30:.2f} GiB ({args.dtype}); device {device}")
+    print(f"{n} filters {generator.layer_sizes()} x {args.n_permutations} orderings; value shape {out_shape} "
+          f"({args.dtype}); device {device}")
 
     started = time.time()
     extras = layer_info(units, generator)

@@ -1,20 +1,24 @@
 """Benchmark: which orderings (and estimators) reach the same error with fewer game evaluations.
 
 Games from real networks, each with its truth: exact Shapley modes by enumerating every coalition, or (the tiny
-MoE, whose coalitions are generated text) a reference from 100x the orderings. For every method and seed, the
-RMSE against the truth; printed as RMSE(iid) / RMSE(method) at equal evaluations (> 1: the method is better).
-Samplers whose group size does not divide the budget use the largest whole number of groups below it, and
-their RMSE is scaled by sqrt(evaluations / budget) (the Monte Carlo rate), so every ratio is at equal cost.
+MoE, whose coalitions are generated text, and a 32-unit MLP) a reference from many more orderings (3,200 and
+12,800). For every method and seed, the RMSE against the truth; printed as RMSE(iid) / RMSE(method) at equal
+evaluations (> 1: the method is better). The budget is 4n orderings' worth of the plain chain (two orthogonal
+blocks), evaluations being the game's coalitions, the intact network's included; a method whose group does not
+fit the budget exactly uses the largest whole number of groups below it, and its RMSE is scaled by
+sqrt(evaluations / budget) (the Monte Carlo rate), so every ratio is at equal cost.
 
-    python benchmarks/bench_estimators.py                 # all games, 20 seeds (~50 min on 2 CPU cores)
+    python benchmarks/bench_estimators.py                 # all games (~40 min on 2 CPU cores)
     python benchmarks/bench_estimators.py --games mlp-accuracy generator-12 --seeds 40
 
-Engine samplers (common.SAMPLERS): iid, antithetic, latin, latin-antithetic, orthogonal. Tried here as
-prototypes and not adopted (see the README's table): paired KernelSHAP with leverage-score sizes (Musco &
-Witter 2024) and quadratic regression-adjusted Monte Carlo (Witter et al. 2025), which needs O(n^2 x output)
-memory. The last line is min_ratio_vs_iid=X for the sampler `--sampler auto` tries first, over all games. The tiny MoE
-(16 experts of its first two layers, log-probability scoring, one item per task) runs the engine samplers only,
-at 32 orderings' worth per run.
+Methods: the engine's samplers (common.SAMPLERS: iid, antithetic, latin, latin-antithetic, orthogonal) with the
+chain estimator; chain-kernel (orthogonal orderings, the chain mean averaged with a KernelSHAP regression on the
+same chains: what every compute_msa.py runs by default); and two prototypes not adopted (see the README's
+table): paired KernelSHAP with leverage-score sizes (Musco & Witter 2024) on coalitions of its own, and
+quadratic regression-adjusted Monte Carlo (Witter et al. 2025), which needs O(n^2 x output) memory. The games
+with a reference run the engine's methods only: the MoE (16 experts of its first two layers, log-probability
+scoring, one item per task) and the 32-unit MLP, 12 seeds each. The last line is min_ratio_vs_iid=X for
+chain-kernel, over all games.
 """
 import argparse
 import math
@@ -33,22 +37,23 @@ from common.exact import exact_shapley_modes  # noqa: E402
 from common.orderings import BEST_FIRST, SAMPLERS  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache"
-DEFAULT = BEST_FIRST[0]  # what --sampler auto picks first
+DEFAULT_SAMPLER = BEST_FIRST[0]  # what --sampler auto picks first
+DEFAULT = "chain-kernel"  # what compute_msa.py runs by default: that sampler with the chain-kernel estimator
 
 
 # ---------------------------------------------------------------- games from real networks
-def mlp12():
+def mlp12(n_hidden=12):
     from common.mnist import load_mnist5k
     from MLP.model import to_inputs
     from MLP.train import train_mlp
     x_train, y_train, x_test, y_test = load_mnist5k()
-    model = train_mlp(12, "none", to_inputs(x_train), torch.as_tensor(y_train), seed=0)
+    model = train_mlp(n_hidden, "none", to_inputs(x_train), torch.as_tensor(y_train), seed=0)
     return model, to_inputs(x_test), torch.as_tensor(y_test)
 
 
-def mlp_accuracy_game():
+def mlp_accuracy_game(n_hidden=12):
     from MLP.game import MLPGame
-    return MLPGame(*mlp12())
+    return MLPGame(*mlp12(n_hidden))
 
 
 class SoftProbGame:
@@ -117,8 +122,11 @@ def moe16_game():
 
 
 GAMES = {"mlp-accuracy": (mlp_accuracy_game, 12), "mlp-softprob": (lambda: SoftProbGame(*mlp12()), 12),
-         "generator-12": (generator12_game, 12), "dcgan-layer": (dcgan_layer_game, 16), "moe-16": (moe16_game, 16)}
-REFERENCE_ONLY = {"moe-16"}  # too slow to enumerate 2^16 generations: a reference from 100x the orderings
+         "generator-12": (generator12_game, 12), "dcgan-layer": (dcgan_layer_game, 16), "moe-16": (moe16_game, 16),
+         "mlp32-accuracy": (lambda: mlp_accuracy_game(32), 32)}
+# too many coalitions to enumerate (2^16 generations, 2^32 MLPs): (budget, orderings of the reference); a budget of
+# 4n orderings' worth fits two orthogonal blocks of 2(n - 1), so every method has two groups or more
+REFERENCE_ONLY = {"moe-16": (64, 3200), "mlp32-accuracy": (128, 12800)}
 
 
 # ---------------------------------------------------------------- methods tried as prototypes
@@ -200,13 +208,17 @@ def truth_of(name, game, n, reference_orderings):
 
 
 def run_method(method, game, n, budget_orderings, seed):
-    """(estimate, evaluations used)."""
-    if method in SAMPLERS:
-        group = SAMPLERS[method].group(n)
-        k = budget_orderings // group * group
+    """(estimate, evaluations used): the game's calls, the intact network's included."""
+    if method in SAMPLERS or method == "chain-kernel":
+        sampler, estimator = (method, "chain") if method in SAMPLERS else (DEFAULT_SAMPLER, "chain-kernel")
+        group = SAMPLERS[sampler].group(n)
+        per_ordering, once = (n, 2) if estimator == "chain" else (n - 3, 2 + 2 * n)
+        k = (budget_orderings * n + 2 - once) // per_ordering // group * group
         if k == 0:
             return None, 0
-        return shapley_modes(game, n, n_permutations=k, seed=seed, sampler=method, progress=False).modes, k * n
+        result = shapley_modes(game, n, n_permutations=k, seed=seed, sampler=sampler, estimator=estimator,
+                               progress=False)
+        return result.modes, result.metadata["coalitions"]
     budget = budget_orderings * n
     return {"kernel-paired": kernel_paired, "regression-adjusted": regression_adjusted}[method](
         game, n, budget, seed), budget
@@ -215,36 +227,42 @@ def run_method(method, game, n, budget_orderings, seed):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--games", nargs="+", choices=tuple(GAMES), default=list(GAMES))
-    p.add_argument("--methods", nargs="+", default=list(SAMPLERS) + ["kernel-paired", "regression-adjusted"])
-    p.add_argument("--seeds", type=int, default=20, help="seeds per method and game (default: %(default)s)")
-    p.add_argument("--orderings", type=int, default=48,
-                   help="budget per run, in orderings' worth of evaluations (default: %(default)s = 4 n for n=12)")
+    p.add_argument("--methods", nargs="+", default=list(SAMPLERS) + ["chain-kernel", "kernel-paired",
+                                                                      "regression-adjusted"])
+    p.add_argument("--seeds", type=int, default=100,
+                   help="seeds per method and game with exact truth (default: %(default)s)")
+    p.add_argument("--reference-seeds", type=int, default=12,
+                   help="seeds per method for the tiny MoE, whose runs generate text (default: %(default)s)")
+    p.add_argument("--orderings", type=int, default=None,
+                   help="budget per run of the games with exact truth, in orderings' worth of evaluations of the "
+                        "plain chain (default: 4 n, two orthogonal blocks)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    if args.seeds < 2 or args.orderings < 2:
-        p.error("--seeds and --orderings must be at least 2")
+    if min(args.seeds, args.reference_seeds, 2 if args.orderings is None else args.orderings) < 2:
+        p.error("--seeds, --reference-seeds and --orderings must be at least 2")
     torch.set_num_threads(args.threads)
     table = {}
     for name in args.games:
         build, n = GAMES[name]
         started = time.perf_counter()
         game = build()
-        truth = truth_of(name, game, n, 100 * min(args.orderings, 32))
+        budget, reference = REFERENCE_ONLY.get(name, (4 * n if args.orderings is None else args.orderings, None))
+        truth = truth_of(name, game, n, reference)
         scale = np.sqrt(np.mean(truth ** 2))
         rmse = {}
-        budget = args.orderings if name not in REFERENCE_ONLY else min(args.orderings, 32)
+        seeds = args.reference_seeds if name in REFERENCE_ONLY else args.seeds
         for method in args.methods:
-            if name in REFERENCE_ONLY and method not in SAMPLERS:
+            if name in REFERENCE_ONLY and method not in (*SAMPLERS, DEFAULT):
                 continue  # the prototypes, rejected on the other games, are not worth an hour of generation
             errors = []
-            for seed in range(args.seeds):
+            for seed in range(seeds):
                 estimate, used = run_method(method, game, n, budget, seed)
                 if estimate is None:
                     break
                 errors.append(np.mean((estimate - truth) ** 2) * used / (budget * n))
             rmse[method] = np.sqrt(np.mean(errors)) if errors else np.nan
         table[name] = {m: rmse["iid"] / rmse[m] if m in rmse else np.nan for m in args.methods}
-        print(f"{name}: n={n}, {args.seeds} seeds x {budget * n} evaluations, RMS truth {scale:.3g}, "
+        print(f"{name}: n={n}, {seeds} seeds x {budget * n} evaluations, RMS truth {scale:.3g}, "
               f"iid RMSE {rmse['iid']:.3g} ({time.perf_counter() - started:.0f} s)", flush=True)
     width = max(map(len, args.methods)) + 2
     print("\nRMSE(iid) / RMSE(method) at equal evaluations (> 1: fewer evaluations for the same error)")

@@ -52,6 +52,12 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help="orderings. auto (default): the best measured of " + ", ".join(BEST_FIRST) + " whose block "
                         "fits at least twice, --n-permutations rounded to whole blocks; " +
                         "; ".join(f"{k}: {v.about}" for k, v in SAMPLERS.items()) + ". iid gives msapy's orderings")
+    g.add_argument("--estimator", choices=("auto", "chain", "chain-kernel"), default="auto",
+                   help="how the chains' values become modes. chain: the mean marginal contribution (msapy's); "
+                        "chain-kernel: that mean averaged with a KernelSHAP regression on the same chains, which "
+                        "skip the coalitions of size 0, 1 and n-1 (evaluated once): n-3 evaluations an ordering; "
+                        "auto (default): chain-kernel unless --sampler iid or --engine msapy (the best measured with "
+                        "the orthogonal sampler, see the README)")
     g.add_argument("--target-se", type=positive_float, default=None, metavar="SE",
                    help="stop early, at the first check point where every mode element's standard error is at or "
                         "below SE (--n-permutations is then the most); the start of the run prints the orderings "
@@ -112,6 +118,10 @@ def check_run_arguments(parser, args) -> None:
         parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     if args.interactions is None and args.pairs is not None:
         parser.error("--pairs needs --interactions pairs")
+    if args.estimator == "chain-kernel" and args.engine == "msapy":
+        parser.error("--estimator chain-kernel runs on the batched engine; msapy walks its own chains")
+    if args.estimator == "chain-kernel" and args.interactions is not None:
+        parser.error("--estimator chain-kernel estimates first-order modes; --interactions walks its own chains")
     if args.interactions is not None and args.engine == "msapy":
         parser.error("--interactions runs on the batched engine (msapy's 2D MSA takes three full runs per pair)")
     if args.pairs is not None:
@@ -210,7 +220,7 @@ def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factor
     pairs = None
     try:
         if args.interactions is None:
-            result = shapley_modes(game, players, engine=args.engine, **options)
+            result = shapley_modes(game, players, engine=args.engine, estimator=args.estimator, **options)
         else:
             pairs = _interactions(args, game, players, spex_reduce, options)
             result = pairs.first_order

@@ -119,7 +119,8 @@ SAMPLERS = {"iid": IID(), "antithetic": Antithetic(), "latin": Latin(), "latin-a
             "orthogonal": Orthogonal()}
 
 
-# best first, as measured by benchmarks/bench_estimators.py (RMSE against exact modes at equal evaluations)
+# best first, as measured by benchmarks/bench_estimators.py (RMSE against exact modes at equal evaluations); the
+# estimator that goes with them by default is chain-kernel (common.estimators.first_order_estimator)
 BEST_FIRST = ("orthogonal", "latin-antithetic", "antithetic", "iid")
 
 

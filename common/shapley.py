@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpointer
-from .estimators import ShapleyModes
+from .estimators import FIRST_ORDER, MIN_PLAYERS, ShapleyModes, first_order_estimator
 from .game import CheckedGame, batch_size_for, player_labels
 from .orderings import auto_sampler, sample
 from .result import ShapleyResult
@@ -77,9 +77,12 @@ def check_options(*, n_permutations, seed, engine, backend, dtype, checkpoint, c
                              "to the end: give n_permutations instead")
     elif target_relative:
         raise ValueError("target_relative=True needs a target_se")
+    if isinstance(estimator, str) and estimator not in ("auto", *FIRST_ORDER):
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {('auto', *FIRST_ORDER)}")
     if engine == "msapy":
+        chosen = estimator if isinstance(estimator, str) else estimator.name
         refused = [name for name, given in (("checkpoint", checkpoint is not None), ("backend='ray'", backend == "ray"),
-                                            (f"the {estimator.name} estimator", estimator is not ShapleyModes),
+                                            (f"the {chosen} estimator", chosen not in ("auto", ShapleyModes.name)),
                                             ("target_se (msapy keeps no spread)", target_se is not None))
                    if given]
         if refused:
@@ -101,9 +104,15 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     n_permutations, seed, dtype = options["n_permutations"], options["seed"], options["dtype"]
     labels = player_labels(players)
     n = len(labels)
+    if estimator == "chain-kernel" and n < MIN_PLAYERS:
+        raise ValueError(f"the chain-kernel estimator needs at least {MIN_PLAYERS} players, got {n}: use "
+                         "estimator='chain', or common.exact.exact_shapley_modes")
     asked = (sampler, n_permutations)
     if sampler == "auto":
         sampler, n_permutations = auto_sampler(n, n_permutations)
+    if estimator == "chain-kernel" and sampler == "iid":
+        raise ValueError("the chain-kernel estimator needs a sampler that walks orderings in groups (antithetic, latin, "
+                         "latin-antithetic, orthogonal), not iid: each group's own regression gives the error bars")
     orderings = sample(sampler, n, n_permutations, seed)
     if game is None:
         if game_factory is None:
@@ -114,8 +123,20 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
         _positive_int("batch_size", batch_size)
     intact, lesioned = checked(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
     batch_size = batch_size_for(batch_size, checked, intact.size)
-    make_estimator = partial(estimator, n, intact, orderings.group, dtype, **(estimator_options or {}))
+    if isinstance(estimator, str):
+        estimator = first_order_estimator(estimator, sampler, engine, n, intact.size, dtype.itemsize)
+    estimator_options = dict(estimator_options or {})
+    if hasattr(estimator, "prologue"):  # coalitions the estimator needs once, before the walk
+        once = estimator.prologue(n)
+        estimator_options["border"] = np.concatenate([checked(once[a:a + batch_size])
+                                                      for a in range(0, len(once), batch_size)] + [lesioned[None]])
+    make_estimator = partial(estimator, n, intact, orderings.group, dtype, **estimator_options)
     state = make_estimator()
+    if progress:
+        once = f", plus {2 * n} once" if "border" in estimator_options else ""
+        state_gib = sum(np.asarray(a).nbytes for a in state.state().values()) / 2 ** 30
+        tqdm.write(f"{n_permutations} orderings ({sampler} sampler), {estimator.name} estimator: "
+                   f"{state.rows_per_ordering} game evaluations an ordering{once}; state {state_gib:.2g} GiB")
     started, evaluated, walked = time.perf_counter(), 0, n_permutations
     precision = None
     if engine == "batched" and backend == "local" and (target_se is not None or progress):
@@ -143,8 +164,9 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     seconds = time.perf_counter() - started
     coalitions = checked.coalitions + evaluated
     metadata = dict(seconds=seconds, coalitions=int(coalitions), backend=backend, batch_size=batch_size,
-                    coalitions_per_s=coalitions / max(seconds, 1e-12), sampler_asked=asked[0],
+                    coalitions_per_s=coalitions / max(seconds, 1e-12), estimator=estimator.name, sampler_asked=asked[0],
                     n_permutations_asked=asked[1])
+    metadata.update({k: v for k, v in estimates.items() if isinstance(v, float)})  # e.g. weight_of_regression
     if target_se is not None:
         reached = precision.reached
         metadata.update(target_se=float(target_se), target_relative=bool(target_relative),
@@ -158,7 +180,7 @@ def shapley_modes(game, players, n_permutations: int = 1000, seed: int = 1, samp
                   progress: bool = True, checkpoint=None, checkpoint_every: float | None = None, resume: bool = False,
                   fingerprint: str | None = None, backend: str = "local", n_workers: int | None = None,
                   address: str | None = None, game_factory=None, target_se: float | None = None,
-                  target_relative: bool = False) -> ShapleyResult:
+                  target_relative: bool = False, estimator: str = "chain") -> ShapleyResult:
     """Estimate every player's Shapley mode of `game` from `n_permutations` sampled orderings.
 
     players: an int n, or n labels (e.g. (layer, expert) tuples).
@@ -179,8 +201,13 @@ def shapley_modes(game, players, n_permutations: int = 1000, seed: int = 1, samp
         min); n_permutations is then the most orderings walked. The stopping point depends only on the seed.
     sampler="auto": the best measured sampler that fits at least twice (see common.orderings.BEST_FIRST), with
         n_permutations rounded to whole blocks of it.
+    estimator: "chain" (the mean marginal contribution along each ordering's lesion chain, msapy's estimator),
+        "chain-kernel" (that mean averaged with a KernelSHAP regression on the same chains, which skip the
+        coalitions of size 0, 1 and n - 1, evaluated once: n - 3 evaluations an ordering plus 2n once; best with
+        sampler="orthogonal"; see common/estimators/chain_kernel.py), or "auto" (chain-kernel unless the sampler
+        is iid, there are fewer than 4 players or its state would not fit in 2 GiB).
     """
-    estimates, run = estimate(ShapleyModes, game, players, n_permutations, seed, sampler, batch_size, engine, dtype,
+    estimates, run = estimate(estimator, game, players, n_permutations, seed, sampler, batch_size, engine, dtype,
                               progress, checkpoint, checkpoint_every, resume, fingerprint, backend, n_workers,
                               address, game_factory, target_se, target_relative)
     return ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],

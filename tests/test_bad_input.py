@@ -69,6 +69,8 @@ def cases(tmp):
         (mlp, ["--pairs", "1,2"], "--pairs needs --interactions pairs"),
         (mlp, ["--interactions", "pairs", "--pairs", "1"], "--pairs takes pairs of two indices"),
         (mlp, ["--interactions", "pairs", "--engine", "msapy"], "--interactions runs on the batched engine"),
+        (mlp, ["--estimator", "chain-kernel", "--engine", "msapy"], "--estimator chain-kernel runs on the batched"),
+        (mlp, ["--estimator", "chain-kernel", "--interactions", "spex"], "--estimator chain-kernel estimates first"),
         (mlp, ["--engine", "msapy", "--checkpoint-every", "5"], "--checkpoint-every applies to --backend local"),
         (mlp, ["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
         (mlp, ["--out", str(a_file)], "is a file; give a folder"),
@@ -147,6 +149,10 @@ def constant(c):
     (dict(players="abcd"), TypeError, "players must be an int or a sequence"),
     (dict(progress="yes"), ValueError, "progress must be True or False"),
     (dict(sampler="latin", n_permutations=5), ValueError, "multiple of 4"),
+    (dict(estimator="kernel"), ValueError, "unknown estimator 'kernel'"),
+    (dict(estimator="chain-kernel", players=3), ValueError, "needs at least 4 players, got 3"),
+    (dict(estimator="chain-kernel"), ValueError, "needs a sampler that walks orderings in groups"),
+    (dict(estimator="chain-kernel", engine="msapy"), ValueError, "cannot honour the chain-kernel estimator"),
 ])
 def test_bad_api_arguments_are_named(kwargs, error, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

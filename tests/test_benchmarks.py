@@ -53,3 +53,21 @@ def test_estimator_headroom_on_games_with_known_structure():
     assert 1 < on_cubic["+ cv degree 2"] < on_cubic["+ cv degree 3"] == float("inf")
     size_only = headroom.headroom((x.sum(1) ** 2)[:, None], n, degrees=())
     assert size_only["size-stratified"] == float("inf")  # every marginal is fixed by the coalition size
+
+
+def test_bench_estimators_spends_the_same_evaluations_on_every_method():
+    import numpy as np
+
+    from common.exact import exact_shapley_modes
+    bench = _load("bench_estimators")
+    weights = np.random.default_rng(0).normal(size=(8, 3))
+
+    def game(c):  # nonlinear: the methods differ
+        return np.tanh(c.astype(float) @ weights) ** 2
+    truth = exact_shapley_modes(game, 8)
+    budget = 28 * 8 + 2  # 28 orderings' worth, the intact and lesioned networks included
+    for method in ("iid", "antithetic", "latin-antithetic", "orthogonal", "chain-kernel"):
+        estimate, used = bench.run_method(method, game, 8, 28, seed=0)
+        assert budget / 2 < used <= budget  # whole sampler groups (up to 16 orderings here) that fit the budget
+        assert np.abs(estimate - truth).max() < 0.5 * np.abs(truth).max()
+    assert bench.DEFAULT == "chain-kernel" and bench.DEFAULT_SAMPLER == "orthogonal"

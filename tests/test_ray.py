@@ -32,15 +32,16 @@ def test_shards_cover_the_orderings_on_the_batch_grid():
     assert all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
 
 
-@pytest.mark.parametrize("sampler, n_permutations", [("iid", 40), ("antithetic", 40), ("latin-antithetic", 48),
-                                                     ("orthogonal", 44)])
-def test_ray_equals_local(local_ray, sampler, n_permutations):
+@pytest.mark.parametrize("sampler, n_permutations, estimator", [
+    ("iid", 40, "chain"), ("antithetic", 40, "chain"), ("latin-antithetic", 48, "chain"), ("orthogonal", 44, "chain"),
+    ("orthogonal", 66, "chain-kernel")])
+def test_ray_equals_local(local_ray, sampler, n_permutations, estimator):
     factory = functools.partial(games.TanhGame, 12, 5)
     local = shapley_modes(factory(), 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,
-                          progress=False)
+                          progress=False, estimator=estimator)
     remote = shapley_modes(None, 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,
-                           progress=False, backend="ray", game_factory=factory, n_workers=2)
-    assert remote.metadata["backend"] == "ray"
+                           progress=False, backend="ray", game_factory=factory, n_workers=2, estimator=estimator)
+    assert remote.metadata["backend"] == "ray" and remote.metadata["estimator"] == estimator
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
 

@@ -4,7 +4,9 @@ orderings, and folds the game's values into its state as they arrive.
 A runner (common/runners) walks the blocks of common/walk.py: for each block it calls `plan` once, evaluates the
 planned coalitions in game calls, in order, and hands every call's values to `fold`. Between blocks the state is
 complete, so it can be saved (`state`, `load_state`) or merged with another shard's (`merge`). Adding an
-estimator touches no runner: subclass, set `rows_per_ordering`, implement the five methods.
+estimator touches no runner: subclass, set `rows_per_ordering`, implement the five methods. An estimator that
+needs some coalitions once, before the walk, declares them as a static `prologue(n)`; `common.shapley.estimate`
+evaluates them and passes their values, with the fully lesioned network's appended, as the `border` argument.
 """
 import numpy as np
 

@@ -12,7 +12,7 @@ from .base import Estimator, chain_coalitions
 
 
 class ShapleyModes(Estimator):
-    name = "shapley"
+    name = "chain"
 
     def __init__(self, n_players, intact, group=1, dtype=np.float64):
         super().__init__(n_players, intact, group, dtype)
