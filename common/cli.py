@@ -56,8 +56,8 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help="how the chains' values become modes. chain: the mean marginal contribution (msapy's); "
                         "chain-kernel: that mean averaged with a KernelSHAP regression on the same chains, which "
                         "skip the coalitions of size 0, 1 and n-1 (evaluated once): n-3 evaluations an ordering; "
-                        "auto (default): chain-kernel unless --sampler iid or --engine msapy (the best measured with "
-                        "the orthogonal sampler, see the README)")
+                        "it needs sampler blocks of at least n orderings (orthogonal, latin, latin-antithetic); "
+                        "auto (default): chain-kernel where it applies, else chain (see the README)")
     g.add_argument("--target-se", type=positive_float, default=None, metavar="SE",
                    help="stop early, at the first check point where every mode element's standard error is at or "
                         "below SE (--n-permutations is then the most); the start of the run prints the orderings "

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpointer
-from .estimators import FIRST_ORDER, MIN_PLAYERS, ShapleyModes, first_order_estimator
+from .estimators import FIRST_ORDER, GROUP_TOO_SMALL, MIN_PLAYERS, ShapleyModes, first_order_estimator
 from .game import CheckedGame, batch_size_for, player_labels
 from .orderings import auto_sampler, sample
 from .result import ShapleyResult
@@ -110,10 +110,9 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     asked = (sampler, n_permutations)
     if sampler == "auto":
         sampler, n_permutations = auto_sampler(n, n_permutations)
-    if estimator == "chain-kernel" and sampler == "iid":
-        raise ValueError("the chain-kernel estimator needs a sampler that walks orderings in groups (antithetic, latin, "
-                         "latin-antithetic, orthogonal), not iid: each group's own regression gives the error bars")
     orderings = sample(sampler, n, n_permutations, seed)
+    if estimator == "chain-kernel" and orderings.group < n:
+        raise ValueError(GROUP_TOO_SMALL.format(group=orderings.group, n=n))
     if game is None:
         if game_factory is None:
             raise ValueError("give a game, or a game_factory that builds one")
@@ -124,7 +123,7 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     intact, lesioned = checked(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
     batch_size = batch_size_for(batch_size, checked, intact.size)
     if isinstance(estimator, str):
-        estimator = first_order_estimator(estimator, sampler, engine, n, intact.size, dtype.itemsize)
+        estimator = first_order_estimator(estimator, orderings.group, engine, n, intact.size, dtype.itemsize)
     estimator_options = dict(estimator_options or {})
     if hasattr(estimator, "prologue"):  # coalitions the estimator needs once, before the walk
         once = estimator.prologue(n)
@@ -203,9 +202,10 @@ def shapley_modes(game, players, n_permutations: int = 1000, seed: int = 1, samp
         n_permutations rounded to whole blocks of it.
     estimator: "chain" (the mean marginal contribution along each ordering's lesion chain, msapy's estimator),
         "chain-kernel" (that mean averaged with a KernelSHAP regression on the same chains, which skip the
-        coalitions of size 0, 1 and n - 1, evaluated once: n - 3 evaluations an ordering plus 2n once; best with
-        sampler="orthogonal"; see common/estimators/chain_kernel.py), or "auto" (chain-kernel unless the sampler
-        is iid, there are fewer than 4 players or its state would not fit in 2 GiB).
+        coalitions of size 0, 1 and n - 1, evaluated once: n - 3 evaluations an ordering plus 2n once; for samplers
+        whose groups hold n orderings or more: orthogonal (best), latin, latin-antithetic; see
+        common/estimators/chain_kernel.py), or "auto" (chain-kernel where it applies, there are 4 players or more
+        and its state fits in 2 GiB; else chain).
     """
     estimates, run = estimate(estimator, game, players, n_permutations, seed, sampler, batch_size, engine, dtype,
                               progress, checkpoint, checkpoint_every, resume, fingerprint, backend, n_workers,

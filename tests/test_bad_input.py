@@ -151,7 +151,8 @@ def constant(c):
     (dict(sampler="latin", n_permutations=5), ValueError, "multiple of 4"),
     (dict(estimator="kernel"), ValueError, "unknown estimator 'kernel'"),
     (dict(estimator="chain-kernel", players=3), ValueError, "needs at least 4 players, got 3"),
-    (dict(estimator="chain-kernel"), ValueError, "needs a sampler that walks orderings in groups"),
+    (dict(estimator="chain-kernel"), ValueError, "needs sampler groups of at least as many orderings as players"),
+    (dict(estimator="chain-kernel", sampler="antithetic"), ValueError, "got groups of 2 for 4 players"),
     (dict(estimator="chain-kernel", engine="msapy"), ValueError, "cannot honour the chain-kernel estimator"),
 ])
 def test_bad_api_arguments_are_named(kwargs, error, message, tmp_path, monkeypatch):
