@@ -42,7 +42,7 @@ DEFAULT = "chain-kernel"  # what compute_msa.py runs by default: that sampler wi
 
 
 # ---------------------------------------------------------------- games from real networks
-def mlp12(n_hidden=12):
+def digit_mlp(n_hidden=12):
     from common.mnist import load_mnist5k
     from MLP.model import to_inputs
     from MLP.train import train_mlp
@@ -53,7 +53,7 @@ def mlp12(n_hidden=12):
 
 def mlp_accuracy_game(n_hidden=12):
     from MLP.game import MLPGame
-    return MLPGame(*mlp12(n_hidden))
+    return MLPGame(*digit_mlp(n_hidden))
 
 
 class SoftProbGame:
@@ -121,7 +121,7 @@ def moe16_game():
     return first_two_layers
 
 
-GAMES = {"mlp-accuracy": (mlp_accuracy_game, 12), "mlp-softprob": (lambda: SoftProbGame(*mlp12()), 12),
+GAMES = {"mlp-accuracy": (mlp_accuracy_game, 12), "mlp-softprob": (lambda: SoftProbGame(*digit_mlp()), 12),
          "generator-12": (generator12_game, 12), "dcgan-layer": (dcgan_layer_game, 16), "moe-16": (moe16_game, 16),
          "mlp32-accuracy": (lambda: mlp_accuracy_game(32), 32)}
 # too many coalitions to enumerate (2^16 generations, 2^32 MLPs): (budget, orderings of the reference); a budget of
