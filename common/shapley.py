@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpointer
-from .estimators import FIRST_ORDER, GROUP_TOO_SMALL, MIN_PLAYERS, ShapleyModes, first_order_estimator
+from .estimators import FIRST_ORDER, ShapleyModes, first_order_estimator, unfit
 from .game import CheckedGame, batch_size_for, player_labels
 from .orderings import auto_sampler, sample
 from .result import ShapleyResult
@@ -104,15 +104,12 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     n_permutations, seed, dtype = options["n_permutations"], options["seed"], options["dtype"]
     labels = player_labels(players)
     n = len(labels)
-    if estimator == "chain-kernel" and n < MIN_PLAYERS:
-        raise ValueError(f"the chain-kernel estimator needs at least {MIN_PLAYERS} players, got {n}: use "
-                         "estimator='chain', or common.exact.exact_shapley_modes")
     asked = (sampler, n_permutations)
     if sampler == "auto":
         sampler, n_permutations = auto_sampler(n, n_permutations)
     orderings = sample(sampler, n, n_permutations, seed)
-    if estimator == "chain-kernel" and orderings.group < n:
-        raise ValueError(GROUP_TOO_SMALL.format(group=orderings.group, n=n))
+    if estimator == "chain-kernel" and unfit(n, orderings.group):  # before the game runs
+        raise ValueError(unfit(n, orderings.group))
     if game is None:
         if game_factory is None:
             raise ValueError("give a game, or a game_factory that builds one")

@@ -23,12 +23,21 @@ import numpy as np
 from .base import Estimator, chain_coalitions
 
 MIN_PLAYERS = 4  # below this every coalition is in the prologue: enumerate instead (common.exact)
-# Each group's own regression gives the weight and the error bars, so a group must hold many more coalitions than
-# there are players: with antithetic pairs of 200-unit chains, the pair's regression leaned on the size-1 and n-1
-# coalitions (the same in every pair), its spread understated the pooled regression's, and the estimate came out
-# 4.5x worse than the chain mean's (measured on a 200-unit MLP). Blocks of at least n orderings are fine.
-GROUP_TOO_SMALL = ("the chain-kernel estimator needs sampler groups of at least as many orderings as players "
-                   "(orthogonal, latin, latin-antithetic), got groups of {group} for {n} players")
+
+
+def unfit(n_players: int, group: int) -> str | None:
+    """Why the estimator cannot run on n players in sampler groups of `group` orderings; None where it can."""
+    if n_players < MIN_PLAYERS:
+        return (f"the chain-kernel estimator needs at least {MIN_PLAYERS} players, got {n_players}: use "
+                "estimator='chain', or common.exact.exact_shapley_modes")
+    # Each group's own regression gives the weight and the error bars, so a group must hold many more coalitions
+    # than there are players: with antithetic pairs of 200-unit chains, each pair's regression leaned on the
+    # size-1 and n-1 coalitions (the same in every pair), its spread understated the pooled regression's, and the
+    # estimate came out 4.5x worse than the chain mean's (measured on a 200-unit MLP).
+    if group < n_players:
+        return ("the chain-kernel estimator needs sampler groups of at least as many orderings as players "
+                f"(orthogonal, latin, latin-antithetic), got groups of {group} for {n_players} players")
+    return None
 
 
 def prologue(n_players: int) -> np.ndarray:
@@ -50,11 +59,9 @@ class ChainKernelModes(Estimator):
     SUMS = ("mean_p", "mean_k", "m2_p", "m2_k", "c_pk", "b_sum", "gram_sum", "groups")
 
     def __init__(self, n_players, intact, group=1, dtype=np.float64, border=None):
-        if n_players < MIN_PLAYERS:
-            raise ValueError(f"the chain-kernel estimator needs at least {MIN_PLAYERS} players, got {n_players}: "
-                             "enumerate them exactly instead")
-        if group < n_players:
-            raise ValueError(GROUP_TOO_SMALL.format(group=group, n=n_players))
+        why = unfit(n_players, group)
+        if why:
+            raise ValueError(why)
         super().__init__(n_players, intact, group, dtype)
         n, d = n_players, self.intact.size
         if border is None or np.shape(border) != (2 * n + 1, *self.intact.shape):
