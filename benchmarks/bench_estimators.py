@@ -8,17 +8,19 @@ blocks), evaluations being the game's coalitions, the intact network's included;
 fit the budget exactly uses the largest whole number of groups below it, and its RMSE is scaled by
 sqrt(evaluations / budget) (the Monte Carlo rate), so every ratio is at equal cost.
 
-    python benchmarks/bench_estimators.py                 # all games (~40 min on 2 CPU cores)
+    python benchmarks/bench_estimators.py                 # all games (~45 min on 2 CPU cores)
     python benchmarks/bench_estimators.py --games mlp-accuracy generator-12 --seeds 40
 
 Methods: the engine's samplers (common.SAMPLERS: iid, antithetic, latin, latin-antithetic, orthogonal) with the
-chain estimator; chain-kernel (orthogonal orderings, the chain mean averaged with a KernelSHAP regression on the
-same chains: what every compute_msa.py runs by default); and two prototypes not adopted (see the README's
-table): paired KernelSHAP with leverage-score sizes (Musco & Witter 2024) on coalitions of its own, and
-quadratic regression-adjusted Monte Carlo (Witter et al. 2025), which needs O(n^2 x output) memory. The games
-with a reference run the engine's methods only: the MoE (16 experts of its first two layers, log-probability
-scoring, one item per task) and the 32-unit MLP, 12 seeds each. The last line is min_ratio_vs_iid=X for
-chain-kernel, over all games.
+chain estimator; with orthogonal orderings, chain-kernel (the chain mean averaged with a KernelSHAP regression on
+the same chains) and surrogate (chain-kernel with a fitted network as a control variate), which every
+compute_msa.py runs by default for outputs of up to 1024 elements (chain-kernel for larger ones: the "auto"
+column); and two prototypes not adopted (see the README's table): paired KernelSHAP with leverage-score sizes
+(Musco & Witter 2024) on coalitions of its own, and quadratic regression-adjusted Monte Carlo (Witter et al.
+2025), which needs O(n^2 x output) memory. The games with a reference run the engine's methods only: the MoE (16
+experts of its first two layers, log-probability scoring, one item per task) and the 32-unit MLP, 12 seeds each.
+The surrogate is not run on image outputs (auto takes chain-kernel there). The last line is min_ratio_vs_iid=X
+for "auto", over all games.
 """
 import argparse
 import math
@@ -33,12 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import shapley_modes  # noqa: E402
+from common.estimators import AUTO_MAX_SURROGATE_OUTPUT, first_order_estimator  # noqa: E402
 from common.exact import exact_shapley_modes  # noqa: E402
 from common.orderings import BEST_FIRST, SAMPLERS  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache"
 DEFAULT_SAMPLER = BEST_FIRST[0]  # what --sampler auto picks first
-DEFAULT = "chain-kernel"  # what compute_msa.py runs by default: that sampler with the chain-kernel estimator
+ESTIMATORS = ("chain-kernel", "surrogate")  # run with that sampler; estimator="auto" picks one by output size
 
 
 # ---------------------------------------------------------------- games from real networks
@@ -209,8 +212,8 @@ def truth_of(name, game, n, reference_orderings):
 
 def run_method(method, game, n, budget_orderings, seed):
     """(estimate, evaluations used): the game's calls, the intact network's included."""
-    if method in SAMPLERS or method == "chain-kernel":
-        sampler, estimator = (method, "chain") if method in SAMPLERS else (DEFAULT_SAMPLER, "chain-kernel")
+    if method in SAMPLERS or method in ESTIMATORS:
+        sampler, estimator = (method, "chain") if method in SAMPLERS else (DEFAULT_SAMPLER, method)
         group = SAMPLERS[sampler].group(n)
         per_ordering, once = (n, 2) if estimator == "chain" else (n - 3, 2 + 2 * n)
         k = (budget_orderings * n + 2 - once) // per_ordering // group * group
@@ -227,8 +230,8 @@ def run_method(method, game, n, budget_orderings, seed):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--games", nargs="+", choices=tuple(GAMES), default=list(GAMES))
-    p.add_argument("--methods", nargs="+", default=list(SAMPLERS) + ["chain-kernel", "kernel-paired",
-                                                                      "regression-adjusted"])
+    p.add_argument("--methods", nargs="+", default=list(SAMPLERS) + list(ESTIMATORS) + ["kernel-paired",
+                                                                                       "regression-adjusted"])
     p.add_argument("--seeds", type=int, default=100,
                    help="seeds per method and game with exact truth (default: %(default)s)")
     p.add_argument("--reference-seeds", type=int, default=12,
@@ -252,8 +255,10 @@ def main(argv=None):
         rmse = {}
         seeds = args.reference_seeds if name in REFERENCE_ONLY else args.seeds
         for method in args.methods:
-            if name in REFERENCE_ONLY and method not in (*SAMPLERS, DEFAULT):
+            if name in REFERENCE_ONLY and method not in (*SAMPLERS, *ESTIMATORS):
                 continue  # the prototypes, rejected on the other games, are not worth an hour of generation
+            if method == "surrogate" and truth[0].size > AUTO_MAX_SURROGATE_OUTPUT:
+                continue  # images: a network per pixel per fit; estimator="auto" takes chain-kernel there
             errors = []
             for seed in range(seeds):
                 estimate, used = run_method(method, game, n, budget, seed)
@@ -262,17 +267,21 @@ def main(argv=None):
                 errors.append(np.mean((estimate - truth) ** 2) * used / (budget * n))
             rmse[method] = np.sqrt(np.mean(errors)) if errors else np.nan
         table[name] = {m: rmse["iid"] / rmse[m] if m in rmse else np.nan for m in args.methods}
+        table[name]["auto"] = table[name].get(first_order_estimator("auto", 2 * (n - 1), "batched", n, truth[0].size,
+                                                                    8).name, np.nan)
         print(f"{name}: n={n}, {seeds} seeds x {budget * n} evaluations, RMS truth {scale:.3g}, "
               f"iid RMSE {rmse['iid']:.3g} ({time.perf_counter() - started:.0f} s)", flush=True)
-    width = max(map(len, args.methods)) + 2
-    print("\nRMSE(iid) / RMSE(method) at equal evaluations (> 1: fewer evaluations for the same error)")
-    print(f"{'game':<14}" + "".join(f"{m:>{width}}" for m in args.methods))
+    columns = [*args.methods, "auto"]
+    width = max(map(len, columns)) + 2
+    print("\nRMSE(iid) / RMSE(method) at equal evaluations (> 1: fewer evaluations for the same error); auto: the "
+          "estimator compute_msa.py picks for the game (surrogate for outputs of up to 1024 elements)")
+    print(f"{'game':<14}" + "".join(f"{m:>{width}}" for m in columns))
     for name, row in table.items():
-        print(f"{name:<14}" + "".join(f"{row[m]:>{width}.2f}" for m in args.methods))
-    for m in args.methods:
-        print(f"min_ratio_vs_iid[{m}]={np.nanmin([row[m] for row in table.values()]):.2f}")
-    if DEFAULT in args.methods:
-        print(f"min_ratio_vs_iid={min(row[DEFAULT] for row in table.values()):.2f}")
+        print(f"{name:<14}" + "".join(f"{row[m]:>{width}.2f}" for m in columns))
+    for m in columns:
+        measured = [row[m] for row in table.values() if not np.isnan(row[m])]
+        print(f"min_ratio_vs_iid[{m}]=" + (f"{min(measured):.2f}" if measured else "-"))
+    print(f"min_ratio_vs_iid={min(row['auto'] for row in table.values()):.2f}")
 
 
 if __name__ == "__main__":

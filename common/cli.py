@@ -52,12 +52,15 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help="orderings. auto (default): the best measured of " + ", ".join(BEST_FIRST) + " whose block "
                         "fits at least twice, --n-permutations rounded to whole blocks; " +
                         "; ".join(f"{k}: {v.about}" for k, v in SAMPLERS.items()) + ". iid gives msapy's orderings")
-    g.add_argument("--estimator", choices=("auto", "chain", "chain-kernel"), default="auto",
+    g.add_argument("--estimator", choices=("auto", "chain", "chain-kernel", "surrogate"), default="auto",
                    help="how the chains' values become modes. chain: the mean marginal contribution (msapy's); "
                         "chain-kernel: that mean averaged with a KernelSHAP regression on the same chains, which "
                         "skip the coalitions of size 0, 1 and n-1 (evaluated once): n-3 evaluations an ordering; "
                         "it needs sampler blocks of at least n orderings (orthogonal, latin, latin-antithetic); "
-                        "auto (default): chain-kernel where it applies, else chain (see the README)")
+                        "surrogate: chain-kernel with a small network fitted to the game as a control variate "
+                        "(cross-fitted, no extra game evaluations); "
+                        "auto (default): surrogate where it applies and the output has at most 1024 elements, "
+                        "chain-kernel for larger outputs, else chain (see the README)")
     g.add_argument("--target-se", type=positive_float, default=None, metavar="SE",
                    help="stop early, at the first check point where every mode element's standard error is at or "
                         "below SE (--n-permutations is then the most); the start of the run prints the orderings "
@@ -118,10 +121,10 @@ def check_run_arguments(parser, args) -> None:
         parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     if args.interactions is None and args.pairs is not None:
         parser.error("--pairs needs --interactions pairs")
-    if args.estimator == "chain-kernel" and args.engine == "msapy":
-        parser.error("--estimator chain-kernel runs on the batched engine; msapy walks its own chains")
-    if args.estimator == "chain-kernel" and args.interactions is not None:
-        parser.error("--estimator chain-kernel estimates first-order modes; --interactions walks its own chains")
+    if args.estimator in ("chain-kernel", "surrogate") and args.engine == "msapy":
+        parser.error(f"--estimator {args.estimator} runs on the batched engine; msapy walks its own chains")
+    if args.estimator in ("chain-kernel", "surrogate") and args.interactions is not None:
+        parser.error(f"--estimator {args.estimator} estimates first-order modes; --interactions walks its own chains")
     if args.interactions is not None and args.engine == "msapy":
         parser.error("--interactions runs on the batched engine (msapy's 2D MSA takes three full runs per pair)")
     if args.pairs is not None:

@@ -108,8 +108,8 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     if sampler == "auto":
         sampler, n_permutations = auto_sampler(n, n_permutations)
     orderings = sample(sampler, n, n_permutations, seed)
-    if estimator == "chain-kernel" and unfit(n, orderings.group):  # before the game runs
-        raise ValueError(unfit(n, orderings.group))
+    if estimator in ("chain-kernel", "surrogate") and unfit(n, orderings.group, estimator):  # before the game runs
+        raise ValueError(unfit(n, orderings.group, estimator))
     if game is None:
         if game_factory is None:
             raise ValueError("give a game, or a game_factory that builds one")
@@ -201,8 +201,11 @@ def shapley_modes(game, players, n_permutations: int = 1000, seed: int = 1, samp
         "chain-kernel" (that mean averaged with a KernelSHAP regression on the same chains, which skip the
         coalitions of size 0, 1 and n - 1, evaluated once: n - 3 evaluations an ordering plus 2n once; for samplers
         whose groups hold n orderings or more: orthogonal (best), latin, latin-antithetic; see
-        common/estimators/chain_kernel.py), or "auto" (chain-kernel where it applies, there are 4 players or more
-        and its state fits in 2 GiB; else chain).
+        common/estimators/chain_kernel.py), "surrogate" (chain-kernel plus a control variate: a small network
+        fitted to the game's values on one group of orderings, used on another; no extra game evaluations; see
+        common/estimators/surrogate.py), or "auto" (where chain-kernel applies, there are 4 players or more and
+        the state fits in 2 GiB: surrogate for outputs of at most 1024 elements, chain-kernel for larger ones;
+        else chain).
     """
     estimates, run = estimate(estimator, game, players, n_permutations, seed, sampler, batch_size, engine, dtype,
                               progress, checkpoint, checkpoint_every, resume, fingerprint, backend, n_workers,

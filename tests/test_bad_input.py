@@ -71,6 +71,7 @@ def cases(tmp):
         (mlp, ["--interactions", "pairs", "--engine", "msapy"], "--interactions runs on the batched engine"),
         (mlp, ["--estimator", "chain-kernel", "--engine", "msapy"], "--estimator chain-kernel runs on the batched"),
         (mlp, ["--estimator", "chain-kernel", "--interactions", "spex"], "--estimator chain-kernel estimates first"),
+        (mlp, ["--estimator", "surrogate", "--engine", "msapy"], "--estimator surrogate runs on the batched"),
         (mlp, ["--engine", "msapy", "--checkpoint-every", "5"], "--checkpoint-every applies to --backend local"),
         (mlp, ["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
         (mlp, ["--out", str(a_file)], "is a file; give a folder"),
@@ -154,6 +155,8 @@ def constant(c):
     (dict(estimator="chain-kernel"), ValueError, "needs sampler groups of at least as many orderings as players"),
     (dict(estimator="chain-kernel", sampler="antithetic"), ValueError, "got groups of 2 for 4 players"),
     (dict(estimator="chain-kernel", engine="msapy"), ValueError, "cannot honour the chain-kernel estimator"),
+    (dict(estimator="surrogate", sampler="antithetic"), ValueError, "the surrogate estimator needs sampler groups"),
+    (dict(estimator="surrogate", engine="msapy"), ValueError, "cannot honour the surrogate estimator"),
 ])
 def test_bad_api_arguments_are_named(kwargs, error, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

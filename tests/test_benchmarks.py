@@ -66,8 +66,8 @@ def test_bench_estimators_spends_the_same_evaluations_on_every_method():
         return np.tanh(c.astype(float) @ weights) ** 2
     truth = exact_shapley_modes(game, 8)
     budget = 28 * 8 + 2  # 28 orderings' worth, the intact and lesioned networks included
-    for method in ("iid", "antithetic", "latin-antithetic", "orthogonal", "chain-kernel"):
+    for method in ("iid", "antithetic", "latin-antithetic", "orthogonal", "chain-kernel", "surrogate"):
         estimate, used = bench.run_method(method, game, 8, 28, seed=0)
         assert budget / 2 < used <= budget  # whole sampler groups (up to 16 orderings here) that fit the budget
         assert np.abs(estimate - truth).max() < 0.5 * np.abs(truth).max()
-    assert bench.DEFAULT == "chain-kernel" and bench.DEFAULT_SAMPLER == "orthogonal"
+    assert bench.ESTIMATORS == ("chain-kernel", "surrogate") and bench.DEFAULT_SAMPLER == "orthogonal"

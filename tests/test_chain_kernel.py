@@ -117,11 +117,12 @@ def test_state_merges_over_disjoint_orderings(game_and_truth):
     np.testing.assert_allclose(b["se"], a["se"], atol=1e-12)
 
 
-def test_auto_takes_chain_kernel_except_for_small_groups_few_players_or_no_room(monkeypatch):
+def test_auto_takes_chain_kernel_or_the_surrogate_except_for_small_groups_few_players_or_no_room(monkeypatch):
     game = additive(np.arange(8.0))
     pick = lambda **kw: shapley_modes(**(dict(game=game, players=8, n_permutations=28, progress=False,  # noqa: E731
                                               estimator="auto") | kw)).metadata["estimator"]
-    assert pick(sampler="auto") == pick(sampler="orthogonal") == "chain-kernel"
+    assert pick(sampler="auto") == pick(sampler="orthogonal") == "surrogate"  # a small output (test_surrogate.py)
+    assert pick(sampler="latin", n_permutations=32) == "surrogate"
     assert pick(sampler="iid") == pick(sampler="antithetic") == "chain"  # groups smaller than n
     assert pick(sampler="auto", engine="msapy", n_permutations=2) == "chain"
     assert pick(sampler="auto", players=3, game=additive(np.arange(3.0)), n_permutations=8) == "chain"

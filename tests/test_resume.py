@@ -126,10 +126,15 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_p
     assert not (out / "mlp_N060_l2_t00.ckpt").exists()
 
 
+# the signals' tests walk 3000 orderings; chain-kernel keeps them to seconds (the SIGKILL test above runs the
+# default estimator, the surrogate, whose fits take most of its time)
+CHAIN_KERNEL_3000 = ("--n-permutations", "3000", "--estimator", "chain-kernel")
+
+
 @pytest.fixture(scope="module")
 def straight_3000(one_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight")
-    subprocess.run(compute(one_model, out, "--n-permutations", "3000"), check=True, cwd=ROOT, capture_output=True)
+    subprocess.run(compute(one_model, out, *CHAIN_KERNEL_3000), check=True, cwd=ROOT, capture_output=True)
     return load(out / "mlp_N060_l2_t00.npz")
 
 
@@ -138,7 +143,7 @@ def test_a_signal_alone_saves_the_state_and_the_resumed_run_is_bit_identical(one
                                                                            signum, code):
     out = tmp_path / "interrupted"
     ckpt = out / "mlp_N060_l2_t00.ckpt"
-    argv = compute(one_model, out, "--n-permutations", "3000", "--checkpoint-every", "1e9")  # no periodic saves
+    argv = compute(one_model, out, *CHAIN_KERNEL_3000, "--checkpoint-every", "1e9")  # no periodic saves
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     for line in proc.stdout:

@@ -25,17 +25,18 @@ from .base import Estimator, chain_coalitions
 MIN_PLAYERS = 4  # below this every coalition is in the prologue: enumerate instead (common.exact)
 
 
-def unfit(n_players: int, group: int) -> str | None:
-    """Why the estimator cannot run on n players in sampler groups of `group` orderings; None where it can."""
+def unfit(n_players: int, group: int, name: str = "chain-kernel") -> str | None:
+    """Why the estimator (chain-kernel, or `name`, built on it) cannot run on n players in sampler groups of `group`
+    orderings; None where it can."""
     if n_players < MIN_PLAYERS:
-        return (f"the chain-kernel estimator needs at least {MIN_PLAYERS} players, got {n_players}: use "
+        return (f"the {name} estimator needs at least {MIN_PLAYERS} players, got {n_players}: use "
                 "estimator='chain', or common.exact.exact_shapley_modes")
     # Each group's own regression gives the weight and the error bars, so a group must hold many more coalitions
     # than there are players: with antithetic pairs of 200-unit chains, each pair's regression leaned on the
     # size-1 and n-1 coalitions (the same in every pair), its spread understated the pooled regression's, and the
     # estimate came out 4.5x worse than the chain mean's (measured on a 200-unit MLP).
     if group < n_players:
-        return ("the chain-kernel estimator needs sampler groups of at least as many orderings as players "
+        return (f"the {name} estimator needs sampler groups of at least as many orderings as players "
                 f"(orthogonal, latin, latin-antithetic), got groups of {group} for {n_players} players")
     return None
 
@@ -59,7 +60,7 @@ class ChainKernelModes(Estimator):
     SUMS = ("mean_p", "mean_k", "m2_p", "m2_k", "c_pk", "b_sum", "gram_sum", "groups")
 
     def __init__(self, n_players, intact, group=1, dtype=np.float64, border=None):
-        why = unfit(n_players, group)
+        why = unfit(n_players, group, self.name)
         if why:
             raise ValueError(why)
         super().__init__(n_players, intact, group, dtype)
@@ -119,21 +120,35 @@ class ChainKernelModes(Estimator):
         n, order = self.n, self.orderings[j]
         chain = self.chain
         chain[0], chain[n - 2], chain[n - 1] = self.without[order[0]], self.alone[order[n - 1]], self.empty
-        before = np.concatenate([self.intact.reshape(1, -1), chain[:-1]])
-        self.group_sum[order] += before - chain        # step t lesions order[t]
-        # regression sums: the unit ranked r is intact in chain steps 1 .. r - 1
-        weighted = np.cumsum(self.weight[:, None] * (chain[1:n - 2] - self.empty), 0)
-        self.group_b[order[2:]] += weighted[np.minimum(np.arange(1, n - 1), n - 3) - 1]
+        self.keep_chain((self.first + j) % self.group, chain)
+        self.add_chain(order, chain, self.intact.reshape(1, -1), self.empty, self.group_sum, self.group_b)
         self.group_gram[np.ix_(order, order)] += self.rank_gram
         if (self.first + j) % self.group == self.group - 1:
-            self._finish_group()
+            self._finish_group(self.first + j + 1 - self.group)
 
-    def _finish_group(self):
+    def keep_chain(self, position, chain):
+        """A hook for subclasses that need the group's chains (n values each, the border filled in)."""
+
+    def add_chain(self, order, chain, intact, empty, sums, b):
+        """Add one ordering's chain (its n values, step t lesioning order[t]; `intact` (1, D) before it) to the
+        chain-mean sums and the regression sums b."""
+        n = self.n
+        before = np.concatenate([intact, chain[:-1]])
+        sums[order] += before - chain                  # step t lesions order[t]
+        # regression sums: the unit ranked r is intact in chain steps 1 .. r - 1
+        weighted = np.cumsum(self.weight[:, None] * (chain[1:n - 2] - empty), 0)
+        b[order[2:]] += weighted[np.minimum(np.arange(1, n - 1), n - 3) - 1]
+
+    def _finish_group(self, first):
         g = self.group
-        p = self.group_sum / g
-        self.group_b /= g
-        self.group_gram /= g
-        k = constrained_fit(self.group_gram + self.border_gram, self.group_b + self.border_b, self.total)
+        p, b, gram = self.group_sum / g, self.group_b / g, self.group_gram / g
+        self.fold_group(p, constrained_fit(gram + self.border_gram, b + self.border_b, self.total), b, gram)
+        for buffer in (self.group_sum, self.group_b, self.group_gram):
+            buffer[...] = 0
+
+    def fold_group(self, p, k, b, gram):
+        """Fold one group's chain mean p and own regression k into the running moments, and its regression sums
+        (b, gram) into the pooled ones."""
         self.groups += 1
         m = int(self.groups)
         dp, dk = p - self.mean_p, k - self.mean_k
@@ -142,10 +157,8 @@ class ChainKernelModes(Estimator):
         self.m2_p += dp * (p - self.mean_p)
         self.m2_k += dk * (k - self.mean_k)
         self.c_pk += dp * (k - self.mean_k)
-        self.b_sum += self.group_b
-        self.gram_sum += self.group_gram
-        for buffer in (self.group_sum, self.group_b, self.group_gram):
-            buffer[...] = 0
+        self.b_sum += b
+        self.gram_sum += gram
 
     def state(self):
         return {name: getattr(self, name) for name in self.SUMS}
@@ -201,14 +214,18 @@ class ChainKernelModes(Estimator):
         scale = float(estimate.max() - estimate.min())
         return se / scale if scale > 0 else float("inf")
 
+    def pooled_regression(self):
+        """The regression on every group's chains at once (its bias shrinks as groups are added)."""
+        m = int(self.groups)
+        return constrained_fit(self.gram_sum / m + self.border_gram, self.b_sum / m + self.border_b, self.total)
+
     def finish(self):
         shape = (self.n, *self.intact.shape)
         m = int(self.groups)
         if m == 0:
             raise ValueError("no sampler group was walked: nothing to estimate")
         a = self.weight_of_regression()
-        fit = constrained_fit(self.gram_sum / m + self.border_gram, self.b_sum / m + self.border_b, self.total)
-        modes = ((1 - a) * self.mean_p + a * fit).reshape(shape).astype(self.dtype)
+        modes = ((1 - a) * self.mean_p + a * self.pooled_regression()).reshape(shape).astype(self.dtype)
         se = (np.full(shape, np.nan) if m < 2 else np.stack([self._standard_error(a, i) for i in range(self.n)])
               .reshape(shape)).astype(self.dtype)
         return dict(modes=modes, se=se, weight_of_regression=a)

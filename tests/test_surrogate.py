@@ -1,0 +1,121 @@
+"""The surrogate estimator (common/estimators/surrogate.py): chain-kernel plus a fitted network as a control
+variate. Against exact Shapley modes of a saturating game, where the surrogate must help, and of a small real
+network that is nearly additive, where it must not hurt; what it asks of the game; checkpoints; merging."""
+import numpy as np
+import pytest
+from games import Counting, dies_after, network_game
+
+from common import shapley_modes
+from common.exact import exact_shapley_modes
+
+N = 10
+
+
+def saturating(c):
+    """Three outputs, each a steep sigmoid of a weighted count of intact units: like an accuracy, it saturates
+    with many units and collapses with few, so unit contributions depend on which others are intact."""
+    weights = np.random.default_rng(5).uniform(0.2, 1.0, size=(N, 3))
+    return 1 / (1 + np.exp(-6 * (c.astype(float) @ weights / weights.sum(0) - 0.45)))
+
+
+@pytest.fixture(scope="module")
+def truths():
+    network = network_game(n_hidden=8, seed=3, n_inputs=48, batch_size=128)
+    return dict(saturating=(saturating, N, exact_shapley_modes(saturating, N)),
+                network=(network, 8, exact_shapley_modes(network, 8)))
+
+
+def run(game, n, k, seed=0, estimator="surrogate", **kwargs):
+    return shapley_modes(game, n, n_permutations=k, seed=seed, sampler="orthogonal", estimator=estimator,
+                         progress=False, **kwargs)
+
+
+def rmse(game, n, truth, k, estimator, seeds=8):
+    return np.sqrt(np.mean([np.mean((run(game, n, k, s, estimator).modes - truth) ** 2) for s in range(seeds)]))
+
+
+def test_beats_chain_kernel_where_the_game_saturates(truths):
+    game, n, truth = truths["saturating"]
+    k = 4 * 2 * (n - 1)  # four groups: two cross-fitted pairs; the same evaluations for both estimators
+    ratio = rmse(game, n, truth, k, "chain-kernel") / rmse(game, n, truth, k, "surrogate")
+    assert ratio > 1.5
+    r = run(game, n, k)
+    assert r.metadata["weight_of_surrogate"] > 0.5 and 0.5 < r.metadata["surrogate_coefficient"] <= 1
+
+
+def test_no_worse_than_chain_kernel_where_the_game_is_nearly_additive(truths):
+    """The four estimates' weights come from the groups' spread: a surrogate that only adds variance is dropped."""
+    game, n, truth = truths["network"]
+    assert rmse(game, n, truth, 42, "surrogate") < 1.1 * rmse(game, n, truth, 42, "chain-kernel")
+
+
+@pytest.mark.parametrize("name", ["saturating", "network"])
+def test_matches_exact_values_within_its_error_bars(truths, name):
+    game, n, truth = truths[name]
+    group = 2 * (n - 1)
+    small, large = run(game, n, 4 * group), run(game, n, 24 * group)
+    for r in (small, large):
+        assert r.metadata["estimator"] == "surrogate" and r.efficiency_gap() < 1e-10
+        assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).mean() >= 0.95
+    smalls = np.sqrt(np.mean([np.mean((run(game, n, 4 * group, s).modes - truth) ** 2) for s in range(1, 7)]))
+    error = np.sqrt(np.mean((large.modes - truth) ** 2))
+    assert error < 0.6 * smalls  # 6x the orderings: about 2.4x smaller, no bias floor
+    assert 0.3 < error / np.sqrt(np.mean(large.se ** 2)) < 2.5  # the error bars are honest
+
+
+def test_asks_what_chain_kernel_asks_and_nothing_more():
+    game = Counting(saturating)
+    k = 3 * 2 * (N - 1)  # three groups: a pair and one left without a partner, which enters plain
+    r = run(game, N, k, batch_size=7)
+    assert game.coalitions == r.metadata["coalitions"] == 2 + 2 * N + k * (N - 3)
+    assert max(game.sizes) <= 7
+    assert np.isfinite(r.se).all() and r.efficiency_gap() < 1e-10
+
+
+@pytest.mark.parametrize("batch_size", [7, 40])
+def test_resumed_run_is_bit_identical(tmp_path, batch_size):
+    """Killed while a group waits for its partner: the checkpoint holds that group's values."""
+    k = 4 * 2 * (N - 1)
+    full = run(saturating, N, k, seed=3, batch_size=batch_size)
+    calls = -(-2 * N // batch_size) + 2 + (2 * (N - 1) * (N - 3)) // batch_size  # into the second group
+    with pytest.raises(KeyboardInterrupt):
+        run(dies_after(saturating, calls), N, k, seed=3, batch_size=batch_size, checkpoint=tmp_path / "r.ckpt",
+            checkpoint_every=0)
+    resumed = run(saturating, N, k, seed=3, batch_size=batch_size, checkpoint=tmp_path / "r.ckpt",
+                  checkpoint_every=0, resume=True)
+    np.testing.assert_array_equal(resumed.modes, full.modes)
+    np.testing.assert_array_equal(resumed.se, full.se)
+
+
+@pytest.mark.parametrize("groups, cut", [(2, 1), (4, 2)])
+def test_state_merges_over_disjoint_orderings(groups, cut):
+    """Halves merge into the whole; groups left without a partner in each half pair up when merged."""
+    from common.estimators import SurrogateModes
+    from common.orderings import sample
+    g = 2 * (N - 1)
+    orderings = sample("orthogonal", N, groups * g, 4)
+    values = saturating(np.concatenate([np.ones((1, N), bool), np.eye(N, dtype=bool), ~np.eye(N, dtype=bool),
+                                        np.zeros((1, N), bool)]))
+    intact, border = values[0], values[1:]
+
+    def walked(rows):
+        est = SurrogateModes(N, intact, g, border=border)
+        est.fold(saturating(est.plan(orderings.orderings[rows], rows.start)))
+        return est
+    whole = walked(slice(0, groups * g))
+    first, second = walked(slice(0, cut * g)), walked(slice(cut * g, groups * g))
+    first.merge(second)
+    a, b = whole.finish(), first.finish()
+    np.testing.assert_allclose(b["modes"], a["modes"], atol=1e-10)
+    np.testing.assert_allclose(b["se"], a["se"], atol=1e-10)
+
+
+def test_auto_takes_the_surrogate_for_small_outputs_only(monkeypatch):
+    pick = lambda game, **kw: shapley_modes(game, N, **(dict(n_permutations=36, progress=False,  # noqa: E731
+                                                             estimator="auto", sampler="auto") | kw)
+                                            ).metadata["estimator"]
+    assert pick(saturating) == "surrogate"
+    assert pick(lambda c: np.repeat(saturating(c), 400, axis=1)) == "chain-kernel"  # 1200 elements
+    assert pick(saturating, sampler="antithetic") == "chain"
+    monkeypatch.setattr("common.estimators.AUTO_MAX_BYTES", 10 ** 4)
+    assert pick(saturating) == "chain-kernel"  # the surrogate's stored groups do not fit; chain-kernel's state does
