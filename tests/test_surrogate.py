@@ -119,3 +119,12 @@ def test_auto_takes_the_surrogate_for_small_outputs_only(monkeypatch):
     assert pick(saturating, sampler="antithetic") == "chain"
     monkeypatch.setattr("common.estimators.AUTO_MAX_BYTES", 10 ** 4)
     assert pick(saturating) == "chain-kernel"  # the surrogate's stored groups do not fit; chain-kernel's state does
+
+
+def test_target_se_stops_at_the_first_check_point_below_it():
+    group = 2 * (N - 1)
+    target = 1.4 * run(saturating, N, 24 * group).se.max()  # about 24 / 1.4^2 = 12 groups reach it
+    first, again = (run(saturating, N, 24 * group, target_se=target, batch_size=(N - 3) * group) for _ in range(2))
+    assert 2 * group < first.n_permutations < 24 * group and first.n_permutations % group == 0
+    assert first.se.max() <= target and first.metadata["target_reached"]
+    np.testing.assert_array_equal(first.modes, again.modes)

@@ -202,15 +202,23 @@ class ChainKernelModes(Estimator):
         var = ((1 - a) ** 2 * self.m2_p[rows] + a * a * self.m2_k[rows] + 2 * a * (1 - a) * self.c_pk[rows]) / (m - 1)
         return np.sqrt(np.maximum(var, 0) / m)
 
+    def combination(self):
+        """How the group estimates are combined: the weight of the regression."""
+        return self.weight_of_regression()
+
+    def combined_mean(self, a):
+        """The groups' mean of the combined estimate (for a relative target)."""
+        return (1 - a) * self.mean_p + a * self.mean_k
+
     def max_se(self, relative=False):
         m = int(self.groups)
         if m < 2:
             return float("inf")
-        a = self.weight_of_regression()
+        a = self.combination()
         se = max(float(self._standard_error(a, i).max()) for i in range(self.n))  # one player at a time
         if not relative:
             return se
-        estimate = (1 - a) * self.mean_p + a * self.mean_k
+        estimate = self.combined_mean(a)
         scale = float(estimate.max() - estimate.min())
         return se / scale if scale > 0 else float("inf")
 

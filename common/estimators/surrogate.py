@@ -268,17 +268,11 @@ class SurrogateModes(ChainKernelModes):
         var = np.einsum("i,j,ij...->...", w, w, self.est_m2[:, :, rows]) / (m - 1)
         return np.sqrt(np.maximum(var, 0) / m)
 
-    def max_se(self, relative=False):
-        m = int(self.groups)
-        if m < 2:
-            return float("inf")
-        w = self.weights()
-        se = max(float(self._standard_error(w, i).max()) for i in range(self.n))
-        if not relative:
-            return se
-        estimate = np.einsum("i,i...->...", w, self.est_mean)
-        scale = float(estimate.max() - estimate.min())
-        return se / scale if scale > 0 else float("inf")
+    def combination(self):
+        return self.weights()
+
+    def combined_mean(self, w):
+        return np.einsum("i,i...->...", w, self.est_mean)
 
     def finish(self):
         if int(self.pending):  # no partner: the group enters plain, its control variate zero
