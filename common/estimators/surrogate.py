@@ -20,9 +20,10 @@ minimise the summed variance come from the groups' spread, as chain-kernel's wei
 adds variance (a nearly additive game) is dropped. A group left without a partner (an odd number of groups in a
 run or a Ray shard) enters plain.
 
-Memory: the chains of the group waiting for its partner and of the group being walked (group x n x output
-floats each, group = 2(n - 1) with orthogonal orderings) on top of the moments of four estimates: O(n^2 x output),
-20 MiB for Mixtral's 256 experts x 9 scores. `estimator="auto"` takes it for outputs of up to 1024 elements.
+Memory: O(n x output). The group waiting for its partner and the group being walked keep the chains of their first
+orderings (all of them up to 64 players; about MAX_FIT_ROWS coalitions beyond), for the fit and the coefficient,
+on top of the moments of four estimates: 28 arrays of the modes' size. 2.6 MiB for Mixtral's 256 experts x 9
+scores. `estimator="auto"` takes it for outputs of up to 1024 elements.
 """
 import numpy as np
 
@@ -32,7 +33,8 @@ from .chain_kernel import ChainKernelModes, constrained_fit
 SHAPLEY_GROUPS = 16      # orthogonal groups of the surrogate's own chains per surrogate (its phi_g), at most
 SHAPLEY_ROWS = 2 ** 19   # and about this many surrogate evaluations (fewer groups from 64 players on)
 FIT_ITERATIONS = 300     # L-BFGS iterations of each fit
-MAX_FIT_ROWS = 4096      # coalitions a fit sees at most (a fixed random subset beyond): a fit takes seconds at any n
+MAX_FIT_ROWS = 4096      # chain coalitions a fit sees at most: whole chains of a group's first orderings (the
+                         # group's all up to 64 players); a fit takes seconds, and the memory stays O(n x output)
 SURROGATE_SEED = 7919    # the surrogate's initial weights and phi_g's orderings derive from this and the group
 
 
@@ -47,9 +49,6 @@ def fit_surrogate(coalitions: np.ndarray, values: np.ndarray, seed: int):
     (C, D) float64. Deterministic for given data and seed."""
     import torch
 
-    if len(coalitions) > MAX_FIT_ROWS:
-        keep = np.sort(np.random.default_rng(seed).choice(len(coalitions), MAX_FIT_ROWS, replace=False))
-        coalitions, values = coalitions[keep], values[keep]
     x = torch.as_tensor(coalitions, dtype=torch.float64)
     y = torch.as_tensor(values, dtype=torch.float64)
     n, d, h = x.shape[1], y.shape[1], hidden_units(x.shape[1])
@@ -135,12 +134,14 @@ class SurrogateModes(ChainKernelModes):
         # the group waiting for its partner, and the chains of the group being walked
         self.pending, self.pending_first = np.zeros((), np.int64), np.zeros((), np.int64)
         self.pending_orders = np.zeros((group, n), np.int64)
-        self.pending_chains = np.zeros((group, n, d))
+        self.kept = kept_orderings(n, group)  # orderings whose chains a group keeps, for its fit and coefficient
+        self.pending_chains = np.zeros((self.kept, n, d))
         self.pending_sum, self.pending_b, self.pending_gram = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, n))
-        self.group_chains = np.zeros((group, n, d))
+        self.group_chains = np.zeros((self.kept, n, d))
 
     def keep_chain(self, position, chain):
-        self.group_chains[position] = chain
+        if position < self.kept:
+            self.group_chains[position] = chain
 
     def _finish_group(self, first):
         g = self.group
@@ -167,7 +168,8 @@ class SurrogateModes(ChainKernelModes):
     def _fit(self, group):
         """The surrogate fitted to a group's chains and the border, and its phi_g."""
         n, d = self.n, self.intact.size
-        masks = np.concatenate([chain_coalitions(group["orders"]), self.prologue_mask, np.ones((1, n), bool)])
+        masks = np.concatenate([chain_coalitions(group["orders"][:self.kept]), self.prologue_mask,
+                                np.ones((1, n), bool)])
         values = np.concatenate([group["chains"].reshape(-1, d), self.border_values, self.intact.reshape(1, d)])
         seed = SURROGATE_SEED + group["first"] // self.group
         surrogate = fit_surrogate(masks, values, seed)
@@ -186,8 +188,9 @@ class SurrogateModes(ChainKernelModes):
         border, intact = surrogate(self.prologue_mask), surrogate(np.ones((1, n), bool))
         # the control variate's coefficient: how the game's chain contributions follow the surrogate's (least
         # squares, about each unit's mean over the group); 1 where the surrogate fits, less where it adds variance
-        game_steps, surrogate_steps = (_steps(c, i.reshape(1, d), orders) for c, i in
-                                       ((group["chains"], self.intact), (chains, intact)))
+        kept = orders[:self.kept]
+        game_steps, surrogate_steps = (_steps(c, i.reshape(1, d), kept) for c, i in
+                                       ((group["chains"], self.intact), (chains[:self.kept], intact)))
         beta = float(np.clip(np.sum(game_steps * surrogate_steps) / max(np.sum(surrogate_steps ** 2), 1e-300), 0, 1))
         chains, border, intact, phi = beta * chains, beta * border, beta * intact, beta * phi
         empty = border[2 * n]
@@ -295,7 +298,13 @@ class SurrogateModes(ChainKernelModes):
                     surrogate_coefficient=float(self.beta_sum) / m)
 
 
+def kept_orderings(n_players: int, group: int) -> int:
+    """How many of a group's orderings keep their chains: all of them up to MAX_FIT_ROWS coalitions."""
+    return min(group, max(2, MAX_FIT_ROWS // n_players))
+
+
 def state_bytes(n_players: int, output_size: int, group: int) -> int:
     """About how much memory the estimator's arrays take: 28 float64 arrays of the modes' size (the four estimates'
-    moments, the sums), two groups' chains and three n x n matrices."""
-    return 8 * (n_players * output_size * (28 + 2 * group) + 3 * n_players * n_players)
+    moments, the sums), two groups' kept chains (at most MAX_FIT_ROWS x output each) and three n x n matrices."""
+    kept = kept_orderings(n_players, group)
+    return 8 * (n_players * output_size * (28 + 2 * kept) + 3 * n_players * n_players)
