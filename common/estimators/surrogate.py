@@ -55,17 +55,16 @@ def fit_surrogate(coalitions: np.ndarray, values: np.ndarray, seed: int):
     low, high = y.min(0).values, y.max(0).values
     margin = 0.05 * (high - low)
     low, span = low - margin, (high - low) + 2 * margin
+    span = torch.where(span > 0, span, torch.ones_like(span))  # a constant element: any span fits it
+    target = (y - low) / span  # in [0.05, 0.95] / 1.1: every element weighs alike, whatever its scale
     generator = torch.Generator().manual_seed(int(seed))
     params = [(0.3 * torch.randn(n, h, generator=generator, dtype=torch.float64)).requires_grad_(),
               torch.zeros(h, dtype=torch.float64, requires_grad=True),
               (0.3 * torch.randn(h, d, generator=generator, dtype=torch.float64)).requires_grad_(),
               torch.zeros(d, dtype=torch.float64, requires_grad=True)]
 
-    span = torch.where(span > 0, span, torch.ones_like(span))
-    target = (y - low) / span  # in [0.05, 0.95] / 1.1: every element weighs alike, whatever its scale
-
     def squashed(mask):
-        return torch.sigmoid(torch.tanh(mask @ params[0] + params[1]) @ params[2] + params[3]) 
+        return torch.sigmoid(torch.tanh(mask @ params[0] + params[1]) @ params[2] + params[3])
 
     def forward(mask):
         return low + span * squashed(mask)
