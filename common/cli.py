@@ -121,9 +121,9 @@ def check_run_arguments(parser, args) -> None:
         parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     if args.interactions is None and args.pairs is not None:
         parser.error("--pairs needs --interactions pairs")
-    if args.estimator in ("chain-kernel", "surrogate") and args.engine == "msapy":
+    if args.estimator not in ("auto", "chain") and args.engine == "msapy":
         parser.error(f"--estimator {args.estimator} runs on the batched engine; msapy walks its own chains")
-    if args.estimator in ("chain-kernel", "surrogate") and args.interactions is not None:
+    if args.estimator not in ("auto", "chain") and args.interactions is not None:
         parser.error(f"--estimator {args.estimator} estimates first-order modes; --interactions walks its own chains")
     if args.interactions is not None and args.engine == "msapy":
         parser.error("--interactions runs on the batched engine (msapy's 2D MSA takes three full runs per pair)")

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpointer
-from .estimators import FIRST_ORDER, ShapleyModes, first_order_estimator, unfit
+from .estimators import FIRST_ORDER, ShapleyModes, first_order_estimator
 from .game import CheckedGame, batch_size_for, player_labels
 from .orderings import auto_sampler, sample
 from .result import ShapleyResult
@@ -108,8 +108,9 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     if sampler == "auto":
         sampler, n_permutations = auto_sampler(n, n_permutations)
     orderings = sample(sampler, n, n_permutations, seed)
-    if estimator in ("chain-kernel", "surrogate") and unfit(n, orderings.group, estimator):  # before the game runs
-        raise ValueError(unfit(n, orderings.group, estimator))
+    refuses = getattr(FIRST_ORDER.get(estimator) if isinstance(estimator, str) else None, "refuses", None)
+    if refuses and refuses(n, orderings.group):  # before the game runs
+        raise ValueError(refuses(n, orderings.group))
     if game is None:
         if game_factory is None:
             raise ValueError("give a game, or a game_factory that builds one")

@@ -94,6 +94,11 @@ class ChainKernelModes(Estimator):
         self.gram_sum = np.zeros((n, n))
         self.groups = np.zeros((), np.int64)
 
+    @classmethod
+    def refuses(cls, n_players, group):
+        """Why this estimator cannot run here (`unfit`, named after it); None where it can."""
+        return unfit(n_players, group, cls.name)
+
     @staticmethod
     def prologue(n_players):
         return prologue(n_players)
