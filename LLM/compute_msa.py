@@ -38,7 +38,7 @@ from LLM import tasks as T
 from LLM.generate import SCORES, LMGame, encode_chat
 from LLM.load import MIXTRAL, check_model_name, load_model
 from LLM.moe import EXCLUSIONS
-from LLM.units import ABLATIONS, UNIT_KINDS, model_players
+from LLM.units import ABLATIONS, UNIT_KINDS, model_players, parse_layers
 
 RUNS = Path(__file__).parent / "runs"
 TINY_PERMUTATIONS = 40
@@ -85,12 +85,16 @@ def reference_run(model, tokenizer, tasks):
 
 
 def build_game(model_name, load_in_4bit, device, sizes, items, items_seed, units, ablation, exclusion, score,
-               per_call):
+               per_call, layers=None):
     """The game (loads the model); picklable as a partial, so each Ray worker loads its own copy."""
     model, tokenizer, device = load_model(model_name, load_in_4bit=load_in_4bit, device=device)
     tasks = build_tasks(sizes, items, items_seed)
     reference = reference_run(model, tokenizer, build_tasks(sizes, None, items_seed)) if ablation == "mean" else None
-    players = model_players(model, units, ablation, exclusion, reference)
+    try:
+        players = model_players(model, units, ablation, exclusion, reference,
+                                layers=None if layers is None else parse_layers(layers))
+    except ValueError as error:  # --layers beyond the model's layers: known only once it is loaded
+        raise SystemExit(f"--layers: {error}") from None
     return LMGame(model, tokenizer, tasks, players, score, coalitions_per_call=per_call)
 
 
@@ -121,6 +125,9 @@ def main(argv=None):
     parser.add_argument("--exclusion", choices=EXCLUSIONS, default="paper",
                         help="experts: paper: drop the excluded expert's output, routing unchanged; reroute: mask its "
                              "router logit before the top 2 (default: %(default)s)")
+    parser.add_argument("--layers", default=None, metavar="START:STOP",
+                        help="only the units of these decoder layers are players, the others stay intact: N, or "
+                             "START:STOP, stop excluded, e.g. 0:4 (default: every layer)")
     parser.add_argument("--items-seed", type=non_negative_int, default=0,
                         help="seed of the arithmetic items (default: %(default)s)")
     parser.add_argument("--sizes", choices=tuple(T.SIZES), default=None,
@@ -139,6 +146,11 @@ def main(argv=None):
         check_output_file(parser, args.out)
     if args.model is not None:
         check_model_name(args.model)
+    if args.layers is not None:
+        try:
+            parse_layers(args.layers)
+        except ValueError as error:
+            parser.error(f"--layers: {error}")
     if args.units == "experts" and args.ablation == "mean":
         parser.error("--ablation mean applies to heads, mlp and layers; experts are excluded from the routing")
     require_extra("llm")
@@ -161,7 +173,7 @@ def main(argv=None):
     n_prompts = max(sum(len(t.items) for t in tasks if t.max_new_tokens == k) for k in {t.max_new_tokens for t in tasks})
     per_call = args.batch_size if args.batch_size is not None else max(1, ROWS_PER_CALL[device.type] // n_prompts)
     factory = partial(build_game, model_name, load_in_4bit, args.device, sizes, items, args.items_seed, units,
-                      args.ablation, args.exclusion, score, per_call)
+                      args.ablation, args.exclusion, score, per_call, args.layers)
     started = time.perf_counter()
     game = factory()
     model, players = game.model, game.players
@@ -192,10 +204,11 @@ def main(argv=None):
         args, game, players, out, game_factory=factory,
         fingerprint=dict(model=model_fingerprint(model) if small else model_name, load_in_4bit=bool(load_in_4bit),
                          units=kind, ablation=args.ablation, exclusion=args.exclusion, score=score, sizes=sizes,
-                         items=items, items_seed=args.items_seed),
+                         items=items, items_seed=args.items_seed,
+                         **({} if args.layers is None else dict(layers=args.layers))),
         metadata=dict(model=model_name, units=kind, ablation=args.ablation, exclusion=args.exclusion, score=score,
                       sizes=sizes, load_in_4bit=bool(load_in_4bit), coalitions_per_call=per_call,
-                      device=str(device), items_seed=args.items_seed, items=items),
+                      device=str(device), items_seed=args.items_seed, items=items, layers=args.layers),
         extras=dict(task_names=np.array([t.name for t in tasks]), player_layer=game.units.layer,
                     **(dict(layer_expert=np.array(players, dtype=np.int64)) if kind == "experts" else
                        dict(unit_locations=np.array([str(u) for u in game.units.units]))),

@@ -27,7 +27,7 @@ from LLM import tasks as T
 from LLM.generate import encode_chat, generate_answers, left_pad
 from LLM.load import check_model_name, load_model
 from LLM.moe import EXCLUSIONS
-from LLM.units import model_players
+from LLM.units import model_players, parse_layers
 from common.device import pick_device, set_cpu_threads
 from common.extras import require_extra
 
@@ -159,7 +159,8 @@ def main(argv=None):
         prompts, references = tiny_arithmetic_items(args.limit)
         max_new_tokens = T.TINY.arithmetic_tokens if args.max_new_tokens is None else args.max_new_tokens
     model, tokenizer, device = load_model(model_name, load_in_4bit=load_in_4bit, device=args.device)
-    players = model_players(model, "experts", exclusion=exclusion)
+    layers = None if result.metadata.get("layers") is None else parse_layers(result.metadata["layers"])
+    players = model_players(model, "experts", exclusion=exclusion, layers=layers)
     if [tuple(p) for p in result.players] != players.labels:
         raise SystemExit(f"the experts of {model_name} are not the players of {args.msa}")
 
@@ -221,7 +222,8 @@ def unit_removal(args, result, extra, ks, device, out):
     if meta.get("ablation") == "mean":
         from LLM.compute_msa import build_tasks, reference_run
         reference = reference_run(model, tokenizer, build_tasks(meta["sizes"], None, meta.get("items_seed", 0)))
-    players = model_players(model, meta["units"], meta.get("ablation", "zero"), reference=reference)
+    layers = None if meta.get("layers") is None else parse_layers(meta["layers"])
+    players = model_players(model, meta["units"], meta.get("ablation", "zero"), reference=reference, layers=layers)
     if list(players.labels) != [str(p) for p in result.players]:
         raise SystemExit(f"the {meta['units']} of {meta['model']} are not the players of {args.msa}")
     held_out = held_out_task(task, meta["sizes"], meta.get("items"), 20 if args.limit is None else args.limit, meta.get("items_seed", 0))

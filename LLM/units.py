@@ -83,12 +83,43 @@ def unit_players(model, kind: str) -> tuple[list[Unit], list[str], np.ndarray]:
     return units, labels, np.array(layer_of)
 
 
+def parse_layers(text: str) -> range:
+    """'3' -> range(3, 4); '0:4' -> range(0, 4) (a Python slice of the decoder layers: the stop is excluded)."""
+    parts = text.split(":")
+    try:
+        start, stop = (int(parts[0]), int(parts[0]) + 1) if len(parts) == 1 else map(int, parts)
+    except ValueError:
+        raise ValueError(f"layers must be N or START:STOP (decoder layer indices), got {text!r}") from None
+    if len(parts) > 2 or not 0 <= start < stop:
+        raise ValueError(f"layers must be N or START:STOP with 0 <= START < STOP, got {text!r}")
+    return range(start, stop)
+
+
 def model_players(model, kind: str = "auto", ablation: str = "zero", exclusion: str = "paper",
-                  reference=None) -> Players:
+                  reference=None, layers: range | None = None) -> Players:
     """The players of `kind` (auto: experts for a mixture of experts, heads otherwise).
 
     ablation: zero, or mean (each unit's mean activation over `reference()`, which runs the reference prompts);
-    experts are excluded from the routing instead (`exclusion`: paper or reroute)."""
+    experts are excluded from the routing instead (`exclusion`: paper or reroute).
+    layers: only the units of these decoder layers are players; the others stay intact."""
+    players = _all_players(model, kind, ablation, exclusion, reference)
+    if layers is None:
+        return players
+    n_layers = int(players.layer.max()) + 1
+    if layers.stop > n_layers:
+        raise ValueError(f"layers {layers.start}:{layers.stop}: the model has {n_layers} layers (0..{n_layers - 1})")
+    picked = np.flatnonzero(np.isin(players.layer, layers))
+
+    def ablate(keep):  # the chosen players' columns in a mask where every other player is intact
+        keep = np.asarray(keep)
+        full = np.ones((len(keep), len(players)), bool)
+        full[:, picked] = keep
+        return players.ablate(full)
+    return Players(players.kind, [players.labels[i] for i in picked], players.layer[picked],
+                   [players.units[i] for i in picked] if players.units else [], ablate)
+
+
+def _all_players(model, kind, ablation, exclusion, reference) -> Players:
     if kind not in UNIT_KINDS:
         raise ValueError(f"unknown units {kind!r}; choose one of {UNIT_KINDS}")
     if ablation not in ABLATIONS:

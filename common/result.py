@@ -82,6 +82,19 @@ class ShapleyResult:
         """The Shapley mode of one player, by label."""
         return self.modes[self.players.index(player)]
 
+    def margin(self, level: float = 0.95) -> np.ndarray:
+        """Half-width of each mode element's two-sided confidence interval at `level`: se times the t quantile for
+        the standard errors' degrees of freedom (metadata["se_dof"]: 3 for four sampler groups, where 95% is
+        3.18 se, not 2). Results saved without se_dof use the normal quantile."""
+        from scipy import stats
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level!r}")
+        dof = self.metadata.get("se_dof")
+        if dof is not None and dof < 1:
+            return np.full_like(self.se, np.inf)
+        quantile = stats.norm.ppf if dof is None else lambda q: stats.t.ppf(q, dof)
+        return self.se * quantile(0.5 + level / 2)
+
     def efficiency_gap(self) -> float:
         """max |sum of modes - (V(intact) - V(lesioned))|: 0 up to rounding for a deterministic game."""
         return float(np.max(np.abs(self.modes.sum(0) - (self.intact - self.lesioned))))

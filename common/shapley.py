@@ -163,7 +163,8 @@ def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid
     metadata = dict(seconds=seconds, coalitions=int(coalitions), backend=backend, batch_size=batch_size,
                     coalitions_per_s=coalitions / max(seconds, 1e-12), estimator=estimator.name, sampler_asked=asked[0],
                     n_permutations_asked=asked[1])
-    metadata.update({k: v for k, v in estimates.items() if isinstance(v, float)})  # e.g. weight_of_regression
+    # e.g. weight_of_regression; se_dof: the standard errors' degrees of freedom (sampler groups or orderings less one)
+    metadata.update({k: v for k, v in estimates.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     if target_se is not None:
         reached = precision.reached
         metadata.update(target_se=float(target_se), target_relative=bool(target_relative),

@@ -8,7 +8,10 @@ a cost that grows slowly with the number of players; and screening with SPEX, th
 The game is evaluated once on SPEX's masks (1 = player intact); for a vector output the transform then runs on
 every output element, or on the summaries that `reduce` makes, from those same values: D outputs do not cost
 D times the game calls. Every random source is seeded, and numpy's global state is restored afterwards.
+SPEX's decoding runs on one numba thread.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 from .game import CheckedGame, player_labels
@@ -24,6 +27,19 @@ def _require():
         raise ImportError("SPEX needs the optional 'interactions' packages: pip install -e '.[interactions]' "
                           "(spectralexplain 0.0.4; its module is `spectralexplain`)") from error
     return spectralexplain
+
+
+@contextmanager
+def one_numba_thread():
+    """SPEX's BCH decoder (galois, numba) calls tiny parallel kernels thousands of times; beside another busy job
+    their thread joins made a 5-output call 7x slower. One thread is as fast on a quiet machine."""
+    import numba
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 class Interactions(dict):
@@ -78,15 +94,16 @@ def spex_interactions(game, players, budget: int, index: str = "fsii", max_order
     state = np.random.get_state()
     found = []
     try:
-        for column in range(n_outputs):
-            replay.column = column
-            np.random.seed(seed)  # the same masks for every output: values come from the cache after the first
-            try:
-                explainer = spex.Explainer(replay, list(range(n)), sample_budget=int(budget), max_order=max_order,
-                                           algorithm=algorithm)
-            except AssertionError as error:  # spectralexplain states its minimum budget in an assert
-                raise ValueError(f"SPEX's budget for {n} players, order {max_order}: {error}") from None
-            found.append(explainer.interactions(index).interactions)
+        with one_numba_thread():
+            for column in range(n_outputs):
+                replay.column = column
+                np.random.seed(seed)  # the same masks for every output: values come from the cache after the first
+                try:
+                    explainer = spex.Explainer(replay, list(range(n)), sample_budget=int(budget), max_order=max_order,
+                                               algorithm=algorithm)
+                except AssertionError as error:  # spectralexplain states its minimum budget in an assert
+                    raise ValueError(f"SPEX's budget for {n} players, order {max_order}: {error}") from None
+                found.append(explainer.interactions(index).interactions)
     finally:
         np.random.set_state(state)
     keys = sorted({k for part in found for k in part if len(k) > 0}, key=lambda k: (len(k), k))

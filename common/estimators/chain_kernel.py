@@ -241,7 +241,7 @@ class ChainKernelModes(Estimator):
         modes = ((1 - a) * self.mean_p + a * self.pooled_regression()).reshape(shape).astype(self.dtype)
         se = (np.full(shape, np.nan) if m < 2 else np.stack([self._standard_error(a, i) for i in range(self.n)])
               .reshape(shape)).astype(self.dtype)
-        return dict(modes=modes, se=se, weight_of_regression=a)
+        return dict(modes=modes, se=se, weight_of_regression=a, se_dof=m - 1)
 
 
 def state_bytes(n_players: int, output_size: int, itemsize: int = 8) -> int:

@@ -70,5 +70,6 @@ class ShapleyModes(Estimator):
         return se / scale if scale > 0 else float("inf")
 
     def finish(self):
+        dof = int(self.stats.count.min()) - 1  # samples (orderings, or sampler groups) less one
         se = self.stats.standard_error(consume=True)
-        return dict(modes=self.stats.mean, se=se)
+        return dict(modes=self.stats.mean, se=se, se_dof=dof)

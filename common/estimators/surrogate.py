@@ -294,7 +294,7 @@ class SurrogateModes(ChainKernelModes):
               .reshape(shape))
         return dict(modes=modes.reshape(shape).astype(self.dtype), se=se.astype(self.dtype),
                     weight_of_regression=float(w[1] + w[3]), weight_of_surrogate=float(w[2] + w[3]),
-                    surrogate_coefficient=float(self.beta_sum) / m)
+                    surrogate_coefficient=float(self.beta_sum) / m, se_dof=m - 1)
 
 
 def kept_orderings(n_players: int, group: int) -> int:
