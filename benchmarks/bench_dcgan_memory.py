@@ -56,9 +56,9 @@ def worker(args):
     dtype = dict(float32=np.float32, float64=np.float64)[args.dtype]
     labels = [str(u) for u in units]
     run = dict(seed=args.seed, dtype=dtype, progress=False, batch_size=args.batch_size)
-    engine = "msapy" if args.engine == "msapy" else "batched"
+    estimator = "msapy" if args.engine == "msapy" else "chain"
     if args.engine in ("checkpointed", "resumed"):  # save after every block (the worst case), then resume
-        run.update(checkpoint=Path(args.save).with_suffix(".ckpt"), checkpoint_every=0)
+        run.update(checkpoint=common.Checkpoint(Path(args.save).with_suffix(".ckpt"), every=0))
     if args.engine == "resumed":  # first an interrupted run (not measured) that leaves a checkpoint behind
         calls, half = [0], len(units) * args.n_permutations // (2 * args.batch_size)
 
@@ -71,11 +71,11 @@ def worker(args):
             common.shapley_modes(crashes, labels, args.n_permutations, **run)
         except KeyboardInterrupt:
             pass
-        run["resume"] = True
+        run["checkpoint"] = common.Checkpoint(run["checkpoint"].path, every=0, resume=True)
     before = rss_now()
     tracemalloc.start()
     started = time.perf_counter()
-    result = common.shapley_modes(game, labels, args.n_permutations, engine=engine, **run)
+    result = common.shapley_modes(game, labels, args.n_permutations, estimator=estimator, **run)
     seconds = time.perf_counter() - started
     _, numpy_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

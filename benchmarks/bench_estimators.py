@@ -267,8 +267,7 @@ def main(argv=None):
                 errors.append(np.mean((estimate - truth) ** 2) * used / (budget * n))
             rmse[method] = np.sqrt(np.mean(errors)) if errors else np.nan
         table[name] = {m: rmse["iid"] / rmse[m] if m in rmse else np.nan for m in args.methods}
-        table[name]["auto"] = table[name].get(first_order_estimator("auto", 2 * (n - 1), "batched", n, truth[0].size,
-                                                                    8).name, np.nan)
+        table[name]["auto"] = table[name].get(first_order_estimator("auto", 2 * (n - 1), n, truth[0].size, 8).name, np.nan)
         print(f"{name}: n={n}, {seeds} seeds x {budget * n} evaluations, RMS truth {scale:.3g}, "
               f"iid RMSE {rmse['iid']:.3g} ({time.perf_counter() - started:.0f} s)", flush=True)
     columns = [*args.methods, "auto"]

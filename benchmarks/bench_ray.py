@@ -16,7 +16,7 @@ import numpy as np
 import ray
 import torch
 
-from common import shapley_modes
+from common import Ray, shapley_modes
 from common.mnist import load_mnist5k
 from MLP.compute_msa import make_game
 from MLP.model import to_inputs
@@ -38,8 +38,8 @@ def main():
     rates, modes = {}, {}
     for workers in (1, 2):
         started = time.perf_counter()
-        r = shapley_modes(None, args.n_hidden, n_permutations=args.n_permutations, seed=args.seed, backend="ray",
-                          game_factory=factory, n_workers=workers, progress=False)
+        r = shapley_modes(None, args.n_hidden, n_permutations=args.n_permutations, seed=args.seed,
+                          ray=Ray(factory, workers=workers), progress=False)
         seconds = time.perf_counter() - started
         rates[workers], modes[workers] = r.metadata["coalitions"] / seconds, r.modes
         print(f"{workers} worker(s): {r.metadata['coalitions']} coalitions in {seconds:.1f} s = {rates[workers]:.0f} coalitions/s")

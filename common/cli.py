@@ -1,17 +1,30 @@
-"""What every compute_msa.py shares: the run options (same names and defaults everywhere), their checks, and one
-function that runs a game to an .npz with metadata, checkpointing beside it.
+"""What every compute_msa.py shares: the run options (same names and defaults everywhere), and `main`, which runs
+an experiment's games to .npz files with metadata, checkpointing beside them.
 
-An experiment's compute_msa.py only builds its game (and a picklable factory for Ray workers), its players, a
-fingerprint dict of what the run depends on, and its extra arrays; `run_to_npz` does the rest.
+An experiment is a module (or object) with two functions:
+
+    add_arguments(parser)      its own options
+    build(args) -> GameSpecs   its games, one GameSpec each (a generator may load them one at a time)
+
+and its compute_msa.py ends with `main(sys.modules[__name__])`. `build` checks its own arguments first and
+raises UsageError for a bad one (exit 2, before anything loads). An optional `defaults(args)` fills in options
+whose defaults depend on others (the LLM's per-model defaults) before anything is checked. The run's options become common.RunOptions
+here, so the rules between them are the API's, and so are the messages.
 """
 import argparse
 import os
 import platform
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .estimators import ESTIMATOR_CHOICES, help_text
 from .orderings import BEST_FIRST, SAMPLERS
+
+
+class UsageError(ValueError):
+    """A bad command-line value that an experiment finds: reported like argparse's own errors, exit 2."""
 
 
 # ---------------------------------------------------------------- argument types: bad values fail at parse time
@@ -41,8 +54,7 @@ CHECKPOINT_EVERY = 300.0  # the scripts' runs take hours and their states can be
 
 def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutations_help: str = "",
                       out=None, out_help: str = "output .npz", batch_size_help: str = "") -> None:
-    """--n-permutations --seed --sampler --engine --batch-size --checkpoint-every --resume --backend --address
-    --workers --device --threads --out --no-progress, with the same defaults in every script."""
+    """The options every compute_msa.py shares, with the same defaults everywhere."""
     g = parser.add_argument_group("the Shapley run (shared by every compute_msa.py)")
     g.add_argument("--n-permutations", type=positive_int, default=n_permutations,
                    help=n_permutations_help or "orderings to walk (default: %(default)s, the paper's)")
@@ -52,24 +64,15 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help="orderings. auto (default): the best measured of " + ", ".join(BEST_FIRST) + " whose block "
                         "fits at least twice, --n-permutations rounded to whole blocks; " +
                         "; ".join(f"{k}: {v.about}" for k, v in SAMPLERS.items()) + ". iid gives msapy's orderings")
-    g.add_argument("--estimator", choices=("auto", "chain", "chain-kernel", "surrogate"), default="auto",
-                   help="how the chains' values become modes. chain: the mean marginal contribution (msapy's); "
-                        "chain-kernel: that mean averaged with a KernelSHAP regression on the same chains, which "
-                        "skip the coalitions of size 0, 1 and n-1 (evaluated once): n-3 evaluations an ordering; "
-                        "it needs sampler blocks of at least n orderings (orthogonal, latin, latin-antithetic); "
-                        "surrogate: chain-kernel with a small network fitted to the game as a control variate "
-                        "(cross-fitted, no extra game evaluations); "
-                        "auto (default): surrogate where it applies and the output has at most 1024 elements, "
-                        "chain-kernel for larger outputs, else chain (see the README)")
+    g.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="auto",
+                   help="how the chains' values become modes. " + help_text() + " (default: %(default)s)")
+    g.add_argument("--engine", help=argparse.SUPPRESS)  # before --estimator msapy: named in the error
     g.add_argument("--target-se", type=positive_float, default=None, metavar="SE",
                    help="stop early, at the first check point where every mode element's standard error is at or "
                         "below SE (--n-permutations is then the most); the start of the run prints the orderings "
                         "projected for it")
     g.add_argument("--target-relative", action="store_true",
                    help="--target-se is relative to the modes' range (max - min), e.g. 0.01 for 1%%")
-    g.add_argument("--engine", choices=("batched", "msapy"), default="batched",
-                   help="batched: ours; msapy: msapy's lazy interface, one coalition per call, the parity oracle "
-                        "(no error bars, checkpoints or Ray) (default: %(default)s)")
     g.add_argument("--batch-size", type=positive_int, default=None,
                    help=batch_size_help or "coalitions per game call (default: the game's own)")
     g.add_argument("--checkpoint-every", type=non_negative_float, default=None, metavar="SECONDS",
@@ -101,70 +104,107 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help="SPEX's sample budget, in game evaluations (default: %(default)s)")
 
 
-def check_run_arguments(parser, args) -> None:
-    """Contradictions between the shared options, as parser errors (exit 2) before anything loads."""
-    local = args.backend == "local" and args.engine == "batched"
-    if args.resume and not local:
-        parser.error("--resume continues a checkpoint, which only --backend local --engine batched writes")
-    if args.checkpoint_every is not None and not local:
-        parser.error("--checkpoint-every applies to --backend local --engine batched: Ray reruns failed shards, "
-                     "msapy keeps no state")
-    if args.target_se is not None and not local:
-        parser.error("--target-se stops a local batched walk (--backend local --engine batched)")
-    if args.target_relative and args.target_se is None:
-        parser.error("--target-relative needs --target-se")
-    if args.backend == "ray" and args.engine == "msapy":
-        parser.error("--engine msapy runs in one process; it cannot use --backend ray")
-    if args.backend == "local" and (args.address is not None or args.workers is not None):
-        parser.error("--address and --workers are options of --backend ray")
-    if args.device not in ("auto", "cpu") and not str(args.device).startswith("cuda"):
-        parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
-    if args.interactions is None and args.pairs is not None:
-        parser.error("--pairs needs --interactions pairs")
-    if args.estimator not in ("auto", "chain") and args.engine == "msapy":
-        parser.error(f"--estimator {args.estimator} runs on the batched engine; msapy walks its own chains")
-    if args.estimator not in ("auto", "chain") and args.interactions is not None:
-        parser.error(f"--estimator {args.estimator} estimates first-order modes; --interactions walks its own chains")
-    if args.interactions is not None and args.engine == "msapy":
-        parser.error("--interactions runs on the batched engine (msapy's 2D MSA takes three full runs per pair)")
+@dataclass(frozen=True)
+class Interactions:
+    """What --interactions asks for: `kind` pairs (interaction modes of `pairs`, or of all pairs) or spex (screen
+    every pair within `budget` evaluations, refine the `top` ones)."""
+    kind: str
+    pairs: list | None = None
+    index: str = "SII"
+    top: int = 10
+    budget: int = 8000
+
+
+def interactions_of(args) -> Interactions | None:
+    """--interactions and its options; UsageError for the rules that belong to the command line alone."""
+    if args.interactions is None:
+        if args.pairs is not None:
+            raise UsageError("--pairs needs --interactions pairs")
+        return None
+    if args.estimator not in ("auto", "chain"):
+        raise UsageError(f"--interactions walks chains of its own; it cannot take --estimator {args.estimator}")
+    pairs = None
     if args.pairs is not None:
         try:
-            args.pairs = [tuple(int(x) for x in pair.split(",")) for pair in args.pairs]
+            pairs = [tuple(int(x) for x in pair.split(",")) for pair in args.pairs]
         except ValueError:
-            parser.error(f"--pairs takes index pairs like 0,5 3,4; got {' '.join(args.pairs)}")
-        if any(len(pair) != 2 for pair in args.pairs):
-            parser.error("--pairs takes pairs of two indices, like 0,5")
+            raise UsageError(f"--pairs takes index pairs like 0,5 3,4; got {' '.join(args.pairs)}") from None
+        if any(len(pair) != 2 for pair in pairs):
+            raise UsageError("--pairs takes pairs of two indices, like 0,5")
+    return Interactions(args.interactions, pairs, args.index, args.top, args.budget)
 
 
-def check_pairs_fit(parser, args, n_players: int, limit: int = 5000) -> None:
-    """--interactions pairs without --pairs estimates all n (n - 1) / 2 pairs: refuse when that is unworkable."""
-    bad = [pair for pair in args.pairs or () if not (0 <= min(pair) and max(pair) < n_players and pair[0] != pair[1])]
+def run_options(args, checkpoint: Path | None, *, fingerprint: str | None = None, dtype=None, progress=None):
+    """The API's RunOptions from the shared command line: a Checkpoint at `checkpoint` (beside the output) for a
+    local run, and wherever --resume or --checkpoint-every ask for one (the API refuses it with Ray or msapy);
+    Ray with --backend ray; a TargetSE with --target-se. Raises the API's ValueError for contradictions."""
+    import numpy as np
+
+    from .options import Checkpoint, Ray, RunOptions, TargetSE
+
+    if args.engine is not None:
+        raise UsageError(f"--engine {args.engine}: msapy's walk is now --estimator msapy")
+    if args.backend == "local" and (args.address is not None or args.workers is not None):
+        raise UsageError("--address and --workers are options of --backend ray")
+    if args.interactions is not None and args.estimator == "msapy":
+        raise UsageError("--interactions runs on the batched engine (msapy's 2D MSA takes three full runs per pair)")
+    local = args.backend == "local" and args.estimator != "msapy"
+    wanted = local or args.resume or args.checkpoint_every is not None
+    every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+    target = None
+    if args.target_se is not None or args.target_relative:
+        target = TargetSE(args.target_se, relative=args.target_relative)
+    return RunOptions(
+        n_permutations=args.n_permutations, seed=args.seed, sampler=args.sampler, estimator=args.estimator,
+        batch_size=args.batch_size, dtype=np.float64 if dtype is None else dtype,
+        progress=not args.no_progress if progress is None else progress, target=target,
+        checkpoint=Checkpoint(checkpoint or "run.ckpt", every, args.resume, fingerprint) if wanted else None,
+        ray=Ray(workers=args.workers, address=args.address) if args.backend == "ray" else None)
+
+
+def check_run_arguments(parser, args) -> None:
+    """The shared options, checked as the run will check them, as parser errors (exit 2) before anything loads."""
+    if args.device not in ("auto", "cpu") and not str(args.device).startswith("cuda"):
+        parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
+    try:
+        interactions_of(args)
+        run_options(args, None)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def check_pairs_fit(interactions: Interactions | None, n_players: int, limit: int = 5000) -> None:
+    """UsageError for pairs outside the players, or for all pairs of so many players that it is unworkable."""
+    if interactions is None:
+        return
+    bad = [p for p in interactions.pairs or () if not (0 <= min(p) and max(p) < n_players and p[0] != p[1])]
     if bad:
-        parser.error(f"--pairs {bad[0][0]},{bad[0][1]}: a pair is two different player indices in 0..{n_players - 1}")
-    if args.interactions == "pairs" and args.pairs is None and n_players * (n_players - 1) // 2 > limit:
-        parser.error(f"all pairs of {n_players} players are {n_players * (n_players - 1) // 2:,}, each two coalitions "
-                     f"per ordering: choose --pairs, or --interactions spex to screen them")
+        raise UsageError(f"--pairs {bad[0][0]},{bad[0][1]}: a pair is two different player indices in "
+                         f"0..{n_players - 1}")
+    if interactions.kind == "pairs" and interactions.pairs is None and n_players * (n_players - 1) // 2 > limit:
+        raise UsageError(f"all pairs of {n_players} players are {n_players * (n_players - 1) // 2:,}, each two "
+                         "coalitions per ordering: choose --pairs, or --interactions spex to screen them")
 
 
-def check_output_file(parser, path: Path, option: str = "--out") -> None:
-    """Fail now, not after hours of work, when `path` cannot be written."""
+def check_output_file(path: Path, option: str = "--out") -> None:
+    """UsageError now, not after hours of work, when `path` cannot be written."""
     path = Path(path)
     if path.is_dir():
-        parser.error(f"{option} {path} is a folder; give a file name")
+        raise UsageError(f"{option} {path} is a folder; give a file name")
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        parser.error(f"{option} {path} cannot be written: {folder} is not a writable folder")
+        raise UsageError(f"{option} {path} cannot be written: {folder} is not a writable folder")
     if path.exists() and not os.access(path, os.W_OK):
-        parser.error(f"{option} {path} exists and is not writable")
+        raise UsageError(f"{option} {path} exists and is not writable")
 
 
-def check_output_folder(parser, path: Path, option: str = "--out") -> None:
+def check_output_folder(path: Path, option: str = "--out") -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
-        parser.error(f"{option} {path} is a file; give a folder")
-    check_output_file(parser, path / "probe", option)
+        raise UsageError(f"{option} {path} is a file; give a folder")
+    check_output_file(path / "probe", option)
 
 
 def setup_device(args):
@@ -177,6 +217,21 @@ def setup_device(args):
 
 
 # ---------------------------------------------------------------- one game to one .npz
+@dataclass
+class GameSpec:
+    """One game of an experiment and everything its .npz needs."""
+    game: object                  # coalitions (C, n) bool -> (C, *output_shape)
+    players: object               # an int n, or n labels
+    out: Path                     # the .npz to write; the checkpoint goes beside it as .ckpt
+    fingerprint: dict             # what the run depends on (model hash, data, settings): a checkpoint must match
+    factory: object = None        # picklable, builds the game on a Ray worker
+    extras: object = None         # arrays saved beside the result: a dict, or a callable result -> dict
+    metadata: dict = field(default_factory=dict)
+    dtype: object = None          # accumulator precision (default float64)
+    progress: bool | None = None  # None: unless --no-progress
+    spex_reduce: object = None    # for --interactions spex on large outputs: (C, *output) -> (C, k)
+
+
 def versions() -> dict:
     import numpy
     out = dict(python=platform.python_version(), numpy=numpy.__version__)
@@ -187,50 +242,30 @@ def versions() -> dict:
     return out
 
 
-def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factory=None, extras=None,
-               metadata=None, dtype=None, progress: bool | None = None, spex_reduce=None):
-    """Shapley modes of `game` with the shared options in `args`, saved to `out` (atomically) with `extras`
-    (a dict of arrays, or a callable result -> dict) and metadata. Checkpoints go to out.with_suffix('.ckpt')
-    and are removed once the result is saved. A run stopped by a signal exits with 128 + the signal's number
-    after printing one line. With --interactions, the interaction modes of the same run go to
-    <out>_interactions.npz (SPEX summarises large outputs with `spex_reduce`)."""
-    import numpy as np
-
+def run_to_npz(game, players, out: Path, options, *, fingerprint: dict, interactions: Interactions | None = None,
+               extras=None, metadata=None, spex_reduce=None):
+    """Shapley modes of `game` with `options` (common.RunOptions), saved to `out` (atomically) with `extras` (a
+    dict of arrays, or a callable result -> dict) and metadata. A checkpoint is removed once the result is saved.
+    With `interactions`, the interaction modes of the same run go to <out>_interactions.npz (SPEX summarises large
+    outputs with `spex_reduce`)."""
     from .checkpoint import remove_checkpoint
-    from .fingerprint import run_fingerprint
-    from .runners import RunInterrupted
     from .shapley import shapley_modes
 
     out = Path(out)
-    local = args.backend == "local" and args.engine == "batched"
-    checkpoint = out.with_suffix(".ckpt") if local else None
-    if checkpoint is not None and checkpoint.exists() and not args.resume:
-        raise SystemExit(f"{checkpoint} exists from an interrupted run: add --resume to continue it, or delete it "
-                         "to start over")
-    if checkpoint is not None:
-        every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
-        run = dict(checkpoint=checkpoint, checkpoint_every=every, resume=args.resume,
-                   fingerprint=run_fingerprint(fingerprint))
-    elif args.backend == "ray":
-        run = dict(backend="ray", n_workers=args.workers, address=args.address, game_factory=game_factory)
-    else:
-        run = {}
+    checkpoint = options.checkpoint
+    if checkpoint is not None and checkpoint.path.exists() and not checkpoint.resume:
+        raise SystemExit(f"{checkpoint.path} exists from an interrupted run: add --resume to continue it, or delete "
+                         "it to start over")
     started = time.perf_counter()
-    options = dict(n_permutations=args.n_permutations, seed=args.seed, sampler=args.sampler, batch_size=args.batch_size,
-                   target_se=args.target_se, target_relative=args.target_relative,
-                   dtype=np.float64 if dtype is None else dtype,
-                   progress=not args.no_progress if progress is None else progress, **run)
+    run = dict(n_permutations=options.n_permutations, seed=options.seed, sampler=options.sampler,
+               batch_size=options.batch_size, dtype=options.dtype, progress=options.progress,
+               checkpoint=checkpoint, ray=options.ray, target=options.target)
     pairs = None
-    try:
-        if args.interactions is None:
-            result = shapley_modes(game, players, engine=args.engine, estimator=args.estimator, **options)
-        else:
-            pairs = _interactions(args, game, players, spex_reduce, options)
-            result = pairs.first_order
-    except RunInterrupted as stop:
-        print(f"\nstopped after {stop.done} orderings; resume with --resume (state in {stop.checkpoint})",
-              file=sys.stderr)
-        raise SystemExit(stop.exit_code) from None
+    if interactions is None:
+        result = shapley_modes(game, players, estimator=options.estimator, **run)
+    else:
+        pairs = _interactions(interactions, game, players, spex_reduce, run)
+        result = pairs.first_order
     result.metadata.update(fingerprint=fingerprint, versions=versions(), total_seconds=time.perf_counter() - started,
                            **(metadata or {}))
     arrays = extras(result) if callable(extras) else (extras or {})
@@ -239,7 +274,7 @@ def run_to_npz(args, game, players, out: Path, fingerprint: dict, *, game_factor
         pairs.metadata.update(result.metadata)
         pairs.save(interactions_path(out))
     if checkpoint is not None:
-        remove_checkpoint(checkpoint)
+        remove_checkpoint(checkpoint.path)
     return result
 
 
@@ -247,19 +282,59 @@ def interactions_path(out: Path) -> Path:
     return Path(out).with_name(Path(out).stem + "_interactions.npz")
 
 
-def _interactions(args, game, players, spex_reduce, options):
+def _interactions(interactions: Interactions, game, players, spex_reduce, run):
     from .interactions import interaction_modes
     from .spex import sparse_interactions
-    if args.interactions == "pairs":
-        return interaction_modes(game, players, pairs=args.pairs, index=args.index, **options)
-    return sparse_interactions(game, players, budget=args.budget, top=args.top, index=args.index, reduce=spex_reduce,
-                               **options)
+    if interactions.kind == "pairs":
+        return interaction_modes(game, players, pairs=interactions.pairs, index=interactions.index, **run)
+    return sparse_interactions(game, players, budget=interactions.budget, top=interactions.top,
+                               index=interactions.index, reduce=spex_reduce, **run)
 
 
-def entry(main) -> None:
+def main(experiment, argv=None):
+    """Parse the experiment's and the shared options, build its games, and run each one to its .npz. Returns the
+    files written. Bad options exit 2 before anything loads; a run stopped by a signal exits 128 + its number."""
+    from .fingerprint import run_fingerprint
+
+    parser = argparse.ArgumentParser(description=experiment.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    experiment.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if hasattr(experiment, "defaults"):
+        experiment.defaults(args)
+    check_run_arguments(parser, args)
+    written = []
+    try:
+        interactions = interactions_of(args)
+        for spec in experiment.build(args):
+            check_pairs_fit(interactions, len(spec.players) if not isinstance(spec.players, int) else spec.players)
+            out = Path(spec.out)
+            options = run_options(args, out.with_suffix(".ckpt"), fingerprint=run_fingerprint(spec.fingerprint),
+                                  dtype=spec.dtype, progress=spec.progress)
+            if options.ray is not None:
+                options = _with_factory(options, spec.factory)
+            result = run_to_npz(spec.game, spec.players, out, options, fingerprint=spec.fingerprint,
+                                interactions=interactions, extras=spec.extras, metadata=spec.metadata,
+                                spex_reduce=spec.spex_reduce)
+            meta = result.metadata
+            print(f"wrote {out}: modes {result.modes.shape}, {meta['coalitions']:,} coalitions in "
+                  f"{meta['seconds']:.1f} s ({meta['coalitions_per_s']:.3g}/s); efficiency gap "
+                  f"{result.efficiency_gap():.1e}", flush=True)
+            written.append(out)
+    except UsageError as error:
+        parser.error(str(error))
+    return written
+
+
+def _with_factory(options, factory):
+    from dataclasses import replace
+    return replace(options, ray=replace(options.ray, game_factory=factory))
+
+
+def entry(run) -> None:
     """Run a script's main(); Ctrl-C outside the Shapley walk (while loading, say) exits 130 without a traceback."""
     try:
-        main()
+        run()
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         raise SystemExit(130) from None

@@ -13,7 +13,8 @@ import numpy as np
 from .estimators.interactions import INDICES, InteractionModes, check_pairs
 from .game import player_labels
 from .result import ShapleyResult, _label_from_json, _label_to_json, atomic_savez
-from .shapley import estimate
+from .options import Checkpoint, Ray, RunOptions, TargetSE
+from .shapley import estimate, refuse_renamed
 
 
 @dataclass
@@ -72,23 +73,28 @@ def load_interactions(path) -> InteractionResult:
                                  first_order=first, metadata=info["metadata"])
 
 
-def interaction_modes(game, players, pairs=None, n_permutations: int = 200, seed: int = 1, index: str = "SII",
-                      sampler: str = "iid", progress: bool = True, **options) -> InteractionResult:
+def interaction_modes(game, players, pairs=None, n_permutations: int = 200, *, index: str = "SII", seed: int = 1,
+                      sampler: str = "iid", batch_size: int | None = None, dtype=np.float64, progress: bool = True,
+                      checkpoint: Checkpoint | None = None, ray: Ray | None = None, target: TargetSE | None = None,
+                      **renamed) -> InteractionResult:
     """Pairwise interaction modes (and the first-order modes) of `game` from `n_permutations` orderings.
 
     pairs: (P, 2) player indices (any order within a pair); None: all n (n - 1) / 2 pairs. Each pair costs two
         coalitions per ordering on top of the n of the chain.
     index: "SII" (Shapley interaction index) or "STII" (Shapley-Taylor, order 2).
-    options: those of shapley_modes (batch_size, dtype, checkpoint, checkpoint_every, resume, fingerprint,
-        backend, n_workers, address, game_factory, target_se, target_relative); engine="msapy" is refused (msapy
-        estimates pairs with three full runs each: see tests/test_interactions.py for the parity).
+    The other options are shapley_modes' (msapy estimates pairs with three full runs each: see
+    tests/test_interactions.py for the parity).
     """
+    refuse_renamed("interaction_modes", renamed)
     if index not in INDICES:
         raise ValueError(f"unknown interaction index {index!r}; choose one of {INDICES}")
+    options = RunOptions(n_permutations=n_permutations, seed=seed, sampler=sampler, estimator=InteractionModes,
+                         batch_size=batch_size, dtype=dtype, progress=progress, checkpoint=checkpoint, ray=ray,
+                         target=target)
     labels = player_labels(players)
     pairs = check_pairs(pairs, len(labels))
-    estimates, run = estimate(InteractionModes, game, labels, n_permutations, seed, sampler, progress=progress,
-                              estimator_options=dict(pairs=pairs, index=index), desc="interaction modes", **options)
+    estimates, run = estimate(InteractionModes, game, labels, options, estimator_options=dict(pairs=pairs, index=index),
+                              desc="interaction modes")
     first = ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],
                           n_permutations=run["n_permutations"], intact=run["intact"], lesioned=run["lesioned"],
                           seed=run["seed"], sampler=run["sampler"], metadata=run["metadata"])

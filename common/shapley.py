@@ -4,6 +4,7 @@
     estimator (common/estimators/)    which coalitions each ordering needs; folds the values into its state
     walk      (common/walk.py)        how orderings are cut into blocks and game calls, the same for every runner
     runner    (common/runners/)       local (batched, checkpoints, signals), Ray (shards), or msapy (the oracle)
+    options   (common/options.py)     the run's options and the rules between them, checked once
 
 A game is a callable on a boolean coalition matrix: game(coalitions) with coalitions of shape (C, n),
 True = player intact, returns an array (numpy or torch) of shape (C, *output_shape).
@@ -15,203 +16,146 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpointer
-from .estimators import FIRST_ORDER, ShapleyModes, first_order_estimator
+from .estimators import first_order_estimator
 from .game import CheckedGame, batch_size_for, player_labels
+from .options import Checkpoint, Ray, RunOptions, TargetSE
 from .orderings import auto_sampler, sample
 from .result import ShapleyResult
 from .runners import Precision, run_local, run_msapy, run_ray
 
-ENGINES = ("batched", "msapy")
-BACKENDS = ("local", "ray")
-DEFAULT_CHECKPOINT_EVERY = 60.0
+# the options of the API before RunOptions, and what replaces each (a clear error, not a silent shift)
+RENAMED = dict(engine="estimator='msapy'", checkpoint_every="checkpoint=Checkpoint(path, every=...)",
+               resume="checkpoint=Checkpoint(path, resume=True)",
+               fingerprint="checkpoint=Checkpoint(path, fingerprint=...)", backend="ray=Ray(...)",
+               n_workers="ray=Ray(workers=...)", address="ray=Ray(address=...)",
+               game_factory="ray=Ray(game_factory)", target_se="target=TargetSE(se)",
+               target_relative="target=TargetSE(se, relative=True)")
 
 
-def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def refuse_renamed(function: str, old: dict) -> None:
+    if old:
+        unknown = sorted(set(old) - set(RENAMED))
+        if unknown:
+            raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+        raise TypeError(f"{function}(): " + "; ".join(f"{name}= is now {RENAMED[name]}" for name in old) +
+                        " (common.Checkpoint, common.Ray and common.TargetSE; see docs/long_runs.md)")
 
 
-def check_options(*, n_permutations, seed, engine, backend, dtype, checkpoint, checkpoint_every, resume, fingerprint,
-                  n_workers, address, progress, estimator, target_se=None, target_relative=False) -> dict:
-    """ValueError for any option that is out of range or contradicts another; returns the normalised values."""
-    n_permutations = _positive_int("n_permutations", n_permutations)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError as error:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from error
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64 (the accumulators' precision), got {dtype}")
-    if not isinstance(progress, (bool, np.bool_)):
-        raise ValueError(f"progress must be True or False, got {progress!r}")
-    if checkpoint is None:
-        for name, value in (("checkpoint_every", checkpoint_every), ("fingerprint", fingerprint)):
-            if value is not None:
-                raise ValueError(f"{name} is given but checkpoint is not: it only applies to checkpoints")
-        if resume:
-            raise ValueError("resume=True needs a checkpoint to resume from")
-    elif checkpoint_every is not None and (isinstance(checkpoint_every, bool) or
-                                           not isinstance(checkpoint_every, (int, float, np.integer, np.floating))
-                                           or not checkpoint_every >= 0):
-        raise ValueError(f"checkpoint_every must be a number of seconds >= 0, got {checkpoint_every!r}")
-    if backend == "local" and (n_workers is not None or address is not None):
-        raise ValueError("n_workers and address are options of backend='ray'")
-    if backend == "ray":
-        if checkpoint is not None:
-            raise ValueError("checkpoints are written by the local backend; with backend='ray', failed shards are "
-                             "run again instead")
-        if n_workers is not None:
-            _positive_int("n_workers", n_workers)
-    if target_se is not None:
-        if isinstance(target_se, bool) or not isinstance(target_se, (int, float, np.integer, np.floating)) \
-                or not 0 < target_se < float("inf"):
-            raise ValueError(f"target_se must be a positive number, got {target_se!r}")
-        if backend == "ray":
-            raise ValueError("target_se stops a local walk at a block boundary; with backend='ray' the shards run "
-                             "to the end: give n_permutations instead")
-    elif target_relative:
-        raise ValueError("target_relative=True needs a target_se")
-    if isinstance(estimator, str) and estimator not in ("auto", *FIRST_ORDER):
-        raise ValueError(f"unknown estimator {estimator!r}; choose one of {('auto', *FIRST_ORDER)}")
-    if engine == "msapy":
-        chosen = estimator if isinstance(estimator, str) else estimator.name
-        refused = [name for name, given in (("checkpoint", checkpoint is not None), ("backend='ray'", backend == "ray"),
-                                            (f"the {chosen} estimator", chosen not in ("auto", ShapleyModes.name)),
-                                            ("target_se (msapy keeps no spread)", target_se is not None))
-                   if given]
-        if refused:
-            raise ValueError(f"engine='msapy' runs msapy's own lazy walk, which cannot honour {', '.join(refused)}: "
-                             "use engine='batched'")
-    return dict(n_permutations=n_permutations, seed=int(seed), dtype=dtype)
-
-
-def estimate(estimator, game, players, n_permutations=1000, seed=1, sampler="iid", batch_size=None,
-             engine="batched", dtype=np.float64, progress=True, checkpoint=None, checkpoint_every=None,
-             resume=False, fingerprint=None, backend="local", n_workers=None, address=None, game_factory=None,
-             target_se=None, target_relative=False, estimator_options=None, desc="Shapley modes"):
-    """Run `estimator` (a class from common.estimators) on the game; returns (estimates, run) where `run` holds
-    labels, intact, lesioned, the orderings and metadata. The options are those of `shapley_modes`."""
-    options = check_options(n_permutations=n_permutations, seed=seed, engine=engine, backend=backend, dtype=dtype,
-                            checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                            fingerprint=fingerprint, n_workers=n_workers, address=address, progress=progress,
-                            estimator=estimator, target_se=target_se, target_relative=target_relative)
-    n_permutations, seed, dtype = options["n_permutations"], options["seed"], options["dtype"]
+def estimate(estimator, game, players, options: RunOptions, *, estimator_options=None, desc="Shapley modes"):
+    """Run `estimator` (a name, or a class from common.estimators) on the game with `options`; returns
+    (estimates, run), `run` holding labels, intact, lesioned, the orderings walked and metadata."""
     labels = player_labels(players)
     n = len(labels)
-    asked = (sampler, n_permutations)
+    sampler, n_permutations = options.sampler, options.n_permutations
     if sampler == "auto":
         sampler, n_permutations = auto_sampler(n, n_permutations)
-    orderings = sample(sampler, n, n_permutations, seed)
-    refuses = getattr(FIRST_ORDER.get(estimator) if isinstance(estimator, str) else None, "refuses", None)
-    if refuses and refuses(n, orderings.group):  # before the game runs
-        raise ValueError(refuses(n, orderings.group))
-    if game is None:
-        if game_factory is None:
-            raise ValueError("give a game, or a game_factory that builds one")
-        game = game_factory()
-    checked = CheckedGame(game, labels, dtype)
-    if batch_size is not None:  # checked before the game runs; the default depends on the output size
-        _positive_int("batch_size", batch_size)
+    orderings = sample(sampler, n, n_permutations, options.seed)
+    if estimator != "auto":  # before the game runs
+        named = first_order_estimator(estimator, orderings.group, n, 1, 8) if isinstance(estimator, str) else estimator
+        why = named.refuses(n, orderings.group)
+        if why:
+            raise ValueError(why)
+    checked = CheckedGame(_the_game(game, options), labels, options.dtype)
     intact, lesioned = checked(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
-    batch_size = batch_size_for(batch_size, checked, intact.size)
+    batch_size = batch_size_for(options.batch_size, checked, intact.size)
     if isinstance(estimator, str):
-        estimator = first_order_estimator(estimator, orderings.group, engine, n, intact.size, dtype.itemsize)
-    estimator_options = dict(estimator_options or {})
-    if hasattr(estimator, "prologue"):  # coalitions the estimator needs once, before the walk
-        once = estimator.prologue(n)
-        estimator_options["border"] = np.concatenate([checked(once[a:a + batch_size])
-                                                      for a in range(0, len(once), batch_size)] + [lesioned[None]])
-    make_estimator = partial(estimator, n, intact, orderings.group, dtype, **estimator_options)
+        estimator = first_order_estimator(estimator, orderings.group, n, intact.size, options.dtype.itemsize)
+    extra = dict(estimator_options or {})
+    once = estimator.prologue(n)
+    if once is not None:  # coalitions the estimator needs once, before the walk
+        extra["border"] = np.concatenate([checked(once[a:a + batch_size]) for a in range(0, len(once), batch_size)]
+                                         + [lesioned[None]])
+    make_estimator = partial(estimator, n, intact, orderings.group, options.dtype, **extra)
     state = make_estimator()
-    if progress:
-        once = f", plus {2 * n} once" if "border" in estimator_options else ""
+    if options.progress:
         state_gib = sum(np.asarray(a).nbytes for a in state.state().values()) / 2 ** 30
         tqdm.write(f"{n_permutations} orderings ({sampler} sampler), {estimator.name} estimator: "
-                   f"{state.rows_per_ordering} game evaluations an ordering{once}; state {state_gib:.2g} GiB")
+                   f"{state.rows_per_ordering} game evaluations an ordering"
+                   f"{'' if once is None else f', plus {len(once)} once'}; state {state_gib:.2g} GiB")
     started, evaluated, walked = time.perf_counter(), 0, n_permutations
     precision = None
-    if engine == "batched" and backend == "local" and (target_se is not None or progress):
+    if not options.msapy and options.ray is None and (options.target is not None or options.progress):
         interval = orderings.group * max(2, -(-n_permutations // (50 * orderings.group)))  # ~50 checks, whole groups
-        precision = Precision(None if target_se is None else float(target_se), bool(target_relative), interval,
-                              n_permutations, report=tqdm.write if progress else None)
-    if engine == "msapy":
-        estimates = dict(modes=run_msapy(checked, labels, orderings.orderings, intact, progress))
+        target = options.target
+        precision = Precision(None if target is None else target.se, target is not None and target.relative,
+                              interval, n_permutations, report=tqdm.write if options.progress else None)
+    if options.msapy:
+        estimates = dict(modes=run_msapy(checked, labels, orderings.orderings, intact, options.progress))
         estimates["se"] = np.full_like(estimates["modes"], np.nan)
+    elif options.ray is not None:
+        evaluated = run_ray(options.ray.game_factory, labels, options.dtype, make_estimator, state, orderings,
+                            batch_size, n_workers=options.ray.workers, address=options.ray.address,
+                            progress=options.progress, desc=desc)
+        estimates = state.finish()
     else:
-        if backend == "ray":
-            evaluated = run_ray(game_factory, labels, dtype, make_estimator, state, orderings, batch_size,
-                                n_workers=n_workers, address=address, progress=progress, desc=desc)
-        else:
-            config = dict(players=[repr(p) for p in labels], n_permutations=n_permutations, seed=seed, sampler=sampler,
-                          dtype=dtype.name, output_shape=list(intact.shape), batch_size=batch_size,
-                          fingerprint=fingerprint, target_se=None if target_se is None else float(target_se),
-                          target_relative=bool(target_relative),
-                          **state.config())
-            every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
-            checkpointer = None if checkpoint is None else Checkpointer(checkpoint, every, config)
-            walked = run_local(checked, state, orderings, batch_size, progress, checkpointer, resume, precision,
-                               desc=desc)
+        checkpointer = None if options.checkpoint is None else Checkpointer(
+            options.checkpoint.path, options.checkpoint.every,
+            _checkpoint_config(options, labels, sampler, n_permutations, intact, batch_size, state))
+        walked = run_local(checked, state, orderings, batch_size, options.progress, checkpointer,
+                           options.checkpoint is not None and options.checkpoint.resume, precision, desc=desc)
         estimates = state.finish()
     seconds = time.perf_counter() - started
     coalitions = checked.coalitions + evaluated
-    metadata = dict(seconds=seconds, coalitions=int(coalitions), backend=backend, batch_size=batch_size,
-                    coalitions_per_s=coalitions / max(seconds, 1e-12), estimator=estimator.name, sampler_asked=asked[0],
-                    n_permutations_asked=asked[1])
+    metadata = dict(seconds=seconds, coalitions=int(coalitions), backend="local" if options.ray is None else "ray",
+                    batch_size=batch_size, coalitions_per_s=coalitions / max(seconds, 1e-12),
+                    estimator="msapy" if options.msapy else estimator.name, sampler_asked=options.sampler,
+                    n_permutations_asked=options.n_permutations, **options.extra)
     # e.g. weight_of_regression; se_dof: the standard errors' degrees of freedom (sampler groups or orderings less one)
     metadata.update({k: v for k, v in estimates.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    if target_se is not None:
+    if options.target is not None:
         reached = precision.reached
-        metadata.update(target_se=float(target_se), target_relative=bool(target_relative),
+        metadata.update(target_se=options.target.se, target_relative=options.target.relative,
                         target_reached=reached is not None, max_se=None if reached is None else reached[1])
-    return estimates, dict(labels=labels, intact=intact, lesioned=lesioned, orderings=orderings, seed=seed,
+    return estimates, dict(labels=labels, intact=intact, lesioned=lesioned, orderings=orderings, seed=options.seed,
                            n_permutations=walked, sampler=sampler, metadata=metadata)
 
 
-def shapley_modes(game, players, n_permutations: int = 1000, seed: int = 1, sampler: str = "iid",
-                  batch_size: int | None = None, engine: str = "batched", dtype=np.float64,
-                  progress: bool = True, checkpoint=None, checkpoint_every: float | None = None, resume: bool = False,
-                  fingerprint: str | None = None, backend: str = "local", n_workers: int | None = None,
-                  address: str | None = None, game_factory=None, target_se: float | None = None,
-                  target_relative: bool = False, estimator: str = "chain") -> ShapleyResult:
+def _the_game(game, options: RunOptions):
+    if game is not None:
+        return game
+    if options.ray is None or options.ray.game_factory is None:
+        raise ValueError("give a game, or ray=Ray(game_factory) to build one on every worker")
+    return options.ray.game_factory()
+
+
+def _checkpoint_config(options, labels, sampler, n_permutations, intact, batch_size, state) -> dict:
+    """What a checkpoint must match to be resumed."""
+    target = options.target
+    return dict(players=[repr(p) for p in labels], n_permutations=n_permutations, seed=options.seed, sampler=sampler,
+                dtype=options.dtype.name, output_shape=list(intact.shape), batch_size=batch_size,
+                fingerprint=options.checkpoint.fingerprint, target_se=None if target is None else target.se,
+                target_relative=target is not None and target.relative, **state.config())
+
+
+def shapley_modes(game, players, n_permutations: int = 1000, *, seed: int = 1, sampler: str = "iid",
+                  estimator: str = "chain", batch_size: int | None = None, dtype=np.float64, progress: bool = True,
+                  checkpoint: Checkpoint | None = None, ray: Ray | None = None, target: TargetSE | None = None,
+                  **renamed) -> ShapleyResult:
     """Estimate every player's Shapley mode of `game` from `n_permutations` sampled orderings.
 
     players: an int n, or n labels (e.g. (layer, expert) tuples).
-    sampler: a name in common.SAMPLERS: "iid" (msapy's orderings for this seed), "antithetic" (each ordering
-        followed by its reverse), ...
-    batch_size: coalitions per game call; default: the game's own `batch_size` attribute, else by output size.
-    engine: "batched" (ours) or "msapy" (msapy.interface, lazy, one coalition per call; no error bars, no
-        checkpoints, no Ray).
-    dtype: accumulator precision, float64 or float32 (halves the memory of very large outputs).
-    checkpoint: a file to save the state to every `checkpoint_every` seconds (default 60) and on SIGINT, SIGTERM
-        or SIGHUP (then RunInterrupted is raised); with resume=True an existing checkpoint is continued (it
-        must match this configuration and `fingerprint`, e.g. common.fingerprint.model_fingerprint(model)).
-        The result is bit-identical to a run that was never interrupted.
-    backend: "local" or "ray" (shards of orderings on `n_workers` Ray actors, each building its own game
-        with `game_factory()`; `address` of an existing cluster, else a local one).
-    target_se: stop at the first check point (every ~2% of the orderings, whole groups) where every mode
-        element's standard error is at or below it (target_relative=True: relative to the modes' range, max -
-        min); n_permutations is then the most orderings walked. The stopping point depends only on the seed.
-    sampler="auto": the best measured sampler that fits at least twice (see common.orderings.BEST_FIRST), with
+    sampler: a name in common.SAMPLERS: "iid" (msapy's orderings for this seed), "antithetic", "latin",
+        "latin-antithetic", "orthogonal"; or "auto": the best measured one that fits at least twice, with
         n_permutations rounded to whole blocks of it.
-    estimator: "chain" (the mean marginal contribution along each ordering's lesion chain, msapy's estimator),
-        "chain-kernel" (that mean averaged with a KernelSHAP regression on the same chains, which skip the
-        coalitions of size 0, 1 and n - 1, evaluated once: n - 3 evaluations an ordering plus 2n once; for samplers
-        whose groups hold n orderings or more: orthogonal (best), latin, latin-antithetic; see
-        common/estimators/chain_kernel.py), "surrogate" (chain-kernel plus a control variate: a small network
-        fitted to the game's values on one group of orderings, used on another; no extra game evaluations; see
-        common/estimators/surrogate.py), or "auto" (where chain-kernel applies, there are 4 players or more and
-        the state fits in 2 GiB: surrogate for outputs of at most 1024 elements, chain-kernel for larger ones;
-        else chain).
+    estimator: what the chains' values become (common.estimators.ABOUT): "chain" (the mean marginal contribution,
+        msapy's), "chain-kernel", "surrogate", "auto" (the best that applies), or "msapy" (msapy's own lazy walk
+        on the same orderings, one coalition per call: the parity oracle; no error bars).
+    batch_size: coalitions per game call; default: the game's own `batch_size` attribute, else by output size.
+    dtype: accumulator precision, float64 or float32 (halves the memory of very large outputs).
+    checkpoint: common.Checkpoint(path, every=60, resume=False, fingerprint=None): save the state, resume it.
+        On SIGINT, SIGTERM or SIGHUP the run saves, prints one line and raises common.RunInterrupted, a
+        SystemExit with the shell's code (130, 143, 129): a script exits cleanly, a caller may catch it.
+    ray: common.Ray(game_factory, workers=None, address=None): shards of orderings on Ray actors, each building
+        its own game (game may then be None).
+    target: common.TargetSE(se, relative=False): stop early once every standard error is at or below se;
+        n_permutations is then the most orderings walked.
     """
-    estimates, run = estimate(estimator, game, players, n_permutations, seed, sampler, batch_size, engine, dtype,
-                              progress, checkpoint, checkpoint_every, resume, fingerprint, backend, n_workers,
-                              address, game_factory, target_se, target_relative)
+    refuse_renamed("shapley_modes", renamed)
+    options = RunOptions(n_permutations=n_permutations, seed=seed, sampler=sampler, estimator=estimator,
+                         batch_size=batch_size, dtype=dtype, progress=progress, checkpoint=checkpoint, ray=ray,
+                         target=target)
+    estimates, run = estimate(options.estimator, game, players, options)
     return ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],
                          n_permutations=run["n_permutations"], intact=run["intact"], lesioned=run["lesioned"],
-                         seed=run["seed"], sampler=run["sampler"], engine=engine, metadata=run["metadata"])
+                         seed=run["seed"], sampler=run["sampler"], engine="msapy" if options.msapy else "batched",
+                         metadata=run["metadata"])

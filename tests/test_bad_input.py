@@ -1,6 +1,7 @@
 """Bad input is a clear error that names the problem, with a nonzero exit, before any model loads or trains,
 and nothing is written or changed."""
 import importlib
+from functools import partial
 import os
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import load, shapley_modes
+from common import Checkpoint, Ray, TargetSE, load, shapley_modes
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = {".venv", ".git", "__pycache__", ".pytest_cache", ".cache"}
@@ -63,17 +64,18 @@ def cases(tmp):
         (mlp, ["--threads", "0"], "--threads: must be a positive integer"),
         (mlp, ["--backend", "ray", "--workers", "0"], "--workers: must be a positive integer"),
         (mlp, ["--sampler", "sobol"], "--sampler: invalid choice"),
-        (mlp, ["--backend", "ray", "--resume"], "--resume continues a checkpoint"),
+        (mlp, ["--backend", "ray", "--resume"], "checkpoints are written by the local runner"),
+        (mlp, ["--backend", "ray", "--target-se", "0.1"], "on Ray the shards run to the end"),
         (mlp, ["--address", "localhost:6379"], "--address and --workers are options of --backend ray"),
         (mlp, ["--target-se", "0"], "--target-se: must be a finite number > 0"),
-        (mlp, ["--target-relative"], "--target-relative needs --target-se"),
+        (mlp, ["--target-relative"], "a target needs se, the standard error to stop at"),
         (mlp, ["--pairs", "1,2"], "--pairs needs --interactions pairs"),
         (mlp, ["--interactions", "pairs", "--pairs", "1"], "--pairs takes pairs of two indices"),
-        (mlp, ["--interactions", "pairs", "--engine", "msapy"], "--interactions runs on the batched engine"),
-        (mlp, ["--estimator", "chain-kernel", "--engine", "msapy"], "--estimator chain-kernel runs on the batched"),
-        (mlp, ["--estimator", "chain-kernel", "--interactions", "spex"], "--estimator chain-kernel estimates first"),
-        (mlp, ["--estimator", "surrogate", "--engine", "msapy"], "--estimator surrogate runs on the batched"),
-        (mlp, ["--engine", "msapy", "--checkpoint-every", "5"], "--checkpoint-every applies to --backend local"),
+        (mlp, ["--interactions", "pairs", "--estimator", "msapy"], "it cannot take --estimator msapy"),
+        (mlp, ["--engine", "msapy"], "--engine msapy: msapy's walk is now --estimator msapy"),
+        (mlp, ["--estimator", "chain-kernel", "--interactions", "spex"], "it cannot take --estimator chain-kernel"),
+        (mlp, ["--estimator", "msapy", "--target-se", "0.1"], "msapy's own lazy walk, which cannot honour a target"),
+        (mlp, ["--estimator", "msapy", "--checkpoint-every", "5"], "cannot honour a checkpoint"),
         (mlp, ["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
         (mlp, ["--out", str(a_file)], "is a file; give a folder"),
         (mlp, ["--models", str(empty), "--out", str(tmp / "r")], "no models"),
@@ -141,14 +143,21 @@ def constant(c):
     (dict(seed=-1), ValueError, "seed must be a non-negative integer"),
     (dict(seed=1.5), ValueError, "seed must be a non-negative integer"),
     (dict(n_permutations=True), ValueError, "n_permutations must be a positive integer"),
-    (dict(resume=True), ValueError, "resume=True needs a checkpoint"),
-    (dict(fingerprint="x"), ValueError, "fingerprint is given but checkpoint is not"),
-    (dict(n_workers=2), ValueError, "options of backend='ray'"),
-    (dict(engine="msapy", checkpoint="x.ckpt"), ValueError, "cannot honour checkpoint"),
-    (dict(engine="msapy", target_se=0.1), ValueError, "cannot honour target_se"),
-    (dict(target_se=-1.0), ValueError, "target_se must be a positive number"),
-    (dict(target_relative=True), ValueError, "target_relative=True needs a target_se"),
-    (dict(checkpoint="x.ckpt", checkpoint_every=-5), ValueError, "checkpoint_every must be a number of seconds"),
+    (dict(resume=True), TypeError, r"resume= is now checkpoint=Checkpoint\(path, resume=True\)"),
+    (dict(fingerprint="x"), TypeError, "fingerprint= is now checkpoint=Checkpoint"),
+    (dict(n_workers=2, backend="ray"), TypeError, r"n_workers= is now ray=Ray\(workers=...\); backend= is now"),
+    (dict(colour="red"), TypeError, "unexpected keyword argument 'colour'"),
+    (dict(ray=partial(Ray, workers=0)), ValueError, "workers must be a positive integer"),
+    (dict(ray=partial(Ray, game_factory=3)), ValueError, "game_factory must be a picklable callable"),
+    (dict(ray=partial(Ray), checkpoint=partial(Checkpoint, "x.ckpt")), ValueError, "give checkpoint or ray, not both"),
+    (dict(ray=partial(Ray), target=partial(TargetSE, 0.1)), ValueError, "on Ray the shards run to the end"),
+    (dict(checkpoint="x.ckpt"), ValueError, r"checkpoint must be a common.Checkpoint\(...\)"),
+    (dict(estimator="msapy", checkpoint=partial(Checkpoint, "x.ckpt")), ValueError, "cannot honour a checkpoint"),
+    (dict(estimator="msapy", target=partial(TargetSE, 0.1)), ValueError, "cannot honour a target SE"),
+    (dict(target=partial(TargetSE, -1.0)), ValueError, "a target needs se, the standard error to stop at"),
+    (dict(target=partial(TargetSE, 0.1, relative=1)), ValueError, "relative must be True or False"),
+    (dict(checkpoint=partial(Checkpoint, "x.ckpt", every=-5)), ValueError, "checkpoint every must be a number of seconds"),
+    (dict(checkpoint=partial(Checkpoint, "x.ckpt", resume="yes")), ValueError, "resume must be True or False"),
     (dict(players=[1, 1]), ValueError, "distinct"),
     (dict(players="abcd"), TypeError, "players must be an int or a sequence"),
     (dict(progress="yes"), ValueError, "progress must be True or False"),
@@ -157,21 +166,19 @@ def constant(c):
     (dict(estimator="chain-kernel", players=3), ValueError, "needs at least 4 players, got 3"),
     (dict(estimator="chain-kernel"), ValueError, "needs sampler groups of at least as many orderings as players"),
     (dict(estimator="chain-kernel", sampler="antithetic"), ValueError, "got groups of 2 for 4 players"),
-    (dict(estimator="chain-kernel", engine="msapy"), ValueError, "cannot honour the chain-kernel estimator"),
     (dict(estimator="surrogate", sampler="antithetic"), ValueError, "the surrogate estimator needs sampler groups"),
-    (dict(estimator="surrogate", engine="msapy"), ValueError, "cannot honour the surrogate estimator"),
 ])
 def test_bad_api_arguments_are_named(kwargs, error, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = dict(game=constant, players=4, n_permutations=4, progress=False) | kwargs
-    with pytest.raises(error, match=message):
-        shapley_modes(**args)
+    with pytest.raises(error, match=message):  # an option object checks itself, as it is made
+        shapley_modes(**{k: v() if isinstance(v, partial) else v for k, v in args.items()})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_numpy_integer_seed_checkpoints_and_a_non_result_is_named(tmp_path):
-    r = shapley_modes(constant, 4, n_permutations=4, seed=np.int64(3), checkpoint=tmp_path / "r.ckpt",
-                      checkpoint_every=0, progress=False)
+    r = shapley_modes(constant, 4, n_permutations=4, seed=np.int64(3), checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0),
+                      progress=False)
     assert r.seed == 3 and isinstance(r.seed, int)
     np.savez(tmp_path / "other.npz", x=np.arange(3))
     with pytest.raises(ValueError, match="is not a Shapley result written by ShapleyResult.save: it lacks"):
@@ -187,3 +194,31 @@ def test_a_damaged_model_file_is_named_and_never_loaded_unsafely(tmp_path):
     with pytest.raises(ValueError, match="mlp_N008_none_t00.pt") as error:
         load_model(path)
     assert "weights_only" not in str(error.value) and "damaged" in str(error.value)
+
+
+@pytest.mark.parametrize("api, argv", [
+    (dict(ray=partial(Ray), checkpoint=partial(Checkpoint, "x.ckpt")), ["--backend", "ray", "--resume"]),
+    (dict(ray=partial(Ray), target=partial(TargetSE, 0.1)), ["--backend", "ray", "--target-se", "0.1"]),
+    (dict(estimator=lambda: "msapy", checkpoint=partial(Checkpoint, "x.ckpt")), ["--estimator", "msapy", "--resume"]),
+    (dict(estimator=lambda: "msapy", target=partial(TargetSE, 0.1)), ["--estimator", "msapy", "--target-se", "0.1"]),
+    (dict(target=partial(TargetSE, None, relative=True)), ["--target-relative"]),
+])
+def test_the_command_line_reports_the_api_rules_in_the_api_words(api, argv, tmp_path, sentinels, capsys):
+    """Each rule between options lives once, in common.options: the scripts say what the API says, with exit 2."""
+    with pytest.raises(ValueError) as error:
+        options = {k: v() for k, v in api.items()}
+        shapley_modes(constant, 4, 4, progress=False, **options)
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module("MLP.compute_msa").main(argv + ["--out", str(tmp_path / "r")])
+    assert stop.value.code == 2 and str(error.value) in capsys.readouterr().err
+
+
+def test_shapley_modes_keeps_its_keywords_few():
+    """game, players, n_permutations, then at most 9 keyword-only options: the rest travel as Checkpoint, Ray and
+    TargetSE objects."""
+    import inspect
+    from common import interaction_modes
+    for function in (shapley_modes, interaction_modes):
+        kinds = [p.kind for p in inspect.signature(function).parameters.values()]
+        assert kinds.count(inspect.Parameter.KEYWORD_ONLY) <= 9
+        assert kinds.count(inspect.Parameter.POSITIONAL_OR_KEYWORD) <= 4  # game, players, (pairs,) n_permutations

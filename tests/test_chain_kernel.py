@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, additive, dies_after, network_game, unanimity
 
-from common import SAMPLERS, shapley_modes
+from common import SAMPLERS, Checkpoint, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 
@@ -87,10 +87,10 @@ def test_resumed_run_is_bit_identical(tmp_path, batch_size):
         return np.tanh(c.astype(float) @ np.random.default_rng(0).normal(size=(9, 4))) ** 2
     full = run(game, 9, 64, seed=3, batch_size=batch_size)
     with pytest.raises(KeyboardInterrupt):
-        run(dies_after(game, 9), 9, 64, seed=3, batch_size=batch_size, checkpoint=tmp_path / "r.ckpt",
-            checkpoint_every=0)
-    resumed = run(game, 9, 64, seed=3, batch_size=batch_size, checkpoint=tmp_path / "r.ckpt", checkpoint_every=0,
-                  resume=True)
+        run(dies_after(game, 9), 9, 64, seed=3, batch_size=batch_size,
+            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0))
+    resumed = run(game, 9, 64, seed=3, batch_size=batch_size,
+                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True))
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
 
@@ -124,7 +124,7 @@ def test_auto_takes_chain_kernel_or_the_surrogate_except_for_small_groups_few_pl
     assert pick(sampler="auto") == pick(sampler="orthogonal") == "surrogate"  # a small output (test_surrogate.py)
     assert pick(sampler="latin", n_permutations=32) == "surrogate"
     assert pick(sampler="iid") == pick(sampler="antithetic") == "chain"  # groups smaller than n
-    assert pick(sampler="auto", engine="msapy", n_permutations=2) == "chain"
+    assert pick(sampler="auto", estimator="msapy", n_permutations=2) == "msapy"
     assert pick(sampler="auto", players=3, game=additive(np.arange(3.0)), n_permutations=8) == "chain"
     monkeypatch.setattr("common.estimators.AUTO_MAX_BYTES", 100)
     assert pick(sampler="auto") == "chain"
@@ -134,7 +134,7 @@ def test_auto_takes_chain_kernel_or_the_surrogate_except_for_small_groups_few_pl
 def test_target_se_stops_at_the_first_check_point_below_it(game_and_truth):
     game, _ = game_and_truth
     target = 1.5 * run(game, 8, 1400).se.max()  # about 1400 / 1.5^2 = 620 orderings reach it
-    first, again = run(game, 8, 1400, target_se=target), run(game, 8, 1400, target_se=target)
+    first, again = run(game, 8, 1400, target=TargetSE(target)), run(game, 8, 1400, target=TargetSE(target))
     assert 14 * 2 < first.n_permutations < 1400 and first.n_permutations % 14 == 0
     assert first.se.max() <= target and first.metadata["target_reached"]
     np.testing.assert_array_equal(first.modes, again.modes)

@@ -267,7 +267,7 @@ def test_same_seed_same_modes_and_msapy_agrees(tiny_run, tmp_path):
     a = common.shapley_modes(game, labels, 1, seed=4, progress=False)
     b = common.shapley_modes(game, labels, 1, seed=4, progress=False)
     np.testing.assert_array_equal(a.modes, b.modes)
-    m = common.shapley_modes(game, labels, 1, seed=4, engine="msapy", progress=False)
+    m = common.shapley_modes(game, labels, 1, seed=4, estimator="msapy", progress=False)
     np.testing.assert_allclose(a.modes, m.modes, atol=1e-5)
 
 

@@ -62,7 +62,7 @@ def test_parity_with_msapy_interface_on_same_orderings():
     theirs = np.array(table.to_numpy()).T.reshape(n, 3)
     ours = shapley_modes(game, n, n_permutations=perms, seed=seed, progress=False)
     np.testing.assert_allclose(ours.modes, theirs, atol=1e-9, rtol=0)
-    via_engine = shapley_modes(game, [(0, i) for i in range(n)], n_permutations=perms, seed=seed, engine="msapy",
+    via_engine = shapley_modes(game, [(0, i) for i in range(n)], n_permutations=perms, seed=seed, estimator="msapy",
                                progress=False)
     np.testing.assert_allclose(via_engine.modes, theirs, atol=1e-9, rtol=0)
     np.testing.assert_allclose(via_engine.to_msapy().get_shapley_mode((0, 3)), ours.modes[3], atol=1e-9)
@@ -71,7 +71,7 @@ def test_parity_with_msapy_interface_on_same_orderings():
 def test_scalar_game_parity_with_msapy_engine():
     game = lambda c: (c[:, 0] & c[:, 1]) * 2.0 + c[:, 2] * c[:, 3] - 0.5 * c[:, 4]
     a = shapley_modes(game, 8, n_permutations=40, seed=0, progress=False)
-    b = shapley_modes(game, 8, n_permutations=40, seed=0, engine="msapy", progress=False)
+    b = shapley_modes(game, 8, n_permutations=40, seed=0, estimator="msapy", progress=False)
     assert a.modes.shape == (8,)
     np.testing.assert_allclose(a.modes, b.modes, atol=1e-12)
 
@@ -177,7 +177,7 @@ def test_torch_outputs_and_labels_and_roundtrip(tmp_path):
     (dict(n_permutations=2.5), "n_permutations"),
     (dict(players=1), "at least 2 players"),
     (dict(sampler="sobol"), "unknown sampler"),
-    (dict(engine="fast"), "unknown engine"),
+    (dict(estimator="fast"), "unknown estimator"),
     (dict(sampler="antithetic", n_permutations=3), "multiple of 2"),
     (dict(batch_size=0), "batch_size"),
 ])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, dies_after, exact_interactions, exact_shapley, network_game
 
-from common import interaction_modes, load_interactions, shapley_modes
+from common import Checkpoint, interaction_modes, load_interactions, shapley_modes
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,9 @@ def test_save_load_resume_and_bad_pairs(game, tmp_path):
     straight = interaction_modes(game, 7, n_permutations=30, seed=4, batch_size=11, progress=False)
     with pytest.raises(KeyboardInterrupt):
         interaction_modes(dies_after(game, 6), 7, n_permutations=30, seed=4, batch_size=11, progress=False,
-                          checkpoint=tmp_path / "i.ckpt", checkpoint_every=0)
+                          checkpoint=Checkpoint(tmp_path / "i.ckpt", every=0))
     resumed = interaction_modes(game, 7, n_permutations=30, seed=4, batch_size=11, progress=False,
-                                checkpoint=tmp_path / "i.ckpt", checkpoint_every=0, resume=True)
+                                checkpoint=Checkpoint(tmp_path / "i.ckpt", every=0, resume=True))
     np.testing.assert_array_equal(resumed.modes, straight.modes)
     np.testing.assert_array_equal(resumed.se, straight.se)
     for bad, message in (([(0, 0)], "two different"), ([(0, 9)], "0..6"), ([(1, 2), (2, 1)], "distinct"),
@@ -79,7 +79,7 @@ def test_save_load_resume_and_bad_pairs(game, tmp_path):
             interaction_modes(game, 7, pairs=bad, n_permutations=4, progress=False)
     with pytest.raises(ValueError, match="index"):
         interaction_modes(game, 7, index="Banzhaf", n_permutations=4, progress=False)
-    with pytest.raises(ValueError, match="cannot honour"):
+    with pytest.raises(TypeError, match="engine= is now estimator='msapy'"):  # not for pairs: see below
         interaction_modes(game, 7, n_permutations=4, progress=False, engine="msapy")
 
 

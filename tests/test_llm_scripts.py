@@ -119,7 +119,9 @@ def test_compute_msa_writes_modes_per_expert_and_task(msa_file):
     assert extra["layer_expert"].tolist() == [[layer, e] for layer in range(2) for e in range(8)]
     assert result.players == [(layer, e) for layer in range(2) for e in range(8)]
     assert result.metadata["exclusion"] == "paper" and str(extra["exclusion"]) == "paper"
-    assert result.efficiency_gap() < 1e-9  # each ordering's contributions sum to V(intact) - V(none)
+    # each ordering's contributions sum to V(intact) - V(none), up to float32: the model's numbers can differ in the
+    # last bits between batches (they do with torch's AVX2 kernels), and V(none) is evaluated in the chains too
+    assert result.efficiency_gap() < 1e-5
     assert np.abs(result.modes).sum() > 0
     assert len(json.loads(str(extra["intact_answers"]))) == 9
 

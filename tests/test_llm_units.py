@@ -187,7 +187,8 @@ def test_compute_msa_on_heads_of_any_causal_lm_then_removal_curves(saved_llama, 
     result, extra = load(out), load_extra(out)
     n = 8 if units == "heads" else 4
     assert result.modes.shape == (n, 9) and result.metadata["units"] == units and result.metadata["score"] == "logprob"
-    assert result.efficiency_gap() < 1e-9 and np.all(result.intact < 0)  # mean log-probabilities
+    assert np.all(result.intact < 0)  # mean log-probabilities
+    assert result.efficiency_gap() < 1e-5  # float32: V(none) differs in the last bits between batches on some CPUs
     assert len(extra["unit_locations"]) == n and extra["player_layer"].tolist()[:2] == [0, 0]
     curve = removal_curves.main(["--msa", str(out), "--task", "german", "--ks", "0,1,2", "--limit", "3",
                                  "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "removal.npz")])

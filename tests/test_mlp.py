@@ -149,7 +149,7 @@ def test_fast_game_equals_generic_hooked_game_and_brute_force():
     r = shapley_modes(fast, 10, n_permutations=300, seed=0, progress=False)
     assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).mean() >= 0.95
     a = shapley_modes(slow, 10, n_permutations=15, seed=2, progress=False)
-    b = shapley_modes(fast, 10, n_permutations=15, seed=2, progress=False, engine="msapy")
+    b = shapley_modes(fast, 10, n_permutations=15, seed=2, progress=False, estimator="msapy")
     np.testing.assert_allclose(a.modes, b.modes, atol=1e-12)
 
 

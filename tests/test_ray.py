@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import games
-from common import shapley_modes
+from common import Ray, shapley_modes
 from common.walk import shard_bounds
 
 if importlib.util.find_spec("ray") is None:  # skip only when Ray is not installed; a broken Ray fails
@@ -40,7 +40,7 @@ def test_ray_equals_local(local_ray, sampler, n_permutations, estimator):
     local = shapley_modes(factory(), 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,
                           progress=False, estimator=estimator)
     remote = shapley_modes(None, 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,
-                           progress=False, backend="ray", game_factory=factory, n_workers=2, estimator=estimator)
+                           progress=False, ray=Ray(factory, workers=2), estimator=estimator)
     assert remote.metadata["backend"] == "ray" and remote.metadata["estimator"] == estimator
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
@@ -50,20 +50,21 @@ def test_dead_worker_shard_is_rerun_once(local_ray, tmp_path):
     marker = tmp_path / "died"
     factory = functools.partial(games.TanhGame, 12, 5, str(marker))
     local = shapley_modes(games.TanhGame(12, 5), 12, n_permutations=40, seed=4, batch_size=24, progress=False)
-    remote = shapley_modes(None, 12, n_permutations=40, seed=4, batch_size=24, progress=False, backend="ray",
-                           game_factory=factory, n_workers=2)
+    remote = shapley_modes(None, 12, n_permutations=40, seed=4, batch_size=24, progress=False,
+                           ray=Ray(factory, workers=2))
     assert marker.exists()  # a worker did die
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
 
 
 def test_ray_needs_a_factory_and_no_checkpoint(local_ray):
+    from common import Checkpoint
     with pytest.raises(ValueError, match="game_factory"):
-        shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, backend="ray")
+        shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, ray=Ray())
     with pytest.raises(ValueError, match="checkpoints"):
-        shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, backend="ray", checkpoint="x")
-    with pytest.raises(ValueError, match="engine='msapy'.*cannot honour.*backend='ray'"):
-        shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, backend="ray", engine="msapy")
+        shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, ray=Ray(), checkpoint=Checkpoint("x"))
+    with pytest.raises(ValueError, match="estimator='msapy'.*cannot honour Ray"):
+        shapley_modes(games.TanhGame(), 12, n_permutations=4, progress=False, ray=Ray(), estimator="msapy")
 
 
 def test_interaction_modes_on_ray_equal_local(local_ray):
@@ -72,7 +73,7 @@ def test_interaction_modes_on_ray_equal_local(local_ray):
     local = interaction_modes(factory(), 12, pairs=[(0, 1), (3, 7)], n_permutations=20, seed=3, batch_size=32,
                               progress=False)
     remote = interaction_modes(None, 12, pairs=[(0, 1), (3, 7)], n_permutations=20, seed=3, batch_size=32,
-                               progress=False, backend="ray", game_factory=factory, n_workers=2)
+                               progress=False, ray=Ray(factory, workers=2))
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.first_order.modes, local.first_order.modes, atol=1e-9, rtol=0)

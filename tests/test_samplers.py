@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, dies_after, network_game
 
-from common import SAMPLERS, shapley_modes
+from common import SAMPLERS, Checkpoint, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 from common.orderings import BEST_FIRST, auto_sampler, sample
 
@@ -69,30 +69,31 @@ def test_target_se_stops_at_the_first_check_point_below_it_and_is_deterministic(
     full = shapley_modes(game, 8, n_permutations=2000, seed=4, progress=False)
     target = 2 * full.se.max()  # reached after roughly a quarter of the orderings
     counted = Counting(game)
-    a = shapley_modes(counted, 8, n_permutations=2000, seed=4, target_se=target, progress=False)
-    b = shapley_modes(game, 8, n_permutations=2000, seed=4, target_se=target, progress=False)
+    a = shapley_modes(counted, 8, n_permutations=2000, seed=4, target=TargetSE(target), progress=False)
+    b = shapley_modes(game, 8, n_permutations=2000, seed=4, target=TargetSE(target), progress=False)
     assert a.metadata["target_reached"] and a.se.max() <= target and np.isclose(a.metadata["max_se"], a.se.max())
     assert 200 < a.n_permutations < 1000 and counted.coalitions == 2 + 8 * a.n_permutations
     np.testing.assert_array_equal(a.modes, b.modes)
     assert (np.abs(a.modes - truth) <= 4 * a.se + 1e-12).mean() >= 0.95
     shorter = shapley_modes(game, 8, n_permutations=a.n_permutations - 40, seed=4, progress=False)
     assert shorter.se.max() > target  # the previous check point had not reached it
-    relative = shapley_modes(game, 8, n_permutations=2000, seed=4, target_se=0.05, target_relative=True,
+    relative = shapley_modes(game, 8, n_permutations=2000, seed=4, target=TargetSE(0.05, relative=True),
                              progress=False)
     assert relative.se.max() <= 0.05 * (relative.modes.max() - relative.modes.min())
-    unreachable = shapley_modes(game, 8, n_permutations=100, seed=4, target_se=1e-9, progress=False)
+    unreachable = shapley_modes(game, 8, n_permutations=100, seed=4, target=TargetSE(1e-9), progress=False)
     assert not unreachable.metadata["target_reached"] and unreachable.n_permutations == 100
 
 
 def test_target_se_with_checkpoints_resumes_to_the_same_stop(tmp_path, game_and_truth):
     game, _ = game_and_truth
     target = 1.3 * shapley_modes(game, 8, n_permutations=3000, seed=5, progress=False).se.max()  # stops ~ 1800
-    straight = shapley_modes(game, 8, n_permutations=3000, seed=5, target_se=target, batch_size=16, progress=False)
+    straight = shapley_modes(game, 8, n_permutations=3000, seed=5, target=TargetSE(target), batch_size=16,
+                             progress=False)
     with pytest.raises(KeyboardInterrupt):
-        shapley_modes(dies_after(game, 40), 8, n_permutations=3000, seed=5, target_se=target, batch_size=16, progress=False,
-                      checkpoint=tmp_path / "run.ckpt", checkpoint_every=0)
-    resumed = shapley_modes(game, 8, n_permutations=3000, seed=5, target_se=target, batch_size=16, progress=False,
-                            checkpoint=tmp_path / "run.ckpt", checkpoint_every=0, resume=True)
+        shapley_modes(dies_after(game, 40), 8, n_permutations=3000, seed=5, target=TargetSE(target), batch_size=16,
+                      progress=False, checkpoint=Checkpoint(tmp_path / "run.ckpt", every=0))
+    resumed = shapley_modes(game, 8, n_permutations=3000, seed=5, target=TargetSE(target), batch_size=16,
+                            progress=False, checkpoint=Checkpoint(tmp_path / "run.ckpt", every=0, resume=True))
     assert 40 * 2 < resumed.n_permutations == straight.n_permutations < 3000
     np.testing.assert_array_equal(resumed.modes, straight.modes)
     np.testing.assert_array_equal(resumed.se, straight.se)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from games import Counting, dies_after, network_game
 
-from common import shapley_modes
+from common import Checkpoint, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 N = 10
@@ -93,10 +93,10 @@ def test_resumed_run_is_bit_identical(tmp_path, batch_size):
     full = run(saturating, N, k, seed=3, batch_size=batch_size)
     calls = -(-2 * N // batch_size) + 2 + (2 * (N - 1) * (N - 3)) // batch_size  # into the second group
     with pytest.raises(KeyboardInterrupt):
-        run(dies_after(saturating, calls), N, k, seed=3, batch_size=batch_size, checkpoint=tmp_path / "r.ckpt",
-            checkpoint_every=0)
-    resumed = run(saturating, N, k, seed=3, batch_size=batch_size, checkpoint=tmp_path / "r.ckpt",
-                  checkpoint_every=0, resume=True)
+        run(dies_after(saturating, calls), N, k, seed=3, batch_size=batch_size,
+            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0))
+    resumed = run(saturating, N, k, seed=3, batch_size=batch_size,
+                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True))
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
 
@@ -138,7 +138,7 @@ def test_auto_takes_the_surrogate_for_small_outputs_only(monkeypatch):
 def test_target_se_stops_at_the_first_check_point_below_it():
     group = 2 * (N - 1)
     target = 1.4 * run(saturating, N, 24 * group).se.max()  # about 24 / 1.4^2 = 12 groups reach it
-    first, again = (run(saturating, N, 24 * group, target_se=target, batch_size=(N - 3) * group) for _ in range(2))
+    first, again = (run(saturating, N, 24 * group, target=TargetSE(target), batch_size=(N - 3) * group) for _ in range(2))
     assert 2 * group < first.n_permutations < 24 * group and first.n_permutations % group == 0
     assert first.se.max() <= target and first.metadata["target_reached"]
     np.testing.assert_array_equal(first.modes, again.modes)

@@ -4,16 +4,29 @@ orderings, and folds the game's values into its state as they arrive.
 A runner (common/runners) walks the blocks of common/walk.py: for each block it calls `plan` once, evaluates the
 planned coalitions in game calls, in order, and hands every call's values to `fold`. Between blocks the state is
 complete, so it can be saved (`state`, `load_state`) or merged with another shard's (`merge`). Adding an
-estimator touches no runner: subclass, set `rows_per_ordering`, implement the five methods. An estimator that
-needs some coalitions once, before the walk, declares them as a static `prologue(n)`; `common.shapley.estimate`
-evaluates them and passes their values, with the fully lesioned network's appended, as the `border` argument.
+estimator touches no runner: subclass, set `rows_per_ordering`, implement the five methods. Two hooks have
+defaults: `refuses(n, group)` says why the estimator cannot run on n players in sampler groups of `group`
+orderings (checked before the game runs), and `prologue(n)` lists coalitions needed once, before the walk;
+`common.shapley.estimate` evaluates them and passes their values, with the fully lesioned network's appended,
+as the `border` argument.
 """
 import numpy as np
 
 
 class Estimator:
     name = "estimator"
+    about = ""  # one line for the command lines' --help
     rows_per_ordering: int  # coalitions planned per ordering
+
+    @classmethod
+    def refuses(cls, n_players: int, group: int) -> str | None:
+        """Why this estimator cannot run on n players in sampler groups of `group` orderings; None where it can."""
+        return None
+
+    @staticmethod
+    def prologue(n_players: int) -> np.ndarray | None:
+        """(k, n) coalitions evaluated once, before the walk (their values arrive as `border`); None: none."""
+        return None
 
     def __init__(self, n_players: int, intact: np.ndarray, group: int = 1, dtype=np.float64):
         self.n, self.intact, self.group, self.dtype = n_players, np.asarray(intact), int(group), np.dtype(dtype)

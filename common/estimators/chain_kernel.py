@@ -57,6 +57,9 @@ def constrained_fit(a: np.ndarray, b: np.ndarray, total: np.ndarray) -> np.ndarr
 
 class ChainKernelModes(Estimator):
     name = "chain-kernel"
+    about = ("the chain mean averaged with a KernelSHAP regression on the same chains, which skip the coalitions of "
+             "size 0, 1 and n-1 (evaluated once): n-3 evaluations an ordering; needs sampler groups of at least n "
+             "orderings (orthogonal, latin, latin-antithetic)")
     SUMS = ("mean_p", "mean_k", "m2_p", "m2_k", "c_pk", "b_sum", "gram_sum", "groups")
 
     def __init__(self, n_players, intact, group=1, dtype=np.float64, border=None):
@@ -245,5 +248,5 @@ class ChainKernelModes(Estimator):
 
 
 def state_bytes(n_players: int, output_size: int, itemsize: int = 8) -> int:
-    """About how much memory the estimator's arrays take (ShapleyModes': 2 or 3 x n x output x itemsize)."""
+    """About how much memory the estimator's arrays take (ChainMeanModes': 2 or 3 x n x output x itemsize)."""
     return n_players * output_size * (9 * 8 + itemsize) + 3 * n_players * n_players * 8

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..running_stats import RunningModes
 from .base import chain_coalitions
-from .shapley import ShapleyModes
+from .chain_mean import ChainMeanModes
 
 INDICES = ("SII", "STII")
 
@@ -44,7 +44,7 @@ def check_pairs(pairs, n_players: int) -> np.ndarray:
     return pairs.astype(np.int64)
 
 
-class InteractionModes(ShapleyModes):
+class InteractionModes(ChainMeanModes):
     name = "interactions"
 
     def __init__(self, n_players, intact, group=1, dtype=np.float64, pairs=None, index="SII"):
@@ -109,7 +109,7 @@ class InteractionModes(ShapleyModes):
         rows = np.arange(self.row, self.row + len(values))
         self.row += len(values)
         chain_rows = self.kind[rows] == 0
-        if chain_rows.any():  # first-order modes from the chain rows alone, as ShapleyModes folds them
+        if chain_rows.any():  # first-order modes from the chain rows alone, as ChainMeanModes folds them
             chain = rows[chain_rows]
             self._fold_chain(chain // self.rows_per_ordering, self.owner[chain], values[chain_rows])
         k_rows = self.rows_per_ordering

@@ -112,6 +112,8 @@ def _steps(chains, intact, orders):
 
 class SurrogateModes(ChainKernelModes):
     name = "surrogate"
+    about = ("chain-kernel with a small network fitted to the game as a control variate (cross-fitted, no extra "
+             "game evaluations)")
     # ESTIMATES per group: the chain mean and the regression of the game (chain-kernel's two), and the same two
     # with the control variate; their running means and co-moments (Welford), then the pooled regression sums
     ESTIMATES = ("chain", "regression", "chain+surrogate", "regression+surrogate")

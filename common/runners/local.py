@@ -5,6 +5,7 @@ A resumed run makes exactly the same game calls as a straight one (blocks lie on
 are regenerated from the seed), so its result is bit-identical.
 """
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -17,14 +18,19 @@ from ..walk import blocks
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-class RunInterrupted(KeyboardInterrupt):
-    """The run stopped on a signal after saving its state; `exit_code` is the shell's 128 + signal number."""
+class RunInterrupted(SystemExit):
+    """The run stopped on a signal after saving its state. A SystemExit whose code is the shell's 128 + the
+    signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP): uncaught, a script exits with it and no
+    traceback, after the one line the runner printed; `except RunInterrupted` still catches it."""
 
     def __init__(self, signum: int, done: int, checkpoint):
         self.signum, self.done, self.checkpoint = signum, done, Path(checkpoint)
         self.exit_code = 128 + signum
-        super().__init__(f"stopped by {signal.Signals(signum).name} after {done} orderings; state saved to "
-                         f"{self.checkpoint}; resume with --resume (resume=True)")
+        super().__init__(self.exit_code)
+
+    def __str__(self):
+        return (f"stopped by {signal.Signals(self.signum).name} after {self.done:,} orderings; the state is saved "
+                f"in {self.checkpoint}: run again with resume (--resume, or Checkpoint(..., resume=True))")
 
 
 class Precision:
@@ -110,7 +116,9 @@ def run_local(game, estimator, orderings, batch_size: int, progress: bool = True
         if checkpointer is not None and (received or checkpointer.due()):
             checkpointer.save(done, estimator)
         if received:
-            raise RunInterrupted(received[0], done, checkpointer.path)
+            stop = RunInterrupted(received[0], done, checkpointer.path)
+            print(f"\n{stop}", file=sys.stderr, flush=True)
+            raise stop
         return False
 
     in_main = threading.current_thread() is threading.main_thread()

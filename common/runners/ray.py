@@ -31,7 +31,7 @@ def run_ray(game_factory, labels, dtype, estimator_factory, estimator, orderings
     from ray.util import ActorPool
 
     if game_factory is None:
-        raise ValueError("backend='ray' needs game_factory: a picklable callable that builds the game on each worker "
+        raise ValueError("Ray needs a game_factory: a picklable callable that builds the game on each worker "
                          "(so that every worker loads its own copy of the model)")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)

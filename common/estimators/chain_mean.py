@@ -11,8 +11,9 @@ from ..running_stats import RunningModes
 from .base import Estimator, chain_coalitions
 
 
-class ShapleyModes(Estimator):
+class ChainMeanModes(Estimator):
     name = "chain"
+    about = "the mean marginal contribution along each ordering's lesion chain (msapy's estimator)"
 
     def __init__(self, n_players, intact, group=1, dtype=np.float64):
         super().__init__(n_players, intact, group, dtype)
