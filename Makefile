@@ -1,10 +1,10 @@
-# make demo: the CPU MLP demo on 5,000 real MNIST digits.  make test: the test suite.
+# make demo: the CPU MLP demo on 5,000 real MNIST digits.  make test: the test suite.  make figures: docs/figures.
 # Both create their own virtual environment (.venv) on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test bench figures clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.all
 	$(BIN)/python -m pytest -q tests
+
+figures: $(VENV)/.all
+	$(BIN)/python make_figures.py
 
 bench: $(VENV)/.core
 	$(BIN)/python benchmarks/bench_engine.py

@@ -23,6 +23,7 @@ import numpy as np
 from common.cli import positive_int
 from common import load
 from common.result import atomic_savez, load_extra
+from LLM import gsm8k
 from LLM import tasks as T
 from LLM.generate import encode_chat, generate_answers, left_pad
 from LLM.load import check_model_name, load_model
@@ -57,36 +58,6 @@ def removal_coalitions(order: np.ndarray, ks) -> tuple[np.ndarray, np.ndarray]:
         lowest[i, order[:k]] = False
         highest[i, order[n - k:]] = False
     return lowest, highest
-
-
-def read_jsonl(path) -> list[dict]:
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    missing = [i for i, r in enumerate(rows) if not {"question", "answer"} <= set(r)]
-    if missing:
-        raise ValueError(f"{path}: rows {missing[:5]} lack 'question' or 'answer' (GSM8K jsonl format)")
-    return rows
-
-
-def load_gsm8k(data_file=None, train_file=None) -> tuple[list[dict], list[dict]]:
-    """(test problems, 3 exemplars): from the hub (openai/gsm8k, main) or from local jsonl files."""
-    if data_file is None:
-        from datasets import load_dataset
-        data = load_dataset("openai/gsm8k", "main")
-        test, train = list(data["test"]), list(data["train"])
-    else:
-        if train_file is None:
-            raise SystemExit("--data-file needs --train-file too: the 3 exemplars come from GSM8K's train split")
-        test, train = read_jsonl(data_file), read_jsonl(train_file)
-    if len(train) < 3:
-        raise ValueError(f"need at least 3 train problems for the exemplars, got {len(train)}")
-    return test, train[:3]
-
-
-def gsm8k_items(data_file, train_file, limit):
-    test, exemplars = load_gsm8k(data_file, train_file)
-    test = test[:limit] if limit else test
-    prompts = [T.gsm8k_messages(row["question"], exemplars) for row in test]
-    return prompts, [T.gsm8k_reference(row["answer"]) for row in test]
 
 
 def tiny_arithmetic_items(limit):
@@ -153,7 +124,7 @@ def main(argv=None):
         return unit_removal(args, result, extra, ks, device, out)
 
     if data == "gsm8k":
-        prompts, references = gsm8k_items(args.data_file, args.train_file, args.limit)
+        prompts, references = gsm8k.items(args.data_file, args.train_file, args.limit)
         max_new_tokens = 256 if args.max_new_tokens is None else args.max_new_tokens
     else:
         prompts, references = tiny_arithmetic_items(args.limit)
@@ -174,7 +145,7 @@ def main(argv=None):
     answers = generate_answers(model, tokenizer, ids, mask, unique, max_new_tokens, players.ablated,
                                rows_per_call, progress=True, desc="removal curves")
     if data == "gsm8k":
-        correct = np.array([[T.same_number(T.last_number(a), r) for a, r in zip(row, references)] for row in answers])
+        correct = np.array([[gsm8k.correct(a, r) for a, r in zip(row, references)] for row in answers])
         score = np.full(len(unique), np.nan)
     else:
         correct = np.array([[T.same_number(T.first_number(a), r) for a, r in zip(row, references)] for row in answers])

@@ -9,7 +9,7 @@ of the answer contains the capital. Every sampled item comes from a fixed seed.
 
 `Sizes` scales the tasks: PAPER is the paper's setup (7-digit addition and subtraction, 4-digit
 multiplication, 9/3/3 new tokens); TINY is the same formats scaled to the tiny stand-in model.
-GSM8K prompt building and answer extraction (for the expert-removal curves) live here too.
+GSM8K, the removal curves' data set, is LLM/gsm8k.py.
 """
 import csv
 import re
@@ -244,37 +244,11 @@ def chance_scores(tasks: list[Task]) -> np.ndarray:
     return np.array(out)
 
 
-# ---------------------------------------------------------------- GSM8K (expert-removal curves)
-GSM8K_CALCULATOR = re.compile(r"<<[^>]*>>")  # the data set's calculator annotations, e.g. <<48/2=24>>
-
-
-def gsm8k_reference(answer: str) -> str:
-    """The number after '####' in a GSM8K reference answer."""
-    if "####" not in answer:
-        raise ValueError(f"GSM8K answer without '####': {answer[-80:]!r}")
-    number = first_number(answer.split("####")[-1])
-    if number is None:
-        raise ValueError(f"no number after '####' in {answer[-80:]!r}")
-    return number
-
-
 def same_number(a: str | None, b: str | None) -> bool:
+    """Whether two parsed numbers are equal (False when either is missing)."""
     if a is None or b is None:
         return False
     try:
         return abs(float(a) - float(b)) < 1e-6
     except ValueError:
         return False
-
-
-def gsm8k_correct(generated: str, reference_answer: str) -> bool:
-    """The paper's protocol as we reconstruct it: the last number of the model's answer vs the reference."""
-    return same_number(last_number(generated), gsm8k_reference(reference_answer))
-
-
-def gsm8k_messages(question: str, exemplars) -> tuple:
-    """3-shot chat: each exemplar is a user question and an assistant answer ending in '#### N'."""
-    messages = []
-    for ex in exemplars:
-        messages += [("user", ex["question"]), ("assistant", GSM8K_CALCULATOR.sub("", ex["answer"]))]
-    return tuple(messages + [("user", question)])

@@ -65,6 +65,7 @@ class SoftProbGame:
     def __init__(self, model, x, y):
         from MLP.game import MLPGame
         self.base = MLPGame(model, x, y)
+        self.cost_per_coalition = self.base.cost_per_coalition
 
     def __call__(self, coalitions):
         logits = self.base.logits(coalitions)  # (C, 10, B), images sorted by digit
@@ -267,7 +268,8 @@ def main(argv=None):
                 errors.append(np.mean((estimate - truth) ** 2) * used / (budget * n))
             rmse[method] = np.sqrt(np.mean(errors)) if errors else np.nan
         table[name] = {m: rmse["iid"] / rmse[m] if m in rmse else np.nan for m in args.methods}
-        table[name]["auto"] = table[name].get(first_order_estimator("auto", 2 * (n - 1), n, truth[0].size, 8).name, np.nan)
+        table[name]["auto"] = table[name].get(first_order_estimator(
+            "auto", 2 * (n - 1), n, truth[0].size, 8, getattr(game, "cost_per_coalition", None)).name, np.nan)
         print(f"{name}: n={n}, {seeds} seeds x {budget * n} evaluations, RMS truth {scale:.3g}, "
               f"iid RMSE {rmse['iid']:.3g} ({time.perf_counter() - started:.0f} s)", flush=True)
     columns = [*args.methods, "auto"]

@@ -122,9 +122,81 @@ def unit_means(model: torch.nn.Module, units, run, dim: int = -1) -> dict:
     return {u: (sums[(u.module, u.side)] / counts[(u.module, u.side)])[u.features] for u in units}
 
 
+class _Layout:
+    """How the rows of a forward pass map to coalitions. Expanded (default): the first lesion site of a pass turns a
+    batch of B inputs into C x B rows, coalition-major (row c * B + b), and later sites see C x B rows. Per row:
+    every batch at every site has exactly C rows and row r is coalition r (generation with caches)."""
+
+    def __init__(self, n_coalitions: int, per_row: bool):
+        self.n, self.per_row, self.inputs = n_coalitions, per_row, None  # inputs: B, once the first site expanded
+
+    def reset(self, module, args):  # a pre-hook on the model: each pass starts unexpanded
+        self.inputs = None
+
+    def split(self, module, x: torch.Tensor) -> torch.Tensor:
+        """x as (C, ...) rows of coalitions: the per-row batch itself, or (C, B, ...) for the expanded layout."""
+        if self.per_row:
+            if x.shape[0] != self.n:
+                raise RuntimeError(f"lesion site {type(module).__name__} saw a batch of {x.shape[0]} rows; the "
+                                   f"per-row mask has {self.n}")
+            return x
+        if self.inputs is None:
+            self.inputs = x.shape[0]
+            return x.unsqueeze(0).expand(self.n, *x.shape)
+        if x.shape[0] == self.n * self.inputs:
+            return x.reshape(self.n, self.inputs, *x.shape[1:])
+        raise RuntimeError(f"lesion site {type(module).__name__} saw batch {x.shape[0]}, expected {self.n} "
+                           f"coalitions x {self.inputs} inputs")
+
+    def join(self, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return rows if self.per_row else rows.reshape(-1, *x.shape[1:])
+
+
+class _SiteAblation:
+    """The units of one site (a module's input or output): x -> x * keep + fill per coalition and feature, with
+    keep (and fill, for mean ablation) built once per device, dtype and width."""
+
+    def __init__(self, members, mask: torch.Tensor, means, dim: int, layout: _Layout):
+        self.members, self.mask, self.means, self.dim, self.layout = members, mask, means, dim, layout
+        self.factors = {}
+
+    def _factors(self, x: torch.Tensor, d: int):
+        keep = torch.ones(self.layout.n, x.shape[d], dtype=x.dtype, device=x.device)
+        fill = torch.zeros_like(keep) if self.means is not None else None
+        for column, unit in self.members:
+            intact = self.mask[:, column].to(device=x.device, dtype=x.dtype)[:, None]
+            keep[:, unit.features] = intact
+            if fill is not None:
+                fill[:, unit.features] = (1 - intact) * self.means[unit].to(device=x.device, dtype=x.dtype)[None]
+        return keep, fill
+
+    def __call__(self, module, x: torch.Tensor) -> torch.Tensor:
+        d = self.dim % x.ndim
+        key = (x.device, x.dtype, x.shape[d])
+        if key not in self.factors:
+            self.factors[key] = self._factors(x, d)
+        keep, fill = self.factors[key]
+        rows = self.layout.split(module, x)
+        shape = [self.layout.n] + [1] * (rows.ndim - 1)
+        shape[d + (0 if self.layout.per_row else 1)] = keep.shape[1]
+        out = rows * keep.reshape(shape)
+        if fill is not None:
+            out = out + fill.reshape(shape)
+        return self.layout.join(out, x)
+
+    def input_hook(self, module, args):
+        return (self(module, args[0]), *args[1:])
+
+    def output_hook(self, module, args, out):
+        if isinstance(out, (tuple, list)):  # e.g. attention modules return (output, weights)
+            return type(out)((self(module, out[0]), *out[1:]))
+        return self(module, out)
+
+
 @contextmanager
 def lesioned(model: torch.nn.Module, units, mask, dim: int = 1, per_row: bool = False, means: dict | None = None):
-    """Ablate the units whose entry in `mask` is False while the context is open.
+    """Ablate the units whose entry in `mask` is False while the context is open; the hooks are removed on exit,
+    errors included.
 
     mask: (n,) for one coalition or (C, n) for C coalitions (True = intact), numpy or torch.
     Expand layout: inputs of batch size B give outputs of batch size C x B, coalition-major (row c * B + b).
@@ -138,75 +210,17 @@ def lesioned(model: torch.nn.Module, units, mask, dim: int = 1, per_row: bool = 
         raise ValueError(f"mask must have shape (n,) or (C, n) with n = {len(units)} units, got {tuple(mask.shape)}")
     if means is not None and set(means) != set(units):
         raise ValueError("means must hold one entry per unit (from common.lesion.unit_means)")
-    n_coalitions = mask.shape[0]
     sites = {}
     for column, unit in enumerate(units):
         sites.setdefault((unit.module, unit.side), []).append((column, unit))
-    state = {"inputs": None}  # expand layout: batch size B of the current pass, once the first site expanded it
-
-    def reset(module, args):
-        state["inputs"] = None
-
-    def factors(members, x, d):
-        """(keep, fill): x -> x * keep + fill, per coalition and feature, built once per device/dtype/width."""
-        keep = torch.ones(n_coalitions, x.shape[d], dtype=x.dtype, device=x.device)
-        fill = torch.zeros_like(keep) if means is not None else None
-        for column, unit in members:
-            intact = mask[:, column].to(device=x.device, dtype=x.dtype)[:, None]
-            keep[:, unit.features] = intact
-            if fill is not None:
-                fill[:, unit.features] = (1 - intact) * means[unit].to(device=x.device, dtype=x.dtype)[None]
-        return keep, fill
-
-    def make_ablation(members):
-        cache = {}
-
-        def ablate(module, x):
-            d = dim % x.ndim
-            key = (x.device, x.dtype, x.shape[d])
-            if key not in cache:
-                cache[key] = factors(members, x, d)
-            keep, fill = cache[key]
-            if per_row:
-                if x.shape[0] != n_coalitions:
-                    raise RuntimeError(f"lesion site {type(module).__name__} saw a batch of {x.shape[0]} rows; the "
-                                       f"per-row mask has {n_coalitions}")
-                rows = x
-            elif state["inputs"] is None:
-                state["inputs"] = x.shape[0]
-                rows = x.unsqueeze(0).expand(n_coalitions, *x.shape)
-            elif x.shape[0] == n_coalitions * state["inputs"]:
-                rows = x.reshape(n_coalitions, state["inputs"], *x.shape[1:])
-            else:
-                raise RuntimeError(f"lesion site {type(module).__name__} saw batch {x.shape[0]}, expected "
-                                   f"{n_coalitions} coalitions x {state['inputs']} inputs")
-            shape = [n_coalitions] + [1] * (rows.ndim - 1)
-            shape[d + (0 if per_row else 1)] = keep.shape[1]
-            out = rows * keep.reshape(shape)
-            if fill is not None:
-                out = out + fill.reshape(shape)
-            return out if per_row else out.reshape(-1, *x.shape[1:])
-        return ablate
-
-    def output_hook(ablate):
-        def hook(module, args, out):
-            if isinstance(out, (tuple, list)):  # e.g. attention modules return (output, weights)
-                return type(out)((ablate(module, out[0]), *out[1:]))
-            return ablate(module, out)
-        return hook
-
-    def input_hook(ablate):
-        def hook(module, args):
-            return (ablate(module, args[0]), *args[1:])
-        return hook
-
-    handles = [] if per_row else [model.register_forward_pre_hook(reset)]
+    layout = _Layout(mask.shape[0], per_row)
+    handles = [] if per_row else [model.register_forward_pre_hook(layout.reset)]
     try:
         for (name, side), members in sites.items():
-            ablate = make_ablation(members)
+            ablation = _SiteAblation(members, mask, means, dim, layout)
             module = _module(model, name)
-            handles.append(module.register_forward_pre_hook(input_hook(ablate)) if side == "in"
-                           else module.register_forward_hook(output_hook(ablate)))
+            handles.append(module.register_forward_pre_hook(ablation.input_hook) if side == "in"
+                           else module.register_forward_hook(ablation.output_hook))
         yield model
     finally:
         for h in handles:

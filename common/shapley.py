@@ -59,7 +59,8 @@ def estimate(estimator, game, players, options: RunOptions, *, estimator_options
     intact, lesioned = checked(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
     batch_size = batch_size_for(options.batch_size, checked, intact.size)
     if isinstance(estimator, str):
-        estimator = first_order_estimator(estimator, orderings.group, n, intact.size, options.dtype.itemsize)
+        estimator = first_order_estimator(estimator, orderings.group, n, intact.size, options.dtype.itemsize,
+                                          cost_per_coalition=getattr(checked.game, "cost_per_coalition", None))
     extra = dict(estimator_options or {})
     once = estimator.prologue(n)
     if once is not None:  # coalitions the estimator needs once, before the walk
@@ -83,16 +84,17 @@ def estimate(estimator, game, players, options: RunOptions, *, estimator_options
         estimates = dict(modes=run_msapy(checked, labels, orderings.orderings, intact, options.progress))
         estimates["se"] = np.full_like(estimates["modes"], np.nan)
     elif options.ray is not None:
-        evaluated = run_ray(options.ray.game_factory, labels, options.dtype, make_estimator, state, orderings,
-                            batch_size, n_workers=options.ray.workers, address=options.ray.address,
+        evaluated = run_ray(options.ray.game_factory, labels, make_estimator, state, orderings, batch_size=batch_size,
+                            dtype=options.dtype, n_workers=options.ray.workers, address=options.ray.address,
                             progress=options.progress, desc=desc)
         estimates = state.finish()
     else:
         checkpointer = None if options.checkpoint is None else Checkpointer(
             options.checkpoint.path, options.checkpoint.every,
             _checkpoint_config(options, labels, sampler, n_permutations, intact, batch_size, state))
-        walked = run_local(checked, state, orderings, batch_size, options.progress, checkpointer,
-                           options.checkpoint is not None and options.checkpoint.resume, precision, desc=desc)
+        walked = run_local(checked, state, orderings, batch_size, progress=options.progress, checkpointer=checkpointer,
+                           resume=options.checkpoint is not None and options.checkpoint.resume, precision=precision,
+                           desc=desc)
         estimates = state.finish()
     seconds = time.perf_counter() - started
     coalitions = checked.coalitions + evaluated

@@ -139,3 +139,22 @@ def test_target_se_stops_at_the_first_check_point_below_it(game_and_truth):
     assert first.se.max() <= target and first.metadata["target_reached"]
     np.testing.assert_array_equal(first.modes, again.modes)
     assert 0 <= first.metadata["weight_of_regression"] <= 1
+
+
+def test_the_chain_walk_alone_gives_each_group_its_chain_mean_and_an_exact_regression_on_additive_games():
+    from common.estimators.chain_walk import ChainWalk, prologue
+    from common.orderings import sample
+    n = 7
+    w = np.random.default_rng(1).normal(size=(n, 3))
+    game = lambda c: c.astype(float) @ w  # noqa: E731
+    orderings = sample("latin", n, 2 * n, 0)
+    ends = game(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
+    groups = []
+    walk = ChainWalk(n, ends[0], n, np.concatenate([game(prologue(n)), ends[1:]]), groups.append)
+    coalitions = walk.plan(orderings.orderings, 0)
+    for a in range(0, len(coalitions), 5):  # calls that split orderings
+        walk.fold(game(coalitions[a:a + 5]))
+    assert [g.first for g in groups] == [0, n] and len(coalitions) == 2 * n * (n - 3)
+    for g in groups:
+        np.testing.assert_allclose(g.p, w, atol=1e-12)  # an additive game's contributions never vary
+        np.testing.assert_allclose(walk.regression(g.b, g.gram), w, atol=1e-10)

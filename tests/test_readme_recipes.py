@@ -1,6 +1,6 @@
 """Every command recipe in the READMEs runs as written, at its smallest size.
 
-A recipe is a ```bash block of README.md, LLM/README.md, DCGAN/README.md or docs/*.md; its lines run in order,
+A recipe is a ```bash block of README.md, MLP/, LLM/ or DCGAN/README.md, or docs/*.md; its lines run in order,
 in a copy of the repository, each with the smallest-size options of its script appended (argparse keeps the
 last value). A line that needs what this machine lacks says so at its end (`# needs: a GPU`, `# needs: a
 download`, `# needs: ~30 min`) and is skipped here, as are `make` (CI runs `make test`) and `pip install` lines.
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-READMES = [ROOT / "README.md", ROOT / "LLM" / "README.md", ROOT / "DCGAN" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+READMES = [ROOT / "README.md", *(ROOT / folder / "README.md" for folder in ("MLP", "LLM", "DCGAN")),
+           *sorted((ROOT / "docs").glob("*.md"))]
 SMALLEST = {  # appended to every run of the script: the recipe, at its smallest size
     "MLP/train.py": "--sizes 8 12 --trials 1 --epochs 1",
     "MLP/compute_msa.py": "--n-permutations 4 --no-progress",
@@ -97,19 +98,38 @@ def test_recipe_runs_as_written(lines, copy):
             filter(None, map(skipped, lines))))
 
 
-def test_the_readme_python_examples_run_unchanged(tmp_path):
-    """The ```python blocks of the README (the engine in ten lines, interactions) run as printed."""
+def python_examples():
+    """The ```python blocks of the docs that continue the README's ten-line example (a line `# needs: ...` marks one
+    that needs what this machine lacks, e.g. a Ray cluster)."""
+    found = []
+    for doc in READMES[1:]:
+        for k, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)):
+            need = re.search(r"#\s*needs:\s*(.*)$", block, re.M)
+            marks = [pytest.mark.skip(reason=f"needs {need.group(1)}")] if need else []
+            found.append(pytest.param(block, id=f"{doc.relative_to(ROOT)}#{k}", marks=marks))
+    return found
+
+
+def run_python(code: str, folder: Path):
+    return subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"})
+
+
+def ten_lines() -> str:
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
-    assert blocks
-    code = blocks[0]  # the engine in ten lines: runs as it is
-    out = subprocess.run([sys.executable, "-c", code + "\nassert result.modes.shape == (64, 5)\n"], cwd=tmp_path,
-                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"},
-                         capture_output=True, text=True, timeout=600)
+    assert len(blocks) == 1, "the README holds one python example, the engine in ten lines"
+    return blocks[0]
+
+
+def test_the_readme_python_example_runs_unchanged(tmp_path):
+    out = run_python(ten_lines() + "\nassert result.modes.shape == (64, 5)\n", tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "modes.npz").exists()
-    for later in blocks[1:]:  # the others continue the first one's session (at a smaller budget here)
-        smaller = later.replace("budget=8000", "budget=2000").replace("n_permutations=400", "n_permutations=40")
-        out = subprocess.run([sys.executable, "-c", code.replace("n_permutations=1000", "n_permutations=20") + smaller],
-                             cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(ROOT),
-                                                "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("block", python_examples())
+def test_the_docs_python_examples_continue_it(block, tmp_path):
+    """Each runs after the ten lines (at 20 orderings there), at a smaller SPEX budget than printed."""
+    first = ten_lines().replace("n_permutations=1000", "n_permutations=20")
+    out = run_python(first + block.replace("budget=8000", "budget=2000"), tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]

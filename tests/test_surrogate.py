@@ -131,6 +131,11 @@ def test_auto_takes_the_surrogate_for_small_outputs_only(monkeypatch):
     assert pick(saturating) == "surrogate"
     assert pick(lambda c: np.repeat(saturating(c), 400, axis=1)) == "chain-kernel"  # 1200 elements
     assert pick(saturating, sampler="antithetic") == "chain"
+    cheap = Counting(saturating)
+    cheap.cost_per_coalition = 1e-4  # a game that answers in 0.1 ms: fits of a second each would not pay
+    assert pick(cheap) == "chain-kernel"
+    cheap.cost_per_coalition = 1.0  # an LLM's forward passes
+    assert pick(cheap) == "surrogate"
     monkeypatch.setattr("common.estimators.AUTO_MAX_BYTES", 10 ** 4)
     assert pick(saturating) == "chain-kernel"  # the surrogate's stored groups do not fit; chain-kernel's state does
 
@@ -142,3 +147,39 @@ def test_target_se_stops_at_the_first_check_point_below_it():
     assert 2 * group < first.n_permutations < 24 * group and first.n_permutations % group == 0
     assert first.se.max() <= target and first.metadata["target_reached"]
     np.testing.assert_array_equal(first.modes, again.modes)
+
+
+def walked_group(game, n, seed=2):
+    """One orthogonal group of `game` through a ChainWalk, with every chain kept: (walk, the Group)."""
+    from common.estimators.chain_walk import ChainWalk, prologue
+    from common.orderings import sample
+    orderings = sample("orthogonal", n, 2 * (n - 1), seed)
+    ends = game(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
+    border = np.concatenate([game(prologue(n)), ends[1:]])
+    done = []
+    walk = ChainWalk(n, ends[0], 2 * (n - 1), border, done.append, keep=2 * (n - 1))
+    walk.fold(game(walk.plan(orderings.orderings, 0)))
+    return walk, done[0]
+
+
+def test_the_fitter_alone_follows_a_saturating_game_and_repeats_itself():
+    from common.estimators.surrogate_fit import fit_surrogate
+    rng = np.random.default_rng(0)
+    train, held_out = rng.random((600, N)) < 0.5, rng.random((200, N)) < 0.5
+    g = fit_surrogate(train, saturating(train), seed=3)
+    residual = g(held_out) - saturating(held_out)
+    assert np.mean(residual ** 2) < 0.01 * np.var(saturating(held_out))  # R^2 > 0.99 on coalitions it never saw
+    np.testing.assert_array_equal(g(held_out), fit_surrogate(train, saturating(train), seed=3)(held_out))
+
+
+def test_the_control_variate_alone_is_exact_with_a_perfect_surrogate():
+    """With g = v and phi_g = v's exact modes, the residual game is zero: both estimates are the exact modes."""
+    from common.estimators.surrogate import control_variate
+    walk, group = walked_group(saturating, N)
+    cv = control_variate(walk, group, saturating, exact_shapley_modes(saturating, N))
+    truth = exact_shapley_modes(saturating, N)
+    assert cv.beta == pytest.approx(1.0)
+    np.testing.assert_allclose(cv.p, truth, atol=1e-12)
+    np.testing.assert_allclose(cv.k, truth, atol=1e-12)
+    half = control_variate(walk, group, lambda c: 0.5 * saturating(c), 0.5 * truth)  # beta <= 1: half of v goes
+    assert half.beta == pytest.approx(1.0) and np.allclose(half.p, 0.5 * truth + 0.5 * group.p, atol=1e-12)

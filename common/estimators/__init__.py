@@ -2,10 +2,10 @@
 command lines read their names, choices and descriptions from. Adding an estimator: its file, and one entry in
 ESTIMATORS."""
 from .base import Estimator
-from .chain_kernel import ChainKernelModes, state_bytes, unfit
+from .chain_kernel import ChainKernelModes
 from .chain_mean import ChainMeanModes
+from .chain_walk import unfit
 from .surrogate import SurrogateModes
-from .surrogate import state_bytes as surrogate_state_bytes
 
 __all__ = ["ChainKernelModes", "ChainMeanModes", "ESTIMATORS", "Estimator", "SurrogateModes"]
 
@@ -14,31 +14,44 @@ ESTIMATORS = {cls.name: cls for cls in (ChainMeanModes, ChainKernelModes, Surrog
 AUTO = "auto"      # a rule on players, sampler groups, output size and memory (first_order_estimator)
 MSAPY = "msapy"    # msapy's own lazy walk, one coalition per call: the parity oracle (common/runners/msapy.py)
 ESTIMATOR_CHOICES = (AUTO, *ESTIMATORS, MSAPY)
-ABOUT = {AUTO: "surrogate where it applies and the output has at most 1024 elements, chain-kernel for larger "
-               "outputs, else chain",
+ABOUT = {AUTO: "surrogate where it applies, the output has at most 1024 elements and the game is slow enough to pay "
+               "for its fits, chain-kernel where it applies otherwise, else chain",
          **{name: cls.about for name, cls in ESTIMATORS.items()},
          MSAPY: "msapy's lazy interface, one coalition per call: the chain estimate with msapy's own walk (no error "
                 "bars, checkpoints, Ray or target)"}
 
 AUTO_MAX_BYTES = 2 * 2 ** 30  # estimator="auto" takes chain-kernel only where its state fits in this
 AUTO_MAX_SURROGATE_OUTPUT = 1024  # and the surrogate only for outputs up to this many elements (measured there)
+# and only where a group's game evaluations take 10x its fits: about a second per group (0.7-6 s measured at
+# 10-200 units); a game that declares `cost_per_coalition` (seconds) is compared, one that does not is assumed slow
+SURROGATE_SECONDS_PER_GROUP = 1.0
 
 
-def first_order_estimator(name: str, group: int, n_players: int, output_size: int, itemsize: int):
+def surrogate_pays(n_players: int, group: int, cost_per_coalition: float | None) -> bool:
+    """Whether the surrogate's fits cost less than a tenth of the game's evaluations: a rule on the game's declared
+    cost, never on a clock, so that the same run picks the same estimator everywhere."""
+    if cost_per_coalition is None:
+        return True
+    return group * (n_players - 3) * cost_per_coalition >= 10 * SURROGATE_SECONDS_PER_GROUP
+
+
+def first_order_estimator(name: str, group: int, n_players: int, output_size: int, itemsize: int,
+                          cost_per_coalition: float | None = None):
     """The estimator class for shapley_modes(estimator=name), given the sampler's group size. auto: where
     chain-kernel applies (`unfit`: groups of at least n orderings, 4 players or more), the surrogate estimator (the
     best measured) for outputs of up to AUTO_MAX_SURROGATE_OUTPUT elements (scores, accuracies; each fit costs a
-    network on every output element), else chain-kernel, each where its state fits in AUTO_MAX_BYTES; else the
-    plain chain mean (iid or antithetic orderings). msapy: the chain mean, which msapy's walk computes."""
+    network on every output element) whose evaluations cost far more than its fits (`surrogate_pays`), else
+    chain-kernel, each where its state fits in AUTO_MAX_BYTES; else the plain chain mean (iid or antithetic
+    orderings). msapy: the chain mean, which msapy's walk computes."""
     if name == MSAPY:
         return ChainMeanModes
     if name == AUTO:
         name = ChainMeanModes.name
         if not unfit(n_players, group):
-            if output_size <= AUTO_MAX_SURROGATE_OUTPUT and \
-                    surrogate_state_bytes(n_players, output_size, group) <= AUTO_MAX_BYTES:
+            if output_size <= AUTO_MAX_SURROGATE_OUTPUT and surrogate_pays(n_players, group, cost_per_coalition) \
+                    and SurrogateModes.state_bytes(n_players, output_size, group) <= AUTO_MAX_BYTES:
                 name = SurrogateModes.name
-            elif state_bytes(n_players, output_size, itemsize) <= AUTO_MAX_BYTES:
+            elif ChainKernelModes.state_bytes(n_players, output_size, itemsize) <= AUTO_MAX_BYTES:
                 name = ChainKernelModes.name
     return ESTIMATORS[name]
 

@@ -89,7 +89,7 @@ def walk(game, estimator, orderings, batch_size: int, start: int = 0, stop: int 
     return done
 
 
-def run_local(game, estimator, orderings, batch_size: int, progress: bool = True, checkpointer=None,
+def run_local(game, estimator, orderings, batch_size: int, *, progress: bool = True, checkpointer=None,
               resume: bool = False, precision: Precision | None = None, desc: str = "Shapley modes") -> int:
     """Walk the orderings (until `precision` says stop); returns how many orderings the estimate holds."""
     start = 0

@@ -23,7 +23,7 @@ class ShardWorker:
         return index, estimator.state(), self.game.coalitions - before
 
 
-def run_ray(game_factory, labels, dtype, estimator_factory, estimator, orderings, batch_size: int, *,
+def run_ray(game_factory, labels, estimator_factory, estimator, orderings, *, batch_size: int, dtype,
             n_workers=None, address=None, progress=True, shards_per_worker: int = 4, max_restarts: int = 3,
             desc: str = "Shapley modes") -> int:
     """Walk every ordering on Ray; merges into `estimator` and returns the coalitions the workers evaluated."""
