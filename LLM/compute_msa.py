@@ -85,7 +85,7 @@ def reference_run(model, tokenizer, tasks):
     return run
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GameSettings:
     """Everything the game depends on; picklable, so a Ray worker builds its own copy with `build()`."""
     model: str
@@ -194,8 +194,9 @@ def build(args):
     tasks = build_tasks(args.sizes, args.items, args.items_seed)
     n_prompts = max(sum(len(t.items) for t in tasks if t.max_new_tokens == k) for k in {t.max_new_tokens for t in tasks})
     per_call = args.batch_size if args.batch_size is not None else max(1, ROWS_PER_CALL[device.type] // n_prompts)
-    settings = GameSettings(model_name, load_in_4bit, args.device, args.sizes, args.items, args.items_seed, units,
-                            args.ablation, args.exclusion, args.score, per_call, args.layers)
+    settings = GameSettings(model=model_name, load_in_4bit=load_in_4bit, device=args.device, sizes=args.sizes,
+                            items=args.items, items_seed=args.items_seed, units=units, ablation=args.ablation,
+                            exclusion=args.exclusion, score=args.score, per_call=per_call, layers=args.layers)
     started = time.perf_counter()
     game = settings.build()
     model, players, kind = game.model, game.players, game.units.kind

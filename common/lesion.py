@@ -234,7 +234,7 @@ class LesionGame:
     `batch_size` (coalitions per engine call) is read by the engine; `max_rows` caps C x B per forward pass.
     """
 
-    def __init__(self, model, units, inputs, value_fn, dim: int = 1, batch_size: int = 64, max_rows: int = 65536,
+    def __init__(self, model, units, inputs, value_fn, *, dim: int = 1, batch_size: int = 64, max_rows: int = 65536,
                  means: dict | None = None):
         self.model, self.units, self.inputs, self.value_fn = model, list(units), inputs, value_fn
         self.dim, self.batch_size, self.means = dim, batch_size, means

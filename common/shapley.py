@@ -91,7 +91,8 @@ def estimate(estimator, game, players, options: RunOptions, *, estimator_options
     else:
         checkpointer = None if options.checkpoint is None else Checkpointer(
             options.checkpoint.path, options.checkpoint.every,
-            _checkpoint_config(options, labels, sampler, n_permutations, intact, batch_size, state))
+            _checkpoint_config(options, labels, intact, state, sampler=sampler, n_permutations=n_permutations,
+                               batch_size=batch_size))
         walked = run_local(checked, state, orderings, batch_size, progress=options.progress, checkpointer=checkpointer,
                            resume=options.checkpoint is not None and options.checkpoint.resume, precision=precision,
                            desc=desc)
@@ -120,7 +121,7 @@ def _the_game(game, options: RunOptions):
     return options.ray.game_factory()
 
 
-def _checkpoint_config(options, labels, sampler, n_permutations, intact, batch_size, state) -> dict:
+def _checkpoint_config(options, labels, intact, state, *, sampler, n_permutations, batch_size) -> dict:
     """What a checkpoint must match to be resumed."""
     target = options.target
     return dict(players=[repr(p) for p in labels], n_permutations=n_permutations, seed=options.seed, sampler=sampler,

@@ -66,7 +66,7 @@ class _Replay:
         return [float(self.cache[m.tobytes()][self.column]) for m in masks]
 
 
-def spex_interactions(game, players, budget: int, index: str = "fsii", max_order: int = 2, seed: int = 0,
+def spex_interactions(game, players, budget: int, *, index: str = "fsii", max_order: int = 2, seed: int = 0,
                       reduce=None, algorithm: str = "spex") -> Interactions:
     """{tuple of player indices: value}, ranked by |value| (the largest over outputs); a value is a float for
     a scalar game, else an array of the output's shape (or of the `reduce` summaries' shape). Its
@@ -114,7 +114,7 @@ def spex_interactions(game, players, budget: int, index: str = "fsii", max_order
     return out
 
 
-def sparse_interactions(game, players, budget: int, top: int = 10, n_permutations: int = 200, seed: int = 0,
+def sparse_interactions(game, players, budget: int, *, top: int = 10, n_permutations: int = 200, seed: int = 0,
                         index: str = "SII", spex_index: str = "fsii", reduce=None, **options):
     """Screen all pairs with SPEX within `budget`, then estimate the `top` pairs' interaction modes (with
     standard errors) from `n_permutations` orderings: an InteractionResult whose .table() ranks them.

@@ -15,13 +15,9 @@ shrink with the group's size. State: ten O(n x output) float64 arrays and two n 
 import numpy as np
 
 from ..moments import Moments
-from .base import Estimator
-from .chain_walk import ChainWalk, Group, prologue, unfit
+from .chain_walk import ChainWalk, Group, OnChainWalk, unfit
 
-STATE_VERSION = 2  # the moments of both estimates in one array (common.moments); version 1 named them apart
-
-
-class ChainKernelModes(Estimator):
+class ChainKernelModes(OnChainWalk):
     name = "chain-kernel"
     about = ("the chain mean averaged with a KernelSHAP regression on the same chains, which skip the coalitions of "
              "size 0, 1 and n-1 (evaluated once): n-3 evaluations an ordering; needs sampler groups of at least n "
@@ -37,23 +33,6 @@ class ChainKernelModes(Estimator):
         d = self.intact.size
         self.moments = Moments(2, n_players, (d,))  # per group: the chain mean p and the group's own regression k
         self.b_sum, self.gram_sum = np.zeros((n_players, d)), np.zeros((n_players, n_players))  # pooled regression
-
-    @classmethod
-    def refuses(cls, n_players, group):
-        return unfit(n_players, group, cls.name)
-
-    @staticmethod
-    def prologue(n_players):
-        return prologue(n_players)
-
-    def config(self):
-        return dict(super().config(), state_version=STATE_VERSION)
-
-    def plan(self, orderings, first):
-        return self.walk.plan(orderings, first)
-
-    def fold(self, values):
-        self.walk.fold(values)
 
     def fold_group(self, group: Group):
         """Fold one group's chain mean and own regression into the moments, its regression sums into the pooled."""

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import chain_coalitions
+from .base import Estimator, chain_coalitions
 
 MIN_PLAYERS = 4  # below this every coalition is in the prologue: enumerate instead (common.exact)
+STATE_VERSION = 2  # the moments of the estimates in one array (common.moments); version 1 named them apart
 
 
 def unfit(n_players: int, group: int, name: str = "chain-kernel") -> str | None:
@@ -142,3 +143,25 @@ class ChainWalk:
     def regression(self, b, gram, total=None):
         """The constrained Shapley-kernel regression from a group's (or the pooled) sums, the border added."""
         return constrained_fit(gram + self.border_gram, b + self.border_b, self.total if total is None else total)
+
+
+class OnChainWalk(Estimator):
+    """The base of estimators whose coalitions are a ChainWalk's (`self.walk`): chain-kernel and the surrogate."""
+    walk: ChainWalk
+
+    @classmethod
+    def refuses(cls, n_players, group):
+        return unfit(n_players, group, cls.name)
+
+    @staticmethod
+    def prologue(n_players):
+        return prologue(n_players)
+
+    def config(self):
+        return dict(super().config(), state_version=STATE_VERSION)
+
+    def plan(self, orderings, first):
+        return self.walk.plan(orderings, first)
+
+    def fold(self, values):
+        self.walk.fold(values)

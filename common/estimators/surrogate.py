@@ -29,9 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..moments import Moments
-from .base import Estimator, chain_coalitions
-from .chain_kernel import STATE_VERSION
-from .chain_walk import ChainWalk, Group, constrained_fit, prologue, unfit
+from .base import chain_coalitions
+from .chain_walk import ChainWalk, Group, OnChainWalk, constrained_fit, prologue, unfit
 from .surrogate_fit import MAX_FIT_ROWS, SURROGATE_SEED, fit_surrogate, surrogate_shapley
 
 
@@ -92,7 +91,7 @@ def control_variate(walk: ChainWalk, group: Group, surrogate, phi: np.ndarray) -
                           total + phi.sum(0) - walk.total, beta)
 
 
-class SurrogateModes(Estimator):
+class SurrogateModes(OnChainWalk):
     name = "surrogate"
     about = ("chain-kernel with a small network fitted to the game as a control variate (cross-fitted, no extra "
              "game evaluations)")
@@ -121,23 +120,6 @@ class SurrogateModes(Estimator):
         self.pending_orders = np.zeros((self.group, n), np.int64)
         self.pending_chains = np.zeros((self.walk.keep, n, d))
         self.pending_p, self.pending_b, self.pending_gram = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, n))
-
-    @classmethod
-    def refuses(cls, n_players, group):
-        return unfit(n_players, group, cls.name)
-
-    @staticmethod
-    def prologue(n_players):
-        return prologue(n_players)
-
-    def config(self):
-        return dict(super().config(), state_version=STATE_VERSION)
-
-    def plan(self, orderings, first):
-        return self.walk.plan(orderings, first)
-
-    def fold(self, values):
-        self.walk.fold(values)
 
     @property
     def groups(self) -> int:

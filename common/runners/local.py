@@ -68,7 +68,7 @@ class Precision:
         return False
 
 
-def walk(game, estimator, orderings, batch_size: int, start: int = 0, stop: int | None = None,
+def walk(game, estimator, orderings, batch_size: int, *, start: int = 0, stop: int | None = None,
          progress: bool = False, after_block=None, desc: str = "Shapley modes") -> int:
     """Evaluate the planned coalitions of every block of orderings [start, stop) and fold them in; returns the
     number of orderings complete. `after_block(k)` runs when the first k orderings are complete; when it
