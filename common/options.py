@@ -8,7 +8,7 @@ becomes a usage error there, before anything loads).
     shapley_modes(game, units, 100_000, target=TargetSE(0.005))
 """
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +103,6 @@ class RunOptions:
     checkpoint: Checkpoint | None = None
     ray: Ray | None = None
     target: TargetSE | None = None
-    extra: dict = field(default_factory=dict)  # what a run adds for the record (nothing is checked)
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (a frozen dataclass)

@@ -102,7 +102,7 @@ def estimate(estimator, game, players, options: RunOptions, *, estimator_options
     metadata = dict(seconds=seconds, coalitions=int(coalitions), backend="local" if options.ray is None else "ray",
                     batch_size=batch_size, coalitions_per_s=coalitions / max(seconds, 1e-12),
                     estimator="msapy" if options.msapy else estimator.name, sampler_asked=options.sampler,
-                    n_permutations_asked=options.n_permutations, **options.extra)
+                    n_permutations_asked=options.n_permutations)
     # e.g. weight_of_regression; se_dof: the standard errors' degrees of freedom (sampler groups or orderings less one)
     metadata.update({k: v for k, v in estimates.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     if options.target is not None:
