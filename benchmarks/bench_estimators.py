@@ -1,29 +1,32 @@
-"""Benchmark: which orderings (and estimators) reach the same error with fewer game evaluations.
+"""Benchmark: which estimator reaches the same error with the fewest evaluations, beside the field's best.
 
-Games from real networks, each with its truth: exact Shapley modes by enumerating every coalition, or (the tiny
-MoE, whose coalitions are generated text, and a 32-unit MLP) a reference from many more orderings (3,200 and
-12,800). For every method and seed, the RMSE against the truth; printed as RMSE(iid) / RMSE(method) at equal
-evaluations (> 1: the method is better). The budget is 4n orderings' worth of the plain chain (two orthogonal
-blocks), evaluations being the game's coalitions, the intact network's included; a method whose group does not
-fit the budget exactly uses the largest whole number of groups below it, and its RMSE is scaled by
-sqrt(evaluations / budget) (the Monte Carlo rate), so every ratio is at equal cost.
+Games from real networks, each with its truth: exact Shapley modes by enumerating every coalition (12-20 units),
+or a reference from many more orderings (the tiny MoE's 16 experts, a 32-unit MLP), whose own variance is
+subtracted from every method's squared error. For every method, budget and seed: the RMSE against the truth, the
+rows sent to the game and the distinct coalitions among them, the estimator's own time (wall time less the
+game's) and, where the method gives error bars, the coverage: the fraction of mode elements whose error is within
+the result's 95% interval (`ShapleyResult.margin`: 2 SE where the SE has many degrees of freedom, the t quantile
+where it has few), which should be about 0.95.
 
-    python benchmarks/bench_estimators.py                 # all games (~45 min on 2 CPU cores)
-    python benchmarks/bench_estimators.py --games mlp-accuracy generator-12 --seeds 40
+Budgets are in orderings' worth of the plain chain (n evaluations an ordering, the intact and lesioned networks
+included): below n, 4n and 16n by default. A method whose sampler groups do not fit a budget exactly uses the
+largest whole number of groups below it. Errors are compared at equal cost: a method's squared error is scaled
+by its cost over the budget (the Monte Carlo rate), the cost being the rows our engine sends (it has no cache)
+and the distinct coalitions for shapiq's approximators (run through a cache: benchmarks/peers.py).
 
-Methods: the engine's samplers (common.SAMPLERS: iid, antithetic, latin, latin-antithetic, orthogonal) with the
-chain estimator; with orthogonal orderings, chain-kernel (the chain mean averaged with a KernelSHAP regression on
-the same chains) and surrogate (chain-kernel with a fitted network as a control variate), which every
-compute_msa.py runs by default for outputs of up to 1024 elements (chain-kernel for larger ones: the "auto"
-column); and two prototypes not adopted (see the README's table): paired KernelSHAP with leverage-score sizes
-(Musco & Witter 2024) on coalitions of its own, and quadratic regression-adjusted Monte Carlo (Witter et al.
-2025), which needs O(n^2 x output) memory. The games with a reference run the engine's methods only: the MoE (16
-experts of its first two layers, log-probability scoring, one item per task) and the 32-unit MLP, 12 seeds each.
-The surrogate is not run on image outputs (auto takes chain-kernel there). The last line is min_ratio_vs_iid=X
-for "auto", over all games.
+    python benchmarks/bench_estimators.py                       # every game (about an hour on 2 CPU cores)
+    python benchmarks/bench_estimators.py --games mlp-accuracy --budgets 4 --seeds 40
+
+Methods: the samplers (common.SAMPLERS) with the chain estimator; chain-kernel and surrogate on orthogonal
+orderings; kadd (a 2-additive regression on distinct coalitions); auto (what every compute_msa.py runs: the
+sampler and estimator it picks, named in the table); and, where shapiq is installed (pip install -e '.[bench]'),
+shapiq 1.4.1's KernelSHAP with pairing, kADD-SHAP, SVARM and permutation sampling, one approximator per output
+element over a shared cache (on image outputs, on 48 fixed pixels, where every method is then scored). The tiny
+MoE (generated text) runs ours only, at budgets up to 4n. The last lines print min_ratio_vs_iid (auto against
+iid), min_ratio_vs_best_peer (auto against the best shapiq approximator) and min_coverage (auto's), over every
+game and budget.
 """
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -32,16 +35,17 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from common import shapley_modes  # noqa: E402
-from common.estimators import AUTO_MAX_SURROGATE_OUTPUT, first_order_estimator  # noqa: E402
+from common.estimators import AUTO_MAX_SURROGATE_OUTPUT  # noqa: E402
 from common.exact import exact_shapley_modes  # noqa: E402
 from common.orderings import BEST_FIRST, SAMPLERS  # noqa: E402
 
+import peers  # noqa: E402  (benchmarks/peers.py)
+
 CACHE = ROOT / "benchmarks" / ".cache"
-DEFAULT_SAMPLER = BEST_FIRST[0]  # what --sampler auto picks first
-ESTIMATORS = ("chain-kernel", "surrogate")  # run with that sampler; estimator="auto" picks one by output size
+DEFAULT_SAMPLER = BEST_FIRST[0]  # what --sampler auto picks first: chain-kernel and the surrogate run on it
 
 
 # ---------------------------------------------------------------- games from real networks
@@ -127,162 +131,164 @@ def moe16_game():
 
 GAMES = {"mlp-accuracy": (mlp_accuracy_game, 12), "mlp-softprob": (lambda: SoftProbGame(*digit_mlp()), 12),
          "generator-12": (generator12_game, 12), "dcgan-layer": (dcgan_layer_game, 16), "moe-16": (moe16_game, 16),
-         "mlp32-accuracy": (lambda: mlp_accuracy_game(32), 32)}
-# too many coalitions to enumerate (2^16 generations, 2^32 MLPs): (budget, orderings of the reference); a budget of
-# 4n orderings' worth fits two orthogonal blocks of 2(n - 1), so every method has two groups or more
-REFERENCE_ONLY = {"moe-16": (64, 3200), "mlp32-accuracy": (128, 12800)}
-
-
-# ---------------------------------------------------------------- methods tried as prototypes
-def kernel_paired(game, n, budget, seed):
-    """Paired KernelSHAP with leverage-score sampling (sizes uniform, Musco & Witter 2024), constrained WLS."""
-    rng = np.random.default_rng(seed)
-    ends = np.asarray(game(np.stack([np.zeros(n, bool), np.ones(n, bool)])), float)
-    m = (budget - 2) // 2
-    sizes = rng.integers(1, n, size=m)
-    z = np.zeros((m, n), bool)
-    for r, s in enumerate(sizes):
-        z[r, rng.choice(n, s, replace=False)] = True
-    z = np.concatenate([z, ~z])
-    s = z.sum(1)
-    weight = 1.0 / (s * (n - s))  # Shapley kernel / sampling probability, up to a constant
-    y = np.asarray(game(z), float).reshape(len(z), -1) - ends[0].reshape(1, -1)
-    total = (ends[1] - ends[0]).reshape(-1)
-    a = (z * weight[:, None]).T @ z
-    b = (z * weight[:, None]).T @ y
-    a_inv = np.linalg.pinv(a)
-    ones = np.ones(n)
-    correction = (ones @ a_inv @ b - total) / (ones @ a_inv @ ones)
-    return (a_inv @ (b - ones[:, None] * correction[None])).reshape(n, *ends.shape[1:])
-
-
-def regression_adjusted(game, n, budget, seed):
-    """Quadratic regression-adjusted Monte Carlo (Witter et al. 2025) on iid chains, cross-fitted: a
-    quadratic surrogate fitted on one half of the chains, whose exact Shapley values plus the Monte Carlo
-    estimate of (game - surrogate) on the other half give the estimate; then the halves swap."""
-    from common.estimators.base import chain_coalitions
-    orderings = SAMPLERS["iid"].draw(n, budget // n, seed)
-    intact = np.asarray(game(np.ones((1, n), bool)), float)[0].reshape(-1)
-    halves = [orderings[: len(orderings) // 2], orderings[len(orderings) // 2:]]
-    data = []
-    for half in halves:
-        z = chain_coalitions(half)
-        data.append((half, z, np.asarray(game(z), float).reshape(len(z), -1)))
-    iu = np.triu_indices(n, 1)
-
-    def features(z):
-        z = z.astype(float)
-        return np.concatenate([np.ones((len(z), 1)), z, z[:, iu[0]] * z[:, iu[1]]], 1)
-
-    estimates = []
-    for fit, use in ((data[0], data[1]), (data[1], data[0])):
-        x = features(fit[1])
-        coef = np.linalg.solve(x.T @ x + 1e-6 * np.eye(x.shape[1]), x.T @ fit[2])  # (1 + n + pairs, D)
-        lin, pair = coef[1:n + 1], np.zeros((n, n, coef.shape[1]))
-        pair[iu] = coef[n + 1:]
-        pair = pair + pair.transpose(1, 0, 2)
-        phi_f = lin + 0.5 * pair.sum(1)
-        half, z, values = use
-        k = len(half)
-        residual = (values - features(z) @ coef).reshape(k, n, -1)
-        at_intact = intact - features(np.ones((1, n), bool))[0] @ coef
-        before = np.concatenate([np.broadcast_to(at_intact, (k, 1, len(at_intact))), residual[:, :-1]], 1)
-        mc = np.zeros_like(phi_f)
-        for j in range(k):  # step t of ordering j lesions player half[j, t]
-            mc[half[j]] += before[j] - residual[j]
-        estimates.append(phi_f + mc / k)
-    return np.mean(estimates, 0).reshape(n, *game(np.ones((1, n), bool)).shape[1:])
+         "mlp20-accuracy": (lambda: mlp_accuracy_game(20), 20), "mlp32-accuracy": (lambda: mlp_accuracy_game(32), 32)}
+# too many coalitions to enumerate: (reference sampler, estimator, orderings, the largest budget in orderings' worth
+# of n that the reference is precise enough for); the reference's variance is subtracted from every squared error
+REFERENCE_ONLY = {"moe-16": ("antithetic", "chain", 3200, 4), "mlp32-accuracy": ("orthogonal", "chain-kernel", 62000, 16)}
+OURS = (*SAMPLERS, "chain-kernel", "surrogate", "kadd", "auto")  # the samplers with the chain estimator, then ours
+PEER_PIXELS = 48  # image outputs: every method is scored on these many fixed pixels (shapiq runs one per element)
 
 
 # ---------------------------------------------------------------- the benchmark
-def truth_of(name, game, n, reference_orderings):
-    path = CACHE / f"truth_{name}.npy"
+def truth_of(name, game, n):
+    """(truth, its variance per element): exact, or a reference whose standard errors give the variance."""
+    path = CACHE / f"truth2_{name}.npz"
     if path.exists():
-        return np.load(path)
+        with np.load(path) as saved:
+            return saved["truth"], saved["variance"]
     started = time.perf_counter()
     if name in REFERENCE_ONLY:
-        truth = shapley_modes(game, n, n_permutations=reference_orderings, seed=10 ** 6, sampler="antithetic",
-                              progress=True).modes
+        sampler, estimator, orderings, _ = REFERENCE_ONLY[name]
+        reference = shapley_modes(game, n, n_permutations=orderings, seed=10 ** 6, sampler=sampler,
+                                  estimator=estimator, progress=True)
+        truth, variance = reference.modes, reference.se ** 2
     else:
         truth = exact_shapley_modes(game, n)
+        variance = np.zeros_like(truth)
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, truth)
+    np.savez(path, truth=truth, variance=variance)
     print(f"  truth of {name}: {time.perf_counter() - started:.0f} s", flush=True)
-    return truth
+    return truth, variance
 
 
 def run_method(method, game, n, budget_orderings, seed):
-    """(estimate, evaluations used): the game's calls, the intact network's included."""
-    if method in SAMPLERS or method in ESTIMATORS:
-        sampler, estimator = (method, "chain") if method in SAMPLERS else (DEFAULT_SAMPLER, method)
-        group = SAMPLERS[sampler].group(n)
-        per_ordering, once = (n, 2) if estimator == "chain" else (n - 3, 2 + 2 * n)
-        k = (budget_orderings * n + 2 - once) // per_ordering // group * group
-        if k == 0:
-            return None, 0
-        result = shapley_modes(game, n, n_permutations=k, seed=seed, sampler=sampler, estimator=estimator,
-                               progress=False)
-        return result.modes, result.metadata["coalitions"]
-    budget = budget_orderings * n
-    return {"kernel-paired": kernel_paired, "regression-adjusted": regression_adjusted}[method](
-        game, n, budget, seed), budget
+    """One run: dict(modes, se (half the 95% interval: the SE times the t quantile of its degrees of freedom over
+    2; None without error bars), rows, distinct, cost, seconds, own_seconds, name), or
+    None where the method cannot run at this budget. Budget: budget_orderings * n + 2 evaluations."""
+    budget = int(round(budget_orderings * n)) + 2
+    cached = peers.Cached(game)
+    started = time.perf_counter()
+    if method in peers.PEERS:
+        modes, cached = peers.peer_modes(method, game, n, budget, seed)
+        se, name, cost = None, method, cached.distinct
+    else:
+        if method == "auto":
+            sampler, estimator, k = "auto", "auto", max(1, int(budget_orderings))
+        else:
+            sampler, estimator = (method, "chain") if method in SAMPLERS else \
+                ("iid" if method == "kadd" else DEFAULT_SAMPLER, method)
+            group = SAMPLERS[sampler].group(n)
+            per_ordering, once = {"chain": (n, 2), "kadd": (n, 2)}.get(estimator, (n - 3, 2 + 2 * n))
+            k = (budget - once) // per_ordering // group * group
+        try:
+            if k == 0:
+                return None
+            result = shapley_modes(cached, n, n_permutations=k, seed=seed, sampler=sampler, estimator=estimator,
+                                   progress=False)
+        except ValueError:  # e.g. kadd below its coefficients' count
+            return None
+        modes, se, cost = result.modes, result.margin(0.95) / 2, cached.rows  # half the 95% interval (t quantile)
+        name = f"{result.sampler}/{result.metadata['estimator']}"
+    seconds = time.perf_counter() - started
+    return dict(modes=np.asarray(modes, float), se=se, rows=cached.rows, distinct=cached.distinct, cost=cost,
+                budget=budget, seconds=seconds, own_seconds=seconds - cached.seconds, name=name)
+
+
+def score(run, truth, variance, pixels):
+    """(squared error at equal cost, coverage or None) of one run, on the scored elements."""
+    flat = lambda a: a.reshape(len(a), -1)[:, pixels]  # noqa: E731
+    error = flat(run["modes"]) - flat(truth)
+    mse = max(np.mean(error ** 2) - np.mean(flat(variance)), 0.0) * run["cost"] / run["budget"]
+    coverage = None
+    if run["se"] is not None and np.isfinite(run["se"]).all():
+        coverage = float(np.mean(np.abs(error) <= 2 * np.sqrt(flat(run["se"]) ** 2 + flat(variance)) + 1e-12))
+    return mse, coverage
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--games", nargs="+", choices=tuple(GAMES), default=list(GAMES))
-    p.add_argument("--methods", nargs="+", default=list(SAMPLERS) + list(ESTIMATORS) + ["kernel-paired",
-                                                                                       "regression-adjusted"])
-    p.add_argument("--seeds", type=int, default=100,
-                   help="seeds per method and game with exact truth (default: %(default)s)")
-    p.add_argument("--reference-seeds", type=int, default=12,
-                   help="seeds per method for the tiny MoE, whose runs generate text (default: %(default)s)")
-    p.add_argument("--orderings", type=int, default=None,
-                   help="budget per run of the games with exact truth, in orderings' worth of evaluations of the "
-                        "plain chain (default: 4 n, two orthogonal blocks)")
+    p.add_argument("--methods", nargs="+", choices=(*OURS, *peers.PEERS), default=None,
+                   help="default: all of ours, and shapiq's where it is installed")
+    p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 4, 16],
+                   help="budgets in orderings' worth of n evaluations (default: %(default)s)")
+    p.add_argument("--seeds", type=int, default=20, help="seeds per method, game and budget (default: %(default)s)")
+    p.add_argument("--reference-seeds", type=int, default=8,
+                   help="seeds for the tiny MoE, whose runs generate text (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    if min(args.seeds, args.reference_seeds, 2 if args.orderings is None else args.orderings) < 2:
-        p.error("--seeds, --reference-seeds and --orderings must be at least 2")
+    if min(args.seeds, args.reference_seeds) < 2 or min(args.budgets) <= 0:
+        p.error("--seeds and --reference-seeds must be at least 2, --budgets positive")
+    methods = args.methods or [*OURS, *(peers.PEERS if peers.available() else ())]
+    if "iid" not in methods:
+        methods = ["iid", *methods]
+    if not peers.available() and any(m in peers.PEERS for m in methods):
+        p.error("shapiq is not installed: pip install -e '.[bench]'")
     torch.set_num_threads(args.threads)
-    table = {}
+    rows = []  # (game, budget, method, picked, ratio_vs_iid, rmse, coverage, rows, distinct, own seconds)
     for name in args.games:
         build, n = GAMES[name]
         started = time.perf_counter()
         game = build()
-        budget, reference = REFERENCE_ONLY.get(name, (4 * n if args.orderings is None else args.orderings, None))
-        truth = truth_of(name, game, n, reference)
-        scale = np.sqrt(np.mean(truth ** 2))
-        rmse = {}
-        seeds = args.reference_seeds if name in REFERENCE_ONLY else args.seeds
-        for method in args.methods:
-            if name in REFERENCE_ONLY and method not in (*SAMPLERS, *ESTIMATORS):
-                continue  # the prototypes, rejected on the other games, are not worth an hour of generation
-            if method == "surrogate" and truth[0].size > AUTO_MAX_SURROGATE_OUTPUT:
-                continue  # images: a network per pixel per fit; estimator="auto" takes chain-kernel there
-            errors = []
-            for seed in range(seeds):
-                estimate, used = run_method(method, game, n, budget, seed)
-                if estimate is None:
-                    break
-                errors.append(np.mean((estimate - truth) ** 2) * used / (budget * n))
-            rmse[method] = np.sqrt(np.mean(errors)) if errors else np.nan
-        table[name] = {m: rmse["iid"] / rmse[m] if m in rmse else np.nan for m in args.methods}
-        table[name]["auto"] = table[name].get(first_order_estimator(
-            "auto", 2 * (n - 1), n, truth[0].size, 8, getattr(game, "cost_per_coalition", None)).name, np.nan)
-        print(f"{name}: n={n}, {seeds} seeds x {budget * n} evaluations, RMS truth {scale:.3g}, "
-              f"iid RMSE {rmse['iid']:.3g} ({time.perf_counter() - started:.0f} s)", flush=True)
-    columns = [*args.methods, "auto"]
-    width = max(map(len, columns)) + 2
-    print("\nRMSE(iid) / RMSE(method) at equal evaluations (> 1: fewer evaluations for the same error); auto: the "
-          "estimator compute_msa.py picks for the game (surrogate for outputs of up to 1024 elements)")
-    print(f"{'game':<14}" + "".join(f"{m:>{width}}" for m in columns))
-    for name, row in table.items():
-        print(f"{name:<14}" + "".join(f"{row[m]:>{width}.2f}" for m in columns))
-    for m in columns:
-        measured = [row[m] for row in table.values() if not np.isnan(row[m])]
-        print(f"min_ratio_vs_iid[{m}]=" + (f"{min(measured):.2f}" if measured else "-"))
-    print(f"min_ratio_vs_iid={min(row['auto'] for row in table.values()):.2f}")
+        truth, variance = truth_of(name, game, n)
+        d = truth[0].size
+        pixels = np.sort(np.random.default_rng(0).choice(d, PEER_PIXELS, replace=False)) if d > 1024 else slice(None)
+        largest = REFERENCE_ONLY.get(name, (None, None, None, max(args.budgets)))[3]
+        seeds = args.reference_seeds if name == "moe-16" else args.seeds
+        for budget in [b for b in args.budgets if b <= largest]:
+            table = {}
+            for method in methods:
+                if name == "moe-16" and method in peers.PEERS:
+                    continue  # an hour of generation each
+                if method == "surrogate" and d > AUTO_MAX_SURROGATE_OUTPUT:
+                    continue  # images: a network per pixel per fit; auto takes chain-kernel there
+                runs = [run_method(method, game, n, budget * n, seed) for seed in range(seeds)]
+                if any(r is None for r in runs):
+                    continue
+                scored = [score(r, truth, variance, pixels) for r in runs]
+                coverage = [c for _, c in scored if c is not None]
+                table[method] = dict(rmse=np.sqrt(np.mean([m for m, _ in scored])), picked=runs[0]["name"],
+                                     coverage=np.mean(coverage) if coverage else None,
+                                     rows=np.mean([r["rows"] for r in runs]),
+                                     distinct=np.mean([r["distinct"] for r in runs]),
+                                     own=np.mean([r["own_seconds"] for r in runs]),
+                                     share=np.mean([r["own_seconds"] / r["seconds"] for r in runs]))
+            iid = table["iid"]["rmse"]
+            print(f"{name} (n={n}) at {budget:g}n: {seeds} seeds, iid RMSE {iid:.3g} "
+                  f"({time.perf_counter() - started:.0f} s so far)", flush=True)
+            for method, t in table.items():
+                rows.append((name, budget, method, t["picked"], iid / t["rmse"], t["rmse"], t["coverage"], t["rows"],
+                             t["distinct"], t["own"], t["share"]))
+                print_row(rows[-1])
+    print("\nRMSE(iid) / RMSE(method) at equal cost (> 1: fewer evaluations for the same error); coverage: mode "
+          "elements within the 95% interval (about 2 SE; t quantiles for few degrees of freedom); own: the "
+          "estimator's seconds per run (wall time less the game's), and their share of the run's wall time")
+    print(f"{'game':<15}{'budget':>7}  {'method':<20}{'runs as':<28}{'ratio':>7}{'coverage':>10}{'rows':>8}"
+          f"{'distinct':>10}{'own s':>9}{'share':>7}")
+    for row in rows:
+        print_row(row)
+    summary(rows)
+
+
+def print_row(row):
+    game, budget, method, picked, ratio, _, coverage, sent, distinct, own, share = row
+    cover = "-" if coverage is None else f"{coverage:.3f}"
+    print(f"{game:<15}{budget:>6g}n  {method:<20}{picked:<28}{ratio:>7.2f}{cover:>10}{sent:>8.0f}{distinct:>10.0f}"
+          f"{own:>9.3f}{share:>7.0%}", flush=True)
+
+
+def summary(rows):
+    auto = {(g, b): (ratio, rmse, coverage) for g, b, m, _, ratio, rmse, coverage, *_ in rows if m == "auto"}
+    best_peer = {}
+    for g, b, m, _, _, rmse, *_ in rows:
+        if m in peers.PEERS:
+            best_peer[g, b] = min(best_peer.get((g, b), np.inf), rmse)
+    if auto:
+        print(f"min_ratio_vs_iid={min(r for r, _, _ in auto.values()):.2f}")
+        against = [best_peer[k] / auto[k][1] for k in auto if k in best_peer]
+        print("min_ratio_vs_best_peer=" + (f"{min(against):.2f}" if against else "- (shapiq not run)"))
+        covered = [c for _, _, c in auto.values() if c is not None]
+        print("min_coverage=" + (f"{min(covered):.3f}" if covered else "-"))
 
 
 if __name__ == "__main__":

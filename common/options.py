@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .estimators import ESTIMATOR_CHOICES
+from .estimators import ESTIMATOR_CHOICES, ESTIMATORS
 from .orderings import SAMPLERS
 
 DEFAULT_CHECKPOINT_EVERY = 60.0  # seconds
@@ -135,6 +135,10 @@ class RunOptions:
             if self.target is not None:
                 raise ValueError("a target SE stops a local walk at a block boundary; on Ray the shards run to the end: "
                                  "give n_permutations instead")
+        named = ESTIMATORS.get(self.estimator) if isinstance(self.estimator, str) else self.estimator
+        if self.target is not None and named is not None and not named.stops_early:
+            raise ValueError(f"the {named.name} estimator fits once its whole plan is in, so it cannot stop at a "
+                             "target SE: use estimator='auto' or 'chain-kernel' with a target")
         if self.estimator == "msapy":
             refused = [name for name, given in (("a checkpoint", self.checkpoint), ("Ray", self.ray),
                                                 ("a target SE (msapy keeps no spread)", self.target)) if given]

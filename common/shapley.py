@@ -13,6 +13,7 @@ import time
 from functools import partial
 
 import numpy as np
+from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpointer
@@ -22,6 +23,8 @@ from .options import Checkpoint, Ray, RunOptions, TargetSE
 from .orderings import auto_sampler, sample
 from .result import ShapleyResult
 from .runners import Precision, run_local, run_msapy, run_ray
+
+FEW_DOF = 10  # below this many degrees of freedom, the run says how wide a 95% interval is
 
 # the options of the API before RunOptions, and what replaces each (a clear error, not a silent shift)
 RENAMED = dict(engine="estimator='msapy'", checkpoint_every="checkpoint=Checkpoint(path, every=...)",
@@ -52,7 +55,7 @@ def estimate(estimator, game, players, options: RunOptions, *, estimator_options
     orderings = sample(sampler, n, n_permutations, options.seed)
     if estimator != "auto":  # before the game runs
         named = first_order_estimator(estimator, orderings.group, n, 1, 8) if isinstance(estimator, str) else estimator
-        why = named.refuses(n, orderings.group)
+        why = named.refuses(n, orderings.group, n_permutations)
         if why:
             raise ValueError(why)
     checked = CheckedGame(_the_game(game, options), labels, options.dtype)
@@ -60,8 +63,22 @@ def estimate(estimator, game, players, options: RunOptions, *, estimator_options
     batch_size = batch_size_for(options.batch_size, checked, intact.size)
     if isinstance(estimator, str):
         estimator = first_order_estimator(estimator, orderings.group, n, intact.size, options.dtype.itemsize,
-                                          cost_per_coalition=getattr(checked.game, "cost_per_coalition", None))
+                                          cost_per_coalition=getattr(checked.game, "cost_per_coalition", None),
+                                          n_orderings=n_permutations, target=options.target is not None)
+    if estimator.takes_run:  # it plans coalitions of its own, and the orderings only count them: no whole groups
+        wanted = options.n_permutations if options.sampler == "auto" else n_permutations
+        most = estimator.most_orderings(n)
+        if most is not None and wanted > most:  # a plan that holds every coalition: no more to walk
+            if options.progress:
+                tqdm.write(f"{estimator.name}: {most} orderings' worth of evaluations hold every coalition of {n} "
+                           f"players; walking {most}, not {wanted}")
+            wanted = most
+        if wanted != n_permutations:
+            sampler, n_permutations = "iid", wanted
+            orderings = sample(sampler, n, n_permutations, options.seed)
     extra = dict(estimator_options or {})
+    if estimator.takes_run:
+        extra.update(n_orderings=n_permutations, seed=options.seed)
     once = estimator.prologue(n)
     if once is not None:  # coalitions the estimator needs once, before the walk
         extra["border"] = np.concatenate([checked(once[a:a + batch_size]) for a in range(0, len(once), batch_size)]
@@ -98,6 +115,11 @@ def estimate(estimator, game, players, options: RunOptions, *, estimator_options
                            desc=desc)
         estimates = state.finish()
     seconds = time.perf_counter() - started
+    dof = estimates.get("se_dof")
+    if options.progress and dof is not None and dof < FEW_DOF:
+        tqdm.write(f"the error bars have {dof:.3g} degrees of freedom: a 95% interval is "
+                   f"{student_t.ppf(0.975, dof) if dof >= 1 else float('inf'):.3g} SE wide, not 2 "
+                   "(ShapleyResult.margin); walk more orderings for tighter error bars")
     coalitions = checked.coalitions + evaluated
     metadata = dict(seconds=seconds, coalitions=int(coalitions), backend="local" if options.ray is None else "ray",
                     batch_size=batch_size, coalitions_per_s=coalitions / max(seconds, 1e-12),
@@ -140,9 +162,10 @@ def shapley_modes(game, players, n_permutations: int = 1000, *, seed: int = 1, s
     sampler: a name in common.SAMPLERS: "iid" (msapy's orderings for this seed), "antithetic", "latin",
         "latin-antithetic", "orthogonal"; or "auto": the best measured one that fits at least twice, with
         n_permutations rounded to whole blocks of it.
-    estimator: what the chains' values become (common.estimators.ABOUT): "chain" (the mean marginal contribution,
-        msapy's), "chain-kernel", "surrogate", "auto" (the best that applies), or "msapy" (msapy's own lazy walk
-        on the same orderings, one coalition per call: the parity oracle; no error bars).
+    estimator: common.estimators.ABOUT: "kadd" (a regression on distinct coalitions of its own; the orderings
+        only count them), what the chains' values become: "chain" (the mean marginal contribution, msapy's),
+        "chain-kernel", "surrogate"; "auto" (the best that applies), or "msapy" (msapy's own lazy walk on the same
+        orderings, one coalition per call: the parity oracle; no error bars).
     batch_size: coalitions per game call; default: the game's own `batch_size` attribute, else by output size.
     dtype: accumulator precision, float64 or float32 (halves the memory of very large outputs).
     checkpoint: common.Checkpoint(path, every=60, resume=False, fingerprint=None): save the state, resume it.

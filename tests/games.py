@@ -26,6 +26,13 @@ def unanimity(sets, n):
     return game, truth
 
 
+def coverage_floor(level: float, runs: int, sigmas: float = 3.0) -> float:
+    """The least mean coverage that `runs` independent runs of an honest `level` interval give, but for a
+    `sigmas`-sigma fluke. One run's fraction of covered elements has variance at most level (1 - level), however
+    its elements correlate, so the floor holds whatever the game; it does not depend on rounding."""
+    return level - sigmas * np.sqrt(level * (1 - level) / runs)
+
+
 def exact_shapley(game, n):
     """Exact Shapley values from all 2^n coalitions (n up to ~14)."""
     coalitions = np.array(list(itertools.product([False, True], repeat=n)))

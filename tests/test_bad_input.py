@@ -75,6 +75,7 @@ def cases(tmp):
         (mlp, ["--engine", "msapy"], "--engine msapy: msapy's walk is now --estimator msapy"),
         (mlp, ["--estimator", "chain-kernel", "--interactions", "spex"], "it cannot take --estimator chain-kernel"),
         (mlp, ["--estimator", "msapy", "--target-se", "0.1"], "msapy's own lazy walk, which cannot honour a target"),
+        (mlp, ["--estimator", "kadd", "--target-se", "0.1"], "the kadd estimator fits once its whole plan is in"),
         (mlp, ["--estimator", "msapy", "--checkpoint-every", "5"], "cannot honour a checkpoint"),
         (mlp, ["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
         (mlp, ["--out", str(a_file)], "is a file; give a folder"),
@@ -167,6 +168,8 @@ def constant(c):
     (dict(estimator="chain-kernel"), ValueError, "needs sampler groups of at least as many orderings as players"),
     (dict(estimator="chain-kernel", sampler="antithetic"), ValueError, "got groups of 2 for 4 players"),
     (dict(estimator="surrogate", sampler="antithetic"), ValueError, "the surrogate estimator needs sampler groups"),
+    (dict(estimator="kadd", target=partial(TargetSE, 0.1)), ValueError, "so it cannot stop at a target SE"),
+    (dict(estimator="kadd", n_permutations=1), ValueError, "needs at least 2 orderings' worth of evaluations"),
 ])
 def test_bad_api_arguments_are_named(kwargs, error, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -66,8 +66,24 @@ def test_bench_estimators_spends_the_same_evaluations_on_every_method():
         return np.tanh(c.astype(float) @ weights) ** 2
     truth = exact_shapley_modes(game, 8)
     budget = 28 * 8 + 2  # 28 orderings' worth, the intact and lesioned networks included
-    for method in ("iid", "antithetic", "latin-antithetic", "orthogonal", "chain-kernel", "surrogate"):
-        estimate, used = bench.run_method(method, game, 8, 28, seed=0)
-        assert budget / 2 < used <= budget  # whole sampler groups (up to 16 orderings here) that fit the budget
-        assert np.abs(estimate - truth).max() < 0.5 * np.abs(truth).max()
-    assert bench.ESTIMATORS == ("chain-kernel", "surrogate") and bench.DEFAULT_SAMPLER == "orthogonal"
+    methods = ["iid", "antithetic", "latin-antithetic", "orthogonal", "chain-kernel", "surrogate", "kadd", "auto"]
+    if bench.peers.available():
+        methods += list(bench.peers.PEERS)
+    for method in methods:
+        run = bench.run_method(method, game, 8, 28, seed=0)
+        assert budget / 2 < run["cost"] <= budget  # whole sampler groups (up to 16 orderings here) that fit
+        assert run["distinct"] <= run["rows"] and run["own_seconds"] <= run["seconds"]
+        assert np.abs(run["modes"] - truth).max() < 0.5 * np.abs(truth).max()
+        assert (run["se"] is None) == (method in bench.peers.PEERS)
+    assert bench.run_method("kadd", game, 8, 28, seed=0)["rows"] == bench.run_method("kadd", game, 8, 28, 0)["distinct"]
+
+
+def test_the_peers_cache_evaluates_each_coalition_once():
+    import numpy as np
+    peers = _load("peers")
+    calls = []
+    cached = peers.Cached(lambda c: calls.append(len(c)) or c.sum(1, keepdims=True).astype(float))
+    z = np.array([[1, 0, 1], [1, 0, 1], [0, 1, 1]], bool)
+    np.testing.assert_array_equal(cached(z)[:, 0], [2, 2, 2])
+    np.testing.assert_array_equal(cached(z[::-1])[:, 0], [2, 2, 2])
+    assert calls == [2] and cached.rows == 6 and cached.distinct == 2

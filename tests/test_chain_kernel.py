@@ -117,20 +117,6 @@ def test_state_merges_over_disjoint_orderings(game_and_truth):
     np.testing.assert_allclose(b["se"], a["se"], atol=1e-12)
 
 
-def test_auto_takes_chain_kernel_or_the_surrogate_except_for_small_groups_few_players_or_no_room(monkeypatch):
-    game = additive(np.arange(8.0))
-    pick = lambda **kw: shapley_modes(**(dict(game=game, players=8, n_permutations=28, progress=False,  # noqa: E731
-                                              estimator="auto") | kw)).metadata["estimator"]
-    assert pick(sampler="auto") == pick(sampler="orthogonal") == "surrogate"  # a small output (test_surrogate.py)
-    assert pick(sampler="latin", n_permutations=32) == "surrogate"
-    assert pick(sampler="iid") == pick(sampler="antithetic") == "chain"  # groups smaller than n
-    assert pick(sampler="auto", estimator="msapy", n_permutations=2) == "msapy"
-    assert pick(sampler="auto", players=3, game=additive(np.arange(3.0)), n_permutations=8) == "chain"
-    monkeypatch.setattr("common.estimators.AUTO_MAX_BYTES", 100)
-    assert pick(sampler="auto") == "chain"
-    assert shapley_modes(game, 8, n_permutations=3, progress=False).metadata["estimator"] == "chain"  # the API's
-
-
 def test_target_se_stops_at_the_first_check_point_below_it(game_and_truth):
     game, _ = game_and_truth
     target = 1.5 * run(game, 8, 1400).se.max()  # about 1400 / 1.5^2 = 620 orderings reach it

@@ -34,7 +34,7 @@ def test_shards_cover_the_orderings_on_the_batch_grid():
 
 @pytest.mark.parametrize("sampler, n_permutations, estimator", [
     ("iid", 40, "chain"), ("antithetic", 40, "chain"), ("latin-antithetic", 48, "chain"), ("orthogonal", 44, "chain"),
-    ("orthogonal", 66, "chain-kernel"), ("orthogonal", 88, "surrogate")])
+    ("orthogonal", 66, "chain-kernel"), ("orthogonal", 88, "surrogate"), ("iid", 30, "kadd")])
 def test_ray_equals_local(local_ray, sampler, n_permutations, estimator):
     factory = functools.partial(games.TanhGame, 12, 5)
     local = shapley_modes(factory(), 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,

@@ -3,7 +3,7 @@ variate. Against exact Shapley modes of a saturating game, where the surrogate m
 network that is nearly additive, where it must not hurt; what it asks of the game; checkpoints; merging."""
 import numpy as np
 import pytest
-from games import Counting, dies_after, network_game
+from games import Counting, coverage_floor, dies_after, network_game
 
 from common import Checkpoint, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
@@ -50,13 +50,6 @@ def test_no_worse_than_chain_kernel_where_the_game_is_nearly_additive(truths):
 
 
 COVERAGE_SEEDS = 12
-
-
-def coverage_floor(level: float, runs: int, sigmas: float = 3.0) -> float:
-    """The least mean coverage that `runs` independent runs of an honest `level` interval give, but for a
-    `sigmas`-sigma fluke. One run's fraction of covered elements has variance at most level (1 - level), however
-    its elements correlate, so the floor holds whatever the game; it does not depend on rounding."""
-    return level - sigmas * np.sqrt(level * (1 - level) / runs)
 
 
 @pytest.mark.parametrize("name", ["saturating", "network"])
@@ -122,22 +115,6 @@ def test_state_merges_over_disjoint_orderings(groups, cut):
     a, b = whole.finish(), first.finish()
     np.testing.assert_allclose(b["modes"], a["modes"], atol=1e-10)
     np.testing.assert_allclose(b["se"], a["se"], atol=1e-10)
-
-
-def test_auto_takes_the_surrogate_for_small_outputs_only(monkeypatch):
-    pick = lambda game, **kw: shapley_modes(game, N, **(dict(n_permutations=36, progress=False,  # noqa: E731
-                                                             estimator="auto", sampler="auto") | kw)
-                                            ).metadata["estimator"]
-    assert pick(saturating) == "surrogate"
-    assert pick(lambda c: np.repeat(saturating(c), 400, axis=1)) == "chain-kernel"  # 1200 elements
-    assert pick(saturating, sampler="antithetic") == "chain"
-    cheap = Counting(saturating)
-    cheap.cost_per_coalition = 1e-4  # a game that answers in 0.1 ms: fits of a second each would not pay
-    assert pick(cheap) == "chain-kernel"
-    cheap.cost_per_coalition = 1.0  # an LLM's forward passes
-    assert pick(cheap) == "surrogate"
-    monkeypatch.setattr("common.estimators.AUTO_MAX_BYTES", 10 ** 4)
-    assert pick(saturating) == "chain-kernel"  # the surrogate's stored groups do not fit; chain-kernel's state does
 
 
 def test_target_se_stops_at_the_first_check_point_below_it():

@@ -4,11 +4,14 @@ orderings, and folds the game's values into its state as they arrive.
 A runner (common/runners) walks the blocks of common/walk.py: for each block it calls `plan` once, evaluates the
 planned coalitions in game calls, in order, and hands every call's values to `fold`. Between blocks the state is
 complete, so it can be saved (`state`, `load_state`) or merged with another shard's (`merge`). Adding an
-estimator touches no runner: subclass, set `rows_per_ordering`, implement the five methods. Two hooks have
-defaults: `refuses(n, group)` says why the estimator cannot run on n players in sampler groups of `group`
-orderings (checked before the game runs), and `prologue(n)` lists coalitions needed once, before the walk;
-`common.shapley.estimate` evaluates them and passes their values, with the fully lesioned network's appended,
-as the `border` argument.
+estimator touches no runner: subclass, set `rows_per_ordering`, implement the five methods. Hooks with
+defaults: `refuses(n, group, n_orderings)` says why the estimator cannot run on n players in sampler groups of
+`group` orderings, n_orderings in all (checked before the game runs); `prologue(n)` lists coalitions needed once,
+before the walk (`common.shapley.estimate` evaluates them and passes their values, with the fully lesioned
+network's appended, as the `border` argument); `takes_run`: the constructor also takes the run's `n_orderings`
+and `seed` (an estimator that plans its own coalitions for the whole run); `most_orderings(n)`: the orderings'
+worth beyond which it has nothing left to evaluate (None: no such end); `stops_early`: whether `max_se` can stop
+the run at a target SE before its end.
 """
 import numpy as np
 
@@ -17,10 +20,18 @@ class Estimator:
     name = "estimator"
     about = ""  # one line for the command lines' --help
     rows_per_ordering: int  # coalitions planned per ordering
+    takes_run = False  # the constructor takes n_orderings= and seed= (a plan of its own for the whole run)
+    stops_early = True  # max_se can stop the run at a target SE
 
     @classmethod
-    def refuses(cls, n_players: int, group: int) -> str | None:
-        """Why this estimator cannot run on n players in sampler groups of `group` orderings; None where it can."""
+    def refuses(cls, n_players: int, group: int, n_orderings: int) -> str | None:
+        """Why this estimator cannot run on n players in sampler groups of `group` orderings, n_orderings in all;
+        None where it can."""
+        return None
+
+    @staticmethod
+    def most_orderings(n_players: int) -> int | None:
+        """The orderings' worth after which the estimator has nothing new to evaluate; None: no such end."""
         return None
 
     @staticmethod

@@ -150,7 +150,7 @@ class OnChainWalk(Estimator):
     walk: ChainWalk
 
     @classmethod
-    def refuses(cls, n_players, group):
+    def refuses(cls, n_players, group, n_orderings):
         return unfit(n_players, group, cls.name)
 
     @staticmethod

@@ -1,0 +1,63 @@
+"""The field's Shapley-value approximators (shapiq 1.4.1) on our vector-valued lesion games, for the benchmarks.
+
+shapiq's games are scalar, so a vector game runs one approximator per output element, every one with the same
+seed and so the same coalitions, over one cache: each distinct coalition is evaluated once, for every element.
+What a user pays is then the cache's size (distinct coalitions) and the game's time; `Cached` counts both, and
+the rows the approximators sent.
+
+    pip install -e '.[bench]'
+"""
+import importlib.util
+import time
+
+import numpy as np
+
+# name -> (shapiq class, keyword arguments): the approximators of first-order Shapley values that shapiq lists as
+# its best for a budget of coalitions
+PEERS = {"shapiq-kernelshap": ("KernelSHAP", dict(pairing_trick=True)),
+         "shapiq-kadd": ("kADDSHAP", dict(max_order=2)),
+         "shapiq-svarm": ("SVARM", dict()),
+         "shapiq-permutation": ("PermutationSamplingSV", dict())}
+
+
+def available() -> bool:
+    return importlib.util.find_spec("shapiq") is not None
+
+
+class Cached:
+    """A vector game with a cache of its coalitions' values: counts the rows asked, the distinct coalitions
+    evaluated and the seconds spent in the game."""
+
+    def __init__(self, game):
+        self.game, self.values, self.rows, self.seconds = game, {}, 0, 0.0
+
+    def __call__(self, coalitions: np.ndarray) -> np.ndarray:
+        coalitions = np.atleast_2d(np.asarray(coalitions, bool))
+        self.rows += len(coalitions)
+        keys = [row.tobytes() for row in coalitions]
+        new = {key: i for i, key in enumerate(keys) if key not in self.values}  # a row of each new coalition
+        if new:
+            started = time.perf_counter()
+            values = np.asarray(self.game(coalitions[list(new.values())]), np.float64).reshape(len(new), -1)
+            self.seconds += time.perf_counter() - started
+            self.values.update(zip(new, values))
+        return np.stack([self.values[key] for key in keys])
+
+    @property
+    def distinct(self) -> int:
+        return len(self.values)
+
+
+def peer_modes(name: str, game, n_players: int, budget: int, seed: int):
+    """(modes (n, *output), Cached) of shapiq's approximator `name` with `budget` coalitions per output element."""
+    import shapiq
+    cls, kwargs = PEERS[name]
+    cached = Cached(game)
+    shape = np.shape(cached(np.ones((1, n_players), bool)))[1:]
+    d = int(np.prod(shape))
+    modes = np.zeros((n_players, d))
+    for e in range(d):
+        approximator = getattr(shapiq, cls)(n_players, random_state=seed, **kwargs)
+        values = approximator.approximate(budget, lambda c, e=e: cached(c)[:, e])
+        modes[:, e] = [values[(i,)] for i in range(n_players)]
+    return modes.reshape(n_players, *shape), cached

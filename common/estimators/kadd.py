@@ -1,0 +1,234 @@
+"""Shapley modes from a Shapley-kernel regression on distinct coalitions: kADD-SHAP (Pelegrina et al. 2023) where
+the budget allows, paired KernelSHAP below.
+
+The game is fitted by least squares, with the Shapley kernel's weights, by the best game of order two:
+v(S) ~ v(empty) + sum_{i in S} m_i + sum_{i < j in S} m_ij, constrained to be exact on the intact network. Its
+Shapley values, m_i + 1/2 sum_j m_ij, are the modes: with every coalition they equal the game's own (tested), and
+with a sample they keep what the pairs of units explain, which the chains leave as noise. One design matrix serves
+every output element: one solve, many right-hand sides. Below ORDER_2_ROWS_PER_PARAMETER coalitions per
+coefficient the order-2 fit is noisy, and the order-1 game (KernelSHAP, n coefficients) is fitted instead, on
+complementary pairs (with pairs, the order-2 terms would cancel out of the Shapley values anyway).
+
+The coalitions (coalition_plan.py) are drawn once for the whole run from the seed, distinct and stratified by
+size; the order-2 fit takes them unpaired (20% more accurate than pairs at 4n orderings' worth). The run's
+orderings only say how many coalitions to evaluate (n an ordering, the plain chain's cost): blocks of orderings
+take consecutive slices of the plan, so a resumed run or a Ray shard evaluates exactly the same coalitions.
+
+Error bars: the design-based variance of the fit, linearised (each unit of the sample's residual through the
+fit's influence, the residual scaled up by its leverage: HC3), within each stratum and with the
+finite-population correction; enumerated strata add none, strata with one draw are pooled. Their degrees of
+freedom (Satterthwaite's, the 10th percentile over elements) are recorded, and `result.margin` widens the
+interval where they are few. The state is every value evaluated, (coalitions, output) floats: `auto` takes it only
+where that and the normal matrix fit. The fit needs the whole plan, so the estimator cannot stop at a target SE.
+"""
+import numpy as np
+
+from .base import Estimator
+from .chain_walk import constrained_fit
+from .coalition_plan import stratified_coalitions
+
+MIN_PLAYERS = 3
+# the order-2 game is fitted where the plan holds this many coalitions per coefficient; below, the first-order
+# regression on complementary pairs (paired KernelSHAP), down to 2 orderings' worth (docs/estimators.md)
+ORDER_2_ROWS_PER_PARAMETER = 2.5
+CHUNK = 4096  # rows of the design matrix built at a time
+
+
+def parameters(n_players: int, order: int = 2) -> int:
+    """Coefficients of the game of that order: one per unit, and for order 2 one per pair."""
+    return n_players + (n_players * (n_players - 1) // 2 if order == 2 else 0)
+
+
+class KAddModes(Estimator):
+    name = "kadd"
+    about = ("a Shapley-kernel regression of order 2 (kADD-SHAP; order 1 on complementary pairs for small budgets) "
+             "on distinct coalitions stratified by size: n evaluations an ordering, state (coalitions x output); "
+             "cannot stop at a target SE")
+    stops_early = False
+    takes_run = True
+
+    @classmethod
+    def refuses(cls, n_players, group, n_orderings):
+        if n_players < MIN_PLAYERS:
+            return (f"the {cls.name} estimator needs at least {MIN_PLAYERS} players, got {n_players}: use "
+                    "common.exact.exact_shapley_modes")
+        if n_orderings < 2:
+            return f"the {cls.name} estimator needs at least 2 orderings' worth of evaluations, got {n_orderings}"
+        return None
+
+    @staticmethod
+    def order_for(n_players: int, n_orderings: int) -> int:
+        """2 where the plan buys ORDER_2_ROWS_PER_PARAMETER coalitions per coefficient of the order-2 game (or
+        every coalition), else 1."""
+        rows = n_orderings * n_players
+        enough = rows >= ORDER_2_ROWS_PER_PARAMETER * parameters(n_players, 2) or rows >= 2 ** min(n_players, 60) - 2
+        return 2 if enough else 1
+
+    @staticmethod
+    def most_orderings(n_players):
+        """Every coalition but the intact and empty ones: the regression is then exact."""
+        return -(-(2 ** n_players - 2) // n_players) if n_players < 40 else None
+
+    @staticmethod
+    def prologue(n_players):
+        return np.zeros((0, n_players), bool)  # only the fully lesioned network's value, as `border`
+
+    def __init__(self, n_players, intact, group=1, dtype=np.float64, *, border=None, n_orderings, seed):
+        why = self.refuses(n_players, group, n_orderings)
+        if why:
+            raise ValueError(why)
+        super().__init__(n_players, intact, group, dtype)
+        self.rows_per_ordering = n_players
+        self.n_orderings, self.seed = int(n_orderings), int(seed)
+        self.order = self.order_for(n_players, n_orderings)
+        self.design = stratified_coalitions(n_players, n_orderings * n_players, seed, paired=self.order == 1)
+        self.coalitions, self.weight = self.design.coalitions, self.design.weight
+        if border is None or len(border) != 1:
+            raise ValueError("border: the fully lesioned network's value, shape (1, *output)")
+        self.empty = np.asarray(border[0], np.float64).reshape(-1)
+        self.values = np.zeros((len(self.coalitions), self.intact.size))
+        self.filled = np.zeros(len(self.coalitions), bool)
+        self.fitted = None  # the last fit (max_se and finish both ask for it)
+
+    def config(self):
+        return dict(super().config(), planned=len(self.coalitions))
+
+    def plan(self, orderings, first):
+        """The next slice of the run's plan; rows past its end (a plan shorter than the budget: every coalition)
+        repeat the intact network, whose values are not used."""
+        r = self.rows_per_ordering
+        self.cursor, stop = first * r, (first + len(orderings)) * r
+        rows = self.coalitions[self.cursor:stop]
+        return np.concatenate([rows, np.ones((stop - self.cursor - len(rows), self.n), bool)])
+
+    def fold(self, values):
+        values = np.asarray(values, np.float64).reshape(len(values), -1)
+        end = min(self.cursor + len(values), len(self.coalitions))
+        used = max(end - self.cursor, 0)
+        self.values[self.cursor:end] = values[:used]
+        self.filled[self.cursor:end] = True
+        self.cursor += len(values)
+        self.fitted = None
+
+    def state(self):
+        return dict(values=self.values, filled=self.filled)
+
+    def load_state(self, arrays):
+        self.values[...] = arrays["values"]
+        self.filled[...] = arrays["filled"]
+        self.fitted = None
+
+    def merge(self, other):
+        self.values[other.filled] = other.values[other.filled]
+        self.filled |= other.filled
+        self.fitted = None
+
+    def max_se(self, relative=False):
+        if not self.filled.all():
+            return float("inf")
+        modes, se, _ = self._fit()
+        if not relative:
+            return float(se.max())
+        scale = float(modes.max() - modes.min())
+        return float(se.max()) / scale if scale > 0 else float("inf")
+
+    def finish(self):
+        if not self.filled.all():
+            raise ValueError(f"the {self.name} estimator fits once all {len(self.coalitions)} planned coalitions are "
+                             f"in; {int(self.filled.sum())} are")
+        modes, se, dof = self._fit()
+        shape = (self.n, *self.intact.shape)
+        return dict(modes=modes.reshape(shape).astype(self.dtype), se=se.reshape(shape).astype(self.dtype),
+                    se_dof=dof, order=self.order, coalitions_planned=len(self.coalitions))
+
+    def _fit(self):
+        if self.fitted is None:
+            self.fitted = self._solve()
+        return self.fitted
+
+    def _solve(self):
+        """The constrained weighted least squares, and its design-based standard errors."""
+        n, d = self.n, self.intact.size
+        total = self.intact.reshape(d).astype(np.float64) - self.empty
+        p = parameters(n, self.order)
+        gram, b = np.zeros((p, p)), np.zeros((p, d))
+        for a in range(0, len(self.coalitions), CHUNK):
+            x = features(self.coalitions[a:a + CHUNK], self.order)
+            wx = x * self.weight[a:a + CHUNK, None]
+            gram += wx.T @ x
+            b += wx.T @ (self.values[a:a + CHUNK] - self.empty)
+        gram[np.diag_indices(p)] += 1e-12 * max(np.trace(gram) / p, 1e-300)  # pairs no coalition separates
+        coef = constrained_fit(gram, b, total)
+        to_modes = shapley_map(n, self.order)  # (n, p)
+        modes = to_modes @ coef
+        # each coalition's influence on the modes (the constrained solve is linear in b, b_c = w_c x_c y_c), and
+        # its leverage, by which its residual is scaled up to the residual of a fit without it (HC3)
+        inverse = np.linalg.inv(gram)
+        ones_inv = inverse.sum(1)
+        project = inverse - np.outer(ones_inv, ones_inv) / ones_inv.sum()  # the constrained inverse
+        influence_map = project @ to_modes.T                                   # (p, n)
+        variance = np.zeros((n, d))
+        slots, strata, shares = self.design.slots, [], np.zeros((n, d))
+        for _, rows, m, population in self.design.sampled():  # draws without replacement, unit by unit
+            x = features(self.coalitions[rows], self.order)
+            leverage = ((x @ project) * x).sum(1) * self.weight[rows]
+            residual = (self.values[rows] - self.empty - x @ coef) / np.maximum(1 - leverage, 1e-3)[:, None]
+            influence = (x @ influence_map) * self.weight[rows, None]                  # (rows, n)
+            strata.append((influence.reshape(slots, m, n), residual.reshape(slots, m, d), population))
+        for g, r, population in _collapsed(strata):
+            # a unit's term for (i, e) is the sum over its slots of influence_i x residual_e; the spread of the
+            # terms over units, from sums of products, without forming the (units, n, d) terms
+            m = g.shape[1]
+            summed = sum(g[a].T @ r[a] for a in range(slots))
+            squares = sum((g[a] * g[b]).T @ (r[a] * r[b]) for a in range(slots) for b in range(slots))
+            part = np.maximum(m * (1 - m / population) * (squares - summed ** 2 / m) / (m - 1), 0)  # rounding
+            variance += part
+            shares += part ** 2 / (m - 1)
+        # the degrees of freedom of the summed variance (Satterthwaite): its 10th percentile over elements, so that
+        # the t quantile errs on the wide side for most of them
+        spread = variance > 0
+        dof = float(np.percentile(variance[spread] ** 2 / shares[spread], 10)) if spread.any() else float("inf")
+        return modes, np.sqrt(variance), dof
+
+    @staticmethod
+    def state_bytes(n_players: int, output_size: int, n_orderings: int) -> int:
+        """About how much memory the estimator takes: every value, and the normal matrix with its inverse."""
+        p = parameters(n_players, KAddModes.order_for(n_players, n_orderings))
+        return n_orderings * n_players * (output_size * 8 + n_players + 24) + p * (3 * p + 2 * output_size) * 8
+
+
+def _collapsed(strata):
+    """Strata with a single unit drawn show no spread: they are pooled with each other (or, alone, with the last
+    stratum of two or more) as one stratum of an infinite population: the collapsed-strata estimator, which
+    overstates the variance rather than drop it."""
+    many = [s for s in strata if s[0].shape[1] >= 2]
+    single = [s for s in strata if s[0].shape[1] == 1]
+    if len(single) == 1 and many:
+        g, r, _ = many.pop()
+        single.append((g, r, np.inf))
+    if len(single) >= 2:
+        many.append((np.concatenate([s[0] for s in single], 1), np.concatenate([s[1] for s in single], 1), np.inf))
+    return many
+
+
+def features(coalitions: np.ndarray, order: int = 2) -> np.ndarray:
+    """The design of the game of that order: each unit intact, and for order 2 each pair intact (float64)."""
+    z = coalitions.astype(np.float64)
+    if order == 1:
+        return z
+    i, j = np.triu_indices(coalitions.shape[1], 1)
+    return np.concatenate([z, z[:, i] * z[:, j]], 1)
+
+
+def shapley_map(n_players: int, order: int = 2) -> np.ndarray:
+    """(n, p): the Shapley values of a game of that order from its coefficients, phi_i = m_i + 1/2 sum_j m_ij."""
+    n = n_players
+    out = np.zeros((n, parameters(n, order)))
+    out[np.arange(n), np.arange(n)] = 1
+    if order == 1:
+        return out
+    i, j = np.triu_indices(n, 1)
+    out[i, n + np.arange(len(i))] = 0.5
+    out[j, n + np.arange(len(i))] = 0.5
+    return out
+

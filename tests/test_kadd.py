@@ -1,0 +1,147 @@
+"""The kadd estimator (common/estimators/kadd.py): a 2-additive Shapley-kernel regression on distinct coalitions.
+Against exact Shapley modes of small real networks, at the budgets users run; what it asks of the game;
+checkpoints and merging; what it refuses."""
+import math
+
+import numpy as np
+import pytest
+from games import Counting, additive, coverage_floor, dies_after, network_game, pairwise
+
+from common import Checkpoint, TargetSE, shapley_modes
+from common.estimators.coalition_plan import stratified_coalitions
+from common.estimators.kadd import KAddModes
+from common.exact import exact_shapley_modes
+
+N = 10
+
+
+@pytest.fixture(scope="module")
+def network():
+    game = network_game(n_hidden=N, seed=4, n_inputs=48, batch_size=256)
+    return game, exact_shapley_modes(game, N)
+
+
+def run(game, n, k, seed=0, estimator="kadd", **kwargs):
+    return shapley_modes(game, n, n_permutations=k, seed=seed, estimator=estimator, progress=False, **kwargs)
+
+
+def test_every_coalition_gives_the_exact_values_once_each(network):
+    game, truth = network
+    counted = Counting(game)
+    r = run(counted, N, 1000)  # more than every coalition's worth: the walk stops at 2^n - 2 coalitions
+    np.testing.assert_allclose(r.modes, truth, atol=1e-10)
+    np.testing.assert_array_equal(r.se, 0)
+    assert r.n_permutations == -(-(2 ** N - 2) // N)
+    assert counted.coalitions == r.metadata["coalitions"] == 2 + r.n_permutations * N  # the last ordering pads
+    assert r.metadata["coalitions"] - 2 ** N < N
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_the_plan_is_distinct_stratified_and_spends_the_budget(paired):
+    for n, budget in ((10, 300), (12, 576), (12, 70), (20, 1600), (33, 4000)):
+        plan = stratified_coalitions(n, budget, seed=3, paired=paired)
+        z = plan.coalitions
+        assert budget - 1 <= len(z) <= budget  # whole pairs
+        assert len(np.unique(np.packbits(z, axis=1), axis=0)) == len(z)
+        size = z.sum(1)
+        assert 1 <= size.min() and size.max() <= n - 1
+        # the weights sum, size by size, to the Shapley kernel's mass of that size
+        sizes = np.arange(1, n)
+        present = np.isin(sizes, size)
+        mass = np.bincount(size, weights=plan.weight, minlength=n + 1)[1:n]
+        np.testing.assert_allclose(mass[present], 1 / (sizes * (n - sizes))[present])
+        for t, rows, m, population in plan.sampled():  # partly drawn strata: units laid out slot by slot
+            assert len(rows) == plan.slots * m and m < population
+            if paired:
+                np.testing.assert_array_equal(z[rows[m:]], ~z[rows[:m]])
+        for t in np.flatnonzero(plan.units == plan.population):  # an enumerated stratum holds all its coalitions
+            s = t + 1
+            count = math.comb(n, s) * (2 if paired and 2 * s != n else 1)
+            assert (plan.stratum == t).sum() == count
+    a, b = stratified_coalitions(12, 576, seed=1), stratified_coalitions(12, 576, seed=1)
+    np.testing.assert_array_equal(a.coalitions, b.coalitions)
+    assert not np.array_equal(a.coalitions, stratified_coalitions(12, 576, seed=2).coalitions)
+
+
+def test_asks_distinct_coalitions_n_an_ordering():
+    n, k = 12, 40
+    seen = []
+    game = Counting(lambda c: seen.append(c.copy()) or np.tanh(c.astype(float) @ np.ones((n, 2))))
+    r = run(game, n, k, batch_size=7)
+    rows = np.concatenate(seen)
+    assert game.coalitions == r.metadata["coalitions"] == 2 + k * n and max(game.sizes) <= 7
+    assert len(np.unique(np.packbits(rows, axis=1), axis=0)) == len(rows)
+
+
+@pytest.mark.parametrize("orderings", [N // 2, N, 4 * N, 8 * N])
+def test_error_bars_cover_the_exact_values_at_the_budgets_users_run(network, orderings):
+    """The 95% interval (the t quantile of the recorded degrees of freedom) covers about 95% of mode elements, from
+    n/2 orderings' worth (complementary pairs, first order) to 8n (the order-2 game, most sizes enumerated)."""
+    game, truth = network
+    runs = [run(game, N, orderings, seed) for seed in range(12)]
+    covered = [np.mean(np.abs(r.modes - truth) <= r.margin(0.95) + 1e-12) for r in runs]
+    assert np.mean(covered) >= coverage_floor(0.95, len(runs))
+    assert all(r.efficiency_gap() < 1e-10 and r.metadata["se_dof"] > 0 for r in runs)
+    assert {r.metadata["order"] for r in runs} == {1 if orderings <= N else 2}
+    error = np.sqrt(np.mean([(r.modes - truth) ** 2 for r in runs]))
+    assert 0.5 < error / np.sqrt(np.mean([r.se ** 2 for r in runs])) < 1.5  # neither tight nor loose
+
+
+def test_beats_the_chain_estimators_at_equal_evaluations(network):
+    """At 4n orderings' worth: chain-kernel needs 2 + 2n + k (n - 3) for k orderings, kadd 2 + k n."""
+    game, truth = network
+    mse = lambda rs: np.mean([np.mean((r.modes - truth) ** 2) for r in rs])  # noqa: E731
+    seeds = range(10)
+    iid = mse([run(game, N, 4 * N, s, "chain") for s in seeds])
+    kernel = mse([run(game, N, 54, s, "chain-kernel", sampler="orthogonal") for s in seeds])  # 400 evaluations
+    kadd = mse([run(game, N, 4 * N, s) for s in seeds])                                     # 402
+    assert kadd < kernel < iid
+    assert np.sqrt(iid / kadd) > 2
+
+
+def test_exact_on_games_of_order_two():
+    weights = np.random.default_rng(0).normal(size=(9, 3))
+    r = run(additive(weights), 9, 30)
+    np.testing.assert_allclose(r.modes, weights, atol=1e-10)
+    r = run(pairwise(9), 9, 30)  # a pair's synergy and eight additive units
+    np.testing.assert_allclose(r.modes, [1.5, 1.5] + [1.0] * 7, atol=1e-10)
+    assert np.max(r.se) < 1e-8
+
+
+@pytest.mark.parametrize("batch_size", [7, 64])
+def test_resumed_run_is_bit_identical(network, tmp_path, batch_size):
+    game, _ = network
+    full = run(game, N, 40, seed=3, batch_size=batch_size)
+    with pytest.raises(KeyboardInterrupt):
+        run(dies_after(game, 1 + 400 // (2 * batch_size)), N, 40, seed=3, batch_size=batch_size,
+            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0))
+    resumed = run(game, N, 40, seed=3, batch_size=batch_size,
+                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True))
+    np.testing.assert_array_equal(resumed.modes, full.modes)
+    np.testing.assert_array_equal(resumed.se, full.se)
+
+
+def test_state_merges_over_disjoint_orderings(network):
+    game, _ = network
+    intact, empty = game(np.ones((1, N), bool))[0], game(np.zeros((1, N), bool))
+    dummy = np.zeros((30, N), int)
+
+    def walked(start, stop):
+        est = KAddModes(N, intact, border=empty, n_orderings=30, seed=5)
+        est.fold(game(est.plan(dummy[start:stop], start)))
+        return est
+    whole, first = walked(0, 30), walked(0, 11)
+    first.merge(walked(11, 30))
+    a, b = whole.finish(), first.finish()
+    np.testing.assert_array_equal(a["modes"], b["modes"])
+    np.testing.assert_array_equal(a["se"], b["se"])
+    with pytest.raises(ValueError, match="planned coalitions are in"):
+        walked(0, 11).finish()
+
+
+def test_refuses_what_it_cannot_do():
+    game = additive(np.ones((12, 1)))
+    with pytest.raises(ValueError, match="at least 2 orderings' worth"):
+        run(game, 12, 1)
+    with pytest.raises(ValueError, match="cannot stop at a target SE"):
+        run(game, 12, 40, target=TargetSE(0.01))
