@@ -161,15 +161,15 @@ def truth_of(name, game, n):
     return truth, variance
 
 
-def run_method(method, game, n, budget_orderings, seed):
-    """One run: dict(modes, se (half the 95% interval: the SE times the t quantile of its degrees of freedom over
+def run_method(method, game, n, budget_orderings, seed, elements=None):
+    """One run (shapiq's on the flat output `elements` only, where given): dict(modes, se (half the 95% interval: the SE times the t quantile of its degrees of freedom over
     2; None without error bars), rows, distinct, cost, seconds, own_seconds, name), or
     None where the method cannot run at this budget. Budget: budget_orderings * n + 2 evaluations."""
     budget = int(round(budget_orderings * n)) + 2
     cached = peers.Cached(game)
     started = time.perf_counter()
     if method in peers.PEERS:
-        modes, cached = peers.peer_modes(method, game, n, budget, seed)
+        modes, cached = peers.peer_modes(method, game, n, budget, seed, elements)
         se, name, cost = None, method, cached.distinct
     else:
         if method == "auto":
@@ -233,6 +233,7 @@ def main(argv=None):
         truth, variance = truth_of(name, game, n)
         d = truth[0].size
         pixels = np.sort(np.random.default_rng(0).choice(d, PEER_PIXELS, replace=False)) if d > 1024 else slice(None)
+        scored = None if d <= 1024 else pixels
         largest = REFERENCE_ONLY.get(name, (None, None, None, max(args.budgets)))[3]
         seeds = args.reference_seeds if name == "moe-16" else args.seeds
         for budget in [b for b in args.budgets if b <= largest]:
@@ -242,7 +243,7 @@ def main(argv=None):
                     continue  # an hour of generation each
                 if method == "surrogate" and d > AUTO_MAX_SURROGATE_OUTPUT:
                     continue  # images: a network per pixel per fit; auto takes chain-kernel there
-                runs = [run_method(method, game, n, budget * n, seed) for seed in range(seeds)]
+                runs = [run_method(method, game, n, budget * n, seed, scored) for seed in range(seeds)]
                 if any(r is None for r in runs):
                     continue
                 scored = [score(r, truth, variance, pixels) for r in runs]

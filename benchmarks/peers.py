@@ -31,7 +31,8 @@ class Cached:
     def __init__(self, game):
         self.game, self.values, self.rows, self.seconds = game, {}, 0, 0.0
 
-    def __call__(self, coalitions: np.ndarray) -> np.ndarray:
+    def __call__(self, coalitions: np.ndarray, element: int | None = None) -> np.ndarray:
+        """The values of the coalitions (C, output), or of one output element (C,)."""
         coalitions = np.atleast_2d(np.asarray(coalitions, bool))
         self.rows += len(coalitions)
         keys = [row.tobytes() for row in coalitions]
@@ -41,6 +42,8 @@ class Cached:
             values = np.asarray(self.game(coalitions[list(new.values())]), np.float64).reshape(len(new), -1)
             self.seconds += time.perf_counter() - started
             self.values.update(zip(new, values))
+        if element is not None:
+            return np.array([self.values[key][element] for key in keys])
         return np.stack([self.values[key] for key in keys])
 
     @property
@@ -48,16 +51,17 @@ class Cached:
         return len(self.values)
 
 
-def peer_modes(name: str, game, n_players: int, budget: int, seed: int):
-    """(modes (n, *output), Cached) of shapiq's approximator `name` with `budget` coalitions per output element."""
+def peer_modes(name: str, game, n_players: int, budget: int, seed: int, elements=None):
+    """(modes (n, *output), Cached) of shapiq's approximator `name` with `budget` coalitions per output element;
+    with `elements` (flat indices), on those elements only (the others are NaN)."""
     import shapiq
     cls, kwargs = PEERS[name]
     cached = Cached(game)
     shape = np.shape(cached(np.ones((1, n_players), bool)))[1:]
-    d = int(np.prod(shape))
-    modes = np.zeros((n_players, d))
-    for e in range(d):
+    elements = range(int(np.prod(shape))) if elements is None else elements
+    modes = np.full((n_players, int(np.prod(shape))), np.nan)
+    for e in elements:
         approximator = getattr(shapiq, cls)(n_players, random_state=seed, **kwargs)
-        values = approximator.approximate(budget, lambda c, e=e: cached(c)[:, e])
+        values = approximator.approximate(budget, lambda c, *_, e=e: cached(c, int(e)))
         modes[:, e] = [values[(i,)] for i in range(n_players)]
     return modes.reshape(n_players, *shape), cached
