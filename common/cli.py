@@ -140,7 +140,7 @@ def run_options(args, checkpoint: Path | None, *, fingerprint: str | None = None
     Ray with --backend ray; a TargetSE with --target-se. Raises the API's ValueError for contradictions."""
     import numpy as np
 
-    from .options import Checkpoint, Ray, RunOptions, TargetSE
+    from .options import Checkpoint, Compute, Ray, RunOptions, TargetSE
 
     if args.engine is not None:
         raise UsageError(f"--engine {args.engine}: msapy's walk is now --estimator msapy")
@@ -156,7 +156,7 @@ def run_options(args, checkpoint: Path | None, *, fingerprint: str | None = None
         target = TargetSE(args.target_se, relative=args.target_relative)
     return RunOptions(
         n_permutations=args.n_permutations, seed=args.seed, sampler=args.sampler, estimator=args.estimator,
-        batch_size=args.batch_size, dtype=np.float64 if dtype is None else dtype,
+        compute=Compute(args.batch_size, np.float64 if dtype is None else dtype),
         progress=not args.no_progress if progress is None else progress, target=target,
         checkpoint=Checkpoint(checkpoint or "run.ckpt", every, args.resume, fingerprint) if wanted else None,
         ray=Ray(workers=args.workers, address=args.address) if args.backend == "ray" else None)
@@ -258,7 +258,7 @@ def run_to_npz(game, players, out: Path, options, *, fingerprint: dict, interact
                          "it to start over")
     started = time.perf_counter()
     run = dict(n_permutations=options.n_permutations, seed=options.seed, sampler=options.sampler,
-               batch_size=options.batch_size, dtype=options.dtype, progress=options.progress,
+               compute=options.compute, progress=options.progress,
                checkpoint=checkpoint, ray=options.ray, target=options.target)
     pairs = None
     if interactions is None:

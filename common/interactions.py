@@ -13,7 +13,7 @@ import numpy as np
 from .estimators.interactions import INDICES, InteractionModes, check_pairs
 from .game import player_labels
 from .result import ShapleyResult, _label_from_json, _label_to_json, atomic_savez
-from .options import Checkpoint, Ray, RunOptions, TargetSE
+from .options import Checkpoint, Compute, Ray, RunOptions, TargetSE
 from .shapley import estimate, refuse_renamed
 
 
@@ -74,7 +74,7 @@ def load_interactions(path) -> InteractionResult:
 
 
 def interaction_modes(game, players, pairs=None, n_permutations: int = 200, *, index: str = "SII", seed: int = 1,
-                      sampler: str = "iid", batch_size: int | None = None, dtype=np.float64, progress: bool = True,
+                      sampler: str = "iid", progress: bool = True, compute: Compute = Compute(),
                       checkpoint: Checkpoint | None = None, ray: Ray | None = None, target: TargetSE | None = None,
                       **renamed) -> InteractionResult:
     """Pairwise interaction modes (and the first-order modes) of `game` from `n_permutations` orderings.
@@ -89,8 +89,7 @@ def interaction_modes(game, players, pairs=None, n_permutations: int = 200, *, i
     if index not in INDICES:
         raise ValueError(f"unknown interaction index {index!r}; choose one of {INDICES}")
     options = RunOptions(n_permutations=n_permutations, seed=seed, sampler=sampler, estimator=InteractionModes,
-                         batch_size=batch_size, dtype=dtype, progress=progress, checkpoint=checkpoint, ray=ray,
-                         target=target)
+                         compute=compute, progress=progress, checkpoint=checkpoint, ray=ray, target=target)
     labels = player_labels(players)
     pairs = check_pairs(pairs, len(labels))
     estimates, run = estimate(InteractionModes, game, labels, options, estimator_options=dict(pairs=pairs, index=index),

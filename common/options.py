@@ -6,6 +6,7 @@ becomes a usage error there, before anything loads).
     shapley_modes(game, units, 4000, checkpoint=Checkpoint("run.ckpt", every=300, resume=True))
     shapley_modes(None, units, 4000, ray=Ray(make_game, workers=8))
     shapley_modes(game, units, 100_000, target=TargetSE(0.005))
+    shapley_modes(game, units, 1000, compute=Compute(batch_size=64, dtype=np.float32))
 """
 import os
 from dataclasses import dataclass
@@ -90,6 +91,26 @@ class TargetSE:
 
 
 @dataclass(frozen=True)
+class Compute:
+    """How the game is asked and its values kept: `batch_size` coalitions per game call (default: the game's own
+    `batch_size` attribute, else by output size), accumulated in `dtype`, float64 or float32 (half the memory of
+    very large outputs)."""
+    batch_size: int | None = None
+    dtype: object = np.float64
+
+    def __post_init__(self):
+        if self.batch_size is not None:
+            object.__setattr__(self, "batch_size", _positive_int("batch_size", self.batch_size))
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError as error:
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}") from error
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64 (the accumulators' precision), got {dtype}")
+        object.__setattr__(self, "dtype", dtype)
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """Every option of a run, checked together. estimator: a name in ESTIMATOR_CHOICES, or an estimator class
     (interaction_modes passes its own); "msapy" runs msapy's own lazy walk, the parity oracle."""
@@ -97,8 +118,7 @@ class RunOptions:
     seed: int = 1
     sampler: str = "iid"
     estimator: object = "chain"
-    batch_size: int | None = None
-    dtype: object = np.float64
+    compute: Compute = Compute()
     progress: bool = True
     checkpoint: Checkpoint | None = None
     ray: Ray | None = None
@@ -114,16 +134,9 @@ class RunOptions:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {('auto', *SAMPLERS)}")
         if isinstance(self.estimator, str) and self.estimator not in ESTIMATOR_CHOICES:
             raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {ESTIMATOR_CHOICES}")
-        if self.batch_size is not None:
-            set_("batch_size", _positive_int("batch_size", self.batch_size))
-        try:
-            dtype = np.dtype(self.dtype)
-        except TypeError as error:
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}") from error
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64 (the accumulators' precision), got {dtype}")
-        set_("dtype", dtype)
         set_("progress", _flag("progress", self.progress))
+        if not isinstance(self.compute, Compute):
+            raise ValueError(f"compute must be a common.Compute(...), got {self.compute!r}")
         for name, kind in (("checkpoint", Checkpoint), ("ray", Ray), ("target", TargetSE)):
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
@@ -145,6 +158,9 @@ class RunOptions:
             if refused:
                 raise ValueError(f"estimator='msapy' runs msapy's own lazy walk, which cannot honour "
                                  f"{', '.join(refused)}: use estimator='chain' for the same estimate")
+
+    batch_size = property(lambda self: self.compute.batch_size)
+    dtype = property(lambda self: self.compute.dtype)
 
     @property
     def msapy(self) -> bool:

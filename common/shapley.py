@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .checkpoint import Checkpointer
 from .estimators import first_order_estimator
 from .game import CheckedGame, batch_size_for, player_labels
-from .options import Checkpoint, Ray, RunOptions, TargetSE
+from .options import Checkpoint, Compute, Ray, RunOptions, TargetSE
 from .orderings import auto_sampler, sample
 from .result import ShapleyResult
 from .runners import Precision, run_local, run_msapy, run_ray
@@ -32,7 +32,8 @@ RENAMED = dict(engine="estimator='msapy'", checkpoint_every="checkpoint=Checkpoi
                fingerprint="checkpoint=Checkpoint(path, fingerprint=...)", backend="ray=Ray(...)",
                n_workers="ray=Ray(workers=...)", address="ray=Ray(address=...)",
                game_factory="ray=Ray(game_factory)", target_se="target=TargetSE(se)",
-               target_relative="target=TargetSE(se, relative=True)")
+               target_relative="target=TargetSE(se, relative=True)", batch_size="compute=Compute(batch_size=...)",
+               dtype="compute=Compute(dtype=...)")
 
 
 def refuse_renamed(function: str, old: dict) -> None:
@@ -153,7 +154,7 @@ def _checkpoint_config(options, labels, intact, state, *, sampler, n_permutation
 
 
 def shapley_modes(game, players, n_permutations: int = 1000, *, seed: int = 1, sampler: str = "iid",
-                  estimator: str = "chain", batch_size: int | None = None, dtype=np.float64, progress: bool = True,
+                  estimator: str = "chain", progress: bool = True, compute: Compute = Compute(),
                   checkpoint: Checkpoint | None = None, ray: Ray | None = None, target: TargetSE | None = None,
                   **renamed) -> ShapleyResult:
     """Estimate every player's Shapley mode of `game` from `n_permutations` sampled orderings.
@@ -166,8 +167,9 @@ def shapley_modes(game, players, n_permutations: int = 1000, *, seed: int = 1, s
         only count them), what the chains' values become: "chain" (the mean marginal contribution, msapy's),
         "chain-kernel", "surrogate"; "auto" (the best that applies), or "msapy" (msapy's own lazy walk on the same
         orderings, one coalition per call: the parity oracle; no error bars).
-    batch_size: coalitions per game call; default: the game's own `batch_size` attribute, else by output size.
-    dtype: accumulator precision, float64 or float32 (halves the memory of very large outputs).
+    compute: common.Compute(batch_size=None, dtype=float64): coalitions per game call (default: the game's own
+        `batch_size` attribute, else by output size), and the accumulators' precision (float32 halves the memory
+        of very large outputs).
     checkpoint: common.Checkpoint(path, every=60, resume=False, fingerprint=None): save the state, resume it.
         On SIGINT, SIGTERM or SIGHUP the run saves, prints one line and raises common.RunInterrupted, a
         SystemExit with the shell's code (130, 143, 129): a script exits cleanly, a caller may catch it.
@@ -178,8 +180,7 @@ def shapley_modes(game, players, n_permutations: int = 1000, *, seed: int = 1, s
     """
     refuse_renamed("shapley_modes", renamed)
     options = RunOptions(n_permutations=n_permutations, seed=seed, sampler=sampler, estimator=estimator,
-                         batch_size=batch_size, dtype=dtype, progress=progress, checkpoint=checkpoint, ray=ray,
-                         target=target)
+                         compute=compute, progress=progress, checkpoint=checkpoint, ray=ray, target=target)
     estimates, run = estimate(options.estimator, game, players, options)
     return ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],
                          n_permutations=run["n_permutations"], intact=run["intact"], lesioned=run["lesioned"],

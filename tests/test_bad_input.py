@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import Checkpoint, Ray, TargetSE, load, shapley_modes
+from common import Checkpoint, Compute, Ray, TargetSE, load, shapley_modes
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = {".venv", ".git", "__pycache__", ".pytest_cache", ".cache"}
@@ -135,12 +135,14 @@ def constant(c):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(dtype=np.int32), ValueError, "dtype must be float32 or float64"),
-    (dict(dtype="complex128"), ValueError, "dtype must be float32 or float64"),
+    (dict(compute=partial(Compute, dtype=np.int32)), ValueError, "dtype must be float32 or float64"),
+    (dict(compute=partial(Compute, dtype="complex128")), ValueError, "dtype must be float32 or float64"),
     (dict(game=lambda c: np.ones((len(c), 2)) * 1j), TypeError, "complex"),
     (dict(game=lambda c: np.array([["a"]] * len(c))), TypeError, "numbers"),
-    (dict(batch_size=1.5), ValueError, "batch_size must be a positive integer"),
-    (dict(batch_size=True), ValueError, "batch_size must be a positive integer"),
+    (dict(compute=partial(Compute, batch_size=1.5)), ValueError, "batch_size must be a positive integer"),
+    (dict(compute=partial(Compute, batch_size=True)), ValueError, "batch_size must be a positive integer"),
+    (dict(batch_size=8), TypeError, r"batch_size= is now compute=Compute\(batch_size=...\)"),
+    (dict(compute=8), ValueError, r"compute must be a common.Compute\(...\)"),
     (dict(seed=-1), ValueError, "seed must be a non-negative integer"),
     (dict(seed=1.5), ValueError, "seed must be a non-negative integer"),
     (dict(n_permutations=True), ValueError, "n_permutations must be a positive integer"),

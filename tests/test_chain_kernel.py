@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, additive, dies_after, network_game, unanimity
 
-from common import SAMPLERS, Checkpoint, TargetSE, shapley_modes
+from common import SAMPLERS, Checkpoint, Compute, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 
@@ -63,7 +63,7 @@ def test_exact_on_additive_and_single_unanimity_games():
 def test_asks_the_border_once_and_n_minus_3_coalitions_an_ordering():
     n, k = 9, 32
     game = Counting(lambda c: np.tanh(c.astype(float) @ np.random.default_rng(1).normal(size=(n, 2))))
-    r = run(game, n, k, batch_size=10)  # 6 coalitions an ordering: calls hold one ordering, never two
+    r = run(game, n, k, compute=Compute(batch_size=10))  # 6 coalitions an ordering: calls hold one ordering, never two
     assert game.coalitions == r.metadata["coalitions"] == 2 + 2 * n + k * (n - 3)
     assert max(game.sizes) <= 10
 
@@ -85,12 +85,13 @@ def test_no_border_coalition_is_evaluated_twice():
 def test_resumed_run_is_bit_identical(tmp_path, batch_size):
     def game(c):
         return np.tanh(c.astype(float) @ np.random.default_rng(0).normal(size=(9, 4))) ** 2
-    full = run(game, 9, 64, seed=3, batch_size=batch_size)
+    full = run(game, 9, 64, seed=3, compute=Compute(batch_size=batch_size))
     with pytest.raises(KeyboardInterrupt):
-        run(dies_after(game, 9), 9, 64, seed=3, batch_size=batch_size,
-            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0))
-    resumed = run(game, 9, 64, seed=3, batch_size=batch_size,
-                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True))
+        run(dies_after(game, 9), 9, 64, seed=3,
+            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0), compute=Compute(batch_size=batch_size))
+    resumed = run(game, 9, 64, seed=3,
+                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True),
+                  compute=Compute(batch_size=batch_size))
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
 

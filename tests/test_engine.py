@@ -1,5 +1,6 @@
 """The engine against truth: analytic games, brute-force exact values of a real lesion game, msapy parity."""
 import tracemalloc
+from functools import partial
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 from games import Counting, additive, exact_shapley, network_game, pairwise, unanimity
 from msapy import msa
 
-from common import load, shapley_modes
+from common import Compute, load, shapley_modes
 from common.orderings import sample_orderings
 
 
@@ -99,8 +100,8 @@ def test_batch_size_does_not_change_the_result_and_calls_are_counted(sampler):
     runs = []
     for batch, calls in ((1, 1 + 8 * 10), (7, 1 + 8 * 2), (10, 1 + 8), (1000, 1 + 1)):
         counted = Counting(game)
-        runs.append(shapley_modes(counted, 10, n_permutations=8, seed=4, batch_size=batch, sampler=sampler,
-                                  progress=False))
+        runs.append(shapley_modes(counted, 10, n_permutations=8, seed=4, sampler=sampler,
+                                  progress=False, compute=Compute(batch_size=batch)))
         assert counted.calls == calls and max(counted.sizes[1:]) <= batch
         assert runs[-1].metadata["coalitions"] == counted.coalitions == 2 + 8 * 10
     for r in runs[1:]:
@@ -135,7 +136,7 @@ def test_antithetic_error_bars_on_a_real_game():
 def test_float32_accumulators():
     game = network_game()
     a = shapley_modes(game, 10, n_permutations=30, seed=0, progress=False)
-    b = shapley_modes(game, 10, n_permutations=30, seed=0, dtype=np.float32, progress=False)
+    b = shapley_modes(game, 10, n_permutations=30, seed=0, progress=False, compute=Compute(dtype=np.float32))
     assert b.modes.dtype == np.float32 and b.se.dtype == np.float32
     np.testing.assert_allclose(a.modes, b.modes, atol=1e-5)
 
@@ -147,7 +148,7 @@ def test_memory_does_not_grow_with_orderings():
 
     def peak(perms):
         tracemalloc.start()
-        shapley_modes(game, 20, n_permutations=perms, seed=0, batch_size=40, progress=False)
+        shapley_modes(game, 20, n_permutations=perms, seed=0, progress=False, compute=Compute(batch_size=40))
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return top
@@ -179,12 +180,12 @@ def test_torch_outputs_and_labels_and_roundtrip(tmp_path):
     (dict(sampler="sobol"), "unknown sampler"),
     (dict(estimator="fast"), "unknown estimator"),
     (dict(sampler="antithetic", n_permutations=3), "multiple of 2"),
-    (dict(batch_size=0), "batch_size"),
+    (dict(compute=partial(Compute, batch_size=0)), "batch_size"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     args = dict(game=additive(np.eye(4)), players=4, n_permutations=2, progress=False) | kwargs
-    with pytest.raises(ValueError, match=message):
-        shapley_modes(**args)
+    with pytest.raises(ValueError, match=message):  # the option object checks itself as it is made
+        shapley_modes(**{k: v() if isinstance(v, partial) else v for k, v in args.items()})
 
 
 def test_bad_game_outputs_are_named():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, dies_after, exact_interactions, exact_shapley, network_game
 
-from common import Checkpoint, interaction_modes, load_interactions, shapley_modes
+from common import Checkpoint, Compute, interaction_modes, load_interactions, shapley_modes
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,13 @@ def test_save_load_resume_and_bad_pairs(game, tmp_path):
     np.testing.assert_array_equal(back.first_order.modes, r.first_order.modes)
     np.testing.assert_array_equal(back.pair("u3", "u2"), r.modes[1])
     assert back.index == "SII" and back.players[0] == "u0" and list(back.table().columns) == ["a", "b", "interaction", "se"]
-    straight = interaction_modes(game, 7, n_permutations=30, seed=4, batch_size=11, progress=False)
+    straight = interaction_modes(game, 7, n_permutations=30, seed=4, progress=False, compute=Compute(batch_size=11))
     with pytest.raises(KeyboardInterrupt):
-        interaction_modes(dies_after(game, 6), 7, n_permutations=30, seed=4, batch_size=11, progress=False,
-                          checkpoint=Checkpoint(tmp_path / "i.ckpt", every=0))
-    resumed = interaction_modes(game, 7, n_permutations=30, seed=4, batch_size=11, progress=False,
-                                checkpoint=Checkpoint(tmp_path / "i.ckpt", every=0, resume=True))
+        interaction_modes(dies_after(game, 6), 7, n_permutations=30, seed=4, progress=False,
+                          checkpoint=Checkpoint(tmp_path / "i.ckpt", every=0), compute=Compute(batch_size=11))
+    resumed = interaction_modes(game, 7, n_permutations=30, seed=4, progress=False,
+                                checkpoint=Checkpoint(tmp_path / "i.ckpt", every=0, resume=True),
+                                compute=Compute(batch_size=11))
     np.testing.assert_array_equal(resumed.modes, straight.modes)
     np.testing.assert_array_equal(resumed.se, straight.se)
     for bad, message in (([(0, 0)], "two different"), ([(0, 9)], "0..6"), ([(1, 2), (2, 1)], "distinct"),

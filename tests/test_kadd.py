@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from games import Counting, additive, coverage_floor, dies_after, network_game, pairwise
 
-from common import Checkpoint, TargetSE, shapley_modes
+from common import Checkpoint, Compute, TargetSE, shapley_modes
 from common.estimators.coalition_plan import stratified_coalitions
 from common.estimators.kadd import KAddModes
 from common.exact import exact_shapley_modes
@@ -67,7 +67,7 @@ def test_asks_distinct_coalitions_n_an_ordering():
     n, k = 12, 40
     seen = []
     game = Counting(lambda c: seen.append(c.copy()) or np.tanh(c.astype(float) @ np.ones((n, 2))))
-    r = run(game, n, k, batch_size=7)
+    r = run(game, n, k, compute=Compute(batch_size=7))
     rows = np.concatenate(seen)
     assert game.coalitions == r.metadata["coalitions"] == 2 + k * n and max(game.sizes) <= 7
     assert len(np.unique(np.packbits(rows, axis=1), axis=0)) == len(rows)
@@ -111,12 +111,13 @@ def test_exact_on_games_of_order_two():
 @pytest.mark.parametrize("batch_size", [7, 64])
 def test_resumed_run_is_bit_identical(network, tmp_path, batch_size):
     game, _ = network
-    full = run(game, N, 40, seed=3, batch_size=batch_size)
+    full = run(game, N, 40, seed=3, compute=Compute(batch_size=batch_size))
     with pytest.raises(KeyboardInterrupt):
-        run(dies_after(game, 1 + 400 // (2 * batch_size)), N, 40, seed=3, batch_size=batch_size,
-            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0))
-    resumed = run(game, N, 40, seed=3, batch_size=batch_size,
-                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True))
+        run(dies_after(game, 1 + 400 // (2 * batch_size)), N, 40, seed=3,
+            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0), compute=Compute(batch_size=batch_size))
+    resumed = run(game, N, 40, seed=3,
+                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True),
+                  compute=Compute(batch_size=batch_size))
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import games
-from common import Ray, shapley_modes
+from common import Compute, Ray, shapley_modes
 from common.walk import shard_bounds
 
 if importlib.util.find_spec("ray") is None:  # skip only when Ray is not installed; a broken Ray fails
@@ -37,10 +37,11 @@ def test_shards_cover_the_orderings_on_the_batch_grid():
     ("orthogonal", 66, "chain-kernel"), ("orthogonal", 88, "surrogate"), ("iid", 30, "kadd")])
 def test_ray_equals_local(local_ray, sampler, n_permutations, estimator):
     factory = functools.partial(games.TanhGame, 12, 5)
-    local = shapley_modes(factory(), 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,
-                          progress=False, estimator=estimator)
-    remote = shapley_modes(None, 12, n_permutations=n_permutations, seed=2, sampler=sampler, batch_size=24,
-                           progress=False, ray=Ray(factory, workers=2), estimator=estimator)
+    local = shapley_modes(factory(), 12, n_permutations=n_permutations, seed=2, sampler=sampler,
+                          progress=False, estimator=estimator, compute=Compute(batch_size=24))
+    remote = shapley_modes(None, 12, n_permutations=n_permutations, seed=2, sampler=sampler,
+                           progress=False, ray=Ray(factory, workers=2), estimator=estimator,
+                           compute=Compute(batch_size=24))
     assert remote.metadata["backend"] == "ray" and remote.metadata["estimator"] == estimator
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
@@ -49,9 +50,10 @@ def test_ray_equals_local(local_ray, sampler, n_permutations, estimator):
 def test_dead_worker_shard_is_rerun_once(local_ray, tmp_path):
     marker = tmp_path / "died"
     factory = functools.partial(games.TanhGame, 12, 5, str(marker))
-    local = shapley_modes(games.TanhGame(12, 5), 12, n_permutations=40, seed=4, batch_size=24, progress=False)
-    remote = shapley_modes(None, 12, n_permutations=40, seed=4, batch_size=24, progress=False,
-                           ray=Ray(factory, workers=2))
+    local = shapley_modes(games.TanhGame(12, 5), 12, n_permutations=40, seed=4, progress=False,
+                          compute=Compute(batch_size=24))
+    remote = shapley_modes(None, 12, n_permutations=40, seed=4, progress=False,
+                           ray=Ray(factory, workers=2), compute=Compute(batch_size=24))
     assert marker.exists()  # a worker did die
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
@@ -70,10 +72,10 @@ def test_ray_needs_a_factory_and_no_checkpoint(local_ray):
 def test_interaction_modes_on_ray_equal_local(local_ray):
     from common import interaction_modes
     factory = functools.partial(games.TanhGame, 12, 5)
-    local = interaction_modes(factory(), 12, pairs=[(0, 1), (3, 7)], n_permutations=20, seed=3, batch_size=32,
-                              progress=False)
-    remote = interaction_modes(None, 12, pairs=[(0, 1), (3, 7)], n_permutations=20, seed=3, batch_size=32,
-                               progress=False, ray=Ray(factory, workers=2))
+    local = interaction_modes(factory(), 12, pairs=[(0, 1), (3, 7)], n_permutations=20, seed=3,
+                              progress=False, compute=Compute(batch_size=32))
+    remote = interaction_modes(None, 12, pairs=[(0, 1), (3, 7)], n_permutations=20, seed=3,
+                               progress=False, ray=Ray(factory, workers=2), compute=Compute(batch_size=32))
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.se, local.se, atol=1e-9, rtol=0)
     np.testing.assert_allclose(remote.first_order.modes, local.first_order.modes, atol=1e-9, rtol=0)

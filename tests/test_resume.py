@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from games import dies_after
 
-from common import Checkpoint, load, shapley_modes
+from common import Checkpoint, Compute, load, shapley_modes
 from common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from MLP import train
 
@@ -24,16 +24,18 @@ def nonlinear_game(c):
 @pytest.mark.parametrize("sampler, batch_size", [("iid", 7), ("iid", 20), ("antithetic", 5), ("antithetic", 30)])
 def test_resumed_run_is_bit_identical(tmp_path, sampler, batch_size):
     ckpt = tmp_path / "run.ckpt"
-    full = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
-                         progress=False)
+    full = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler,
+                         progress=False, compute=Compute(batch_size=batch_size))
     for _ in range(2):  # each attempt dies after 6 batches
         with pytest.raises(KeyboardInterrupt):
-            shapley_modes(dies_after(nonlinear_game, 6), 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
-                          progress=False, checkpoint=Checkpoint(ckpt, every=0, resume=True))
+            shapley_modes(dies_after(nonlinear_game, 6), 9, n_permutations=24, seed=3, sampler=sampler,
+                          progress=False, checkpoint=Checkpoint(ckpt, every=0, resume=True),
+                          compute=Compute(batch_size=batch_size))
     done = load_checkpoint(ckpt, _config_of(ckpt), state_arrays())
     assert 0 < done < 24
-    resumed = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler, batch_size=batch_size,
-                            progress=False, checkpoint=Checkpoint(ckpt, every=0, resume=True))
+    resumed = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler,
+                            progress=False, checkpoint=Checkpoint(ckpt, every=0, resume=True),
+                            compute=Compute(batch_size=batch_size))
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
 
@@ -51,22 +53,23 @@ def _config_of(path):
 def test_checkpoint_refuses_other_runs_and_damage(tmp_path):
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        shapley_modes(dies_after(nonlinear_game, 4), 9, n_permutations=20, seed=3, batch_size=9, progress=False,
-                      checkpoint=Checkpoint(ckpt, every=0, fingerprint="model-a"))
+        shapley_modes(dies_after(nonlinear_game, 4), 9, n_permutations=20, seed=3, progress=False,
+                      checkpoint=Checkpoint(ckpt, every=0, fingerprint="model-a"), compute=Compute(batch_size=9))
     with pytest.raises(FileExistsError, match="resume"):
-        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, batch_size=9, progress=False, checkpoint=Checkpoint(ckpt))
+        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, progress=False, checkpoint=Checkpoint(ckpt),
+                      compute=Compute(batch_size=9))
     with pytest.raises(CheckpointError, match=r"seed: checkpoint has 3, this run has 4"):
-        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=4, batch_size=9, progress=False,
-                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"))
+        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=4, progress=False,
+                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"), compute=Compute(batch_size=9))
     with pytest.raises(CheckpointError, match="fingerprint: checkpoint has 'model-a', this run has 'model-b'"):
-        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, batch_size=9, progress=False,
-                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-b"))
+        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, progress=False,
+                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-b"), compute=Compute(batch_size=9))
     assert (tmp_path / "run.ckpt.prev").exists()  # the last good one before the newest
     good = ckpt.read_bytes()
     ckpt.write_bytes(good[: len(good) // 2])  # truncated
     with pytest.raises(CheckpointError, match="damaged"):
-        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, batch_size=9, progress=False,
-                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"))
+        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, progress=False,
+                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"), compute=Compute(batch_size=9))
     assert ckpt.read_bytes() == good[: len(good) // 2] and (tmp_path / "run.ckpt.prev").exists()  # nothing deleted
     # a flipped byte inside the arrays is caught by the checksum
     arrays = state_arrays()
@@ -190,8 +193,8 @@ def test_checkpoint_files_stale_temporaries_links_and_permissions(tmp_path, monk
     def no_links(*args):
         raise OSError("this file system has no hard links")
     monkeypatch.setattr(os, "link", no_links)
-    shapley_modes(nonlinear_game, 9, n_permutations=6, seed=1, batch_size=9, progress=False,
-                  checkpoint=Checkpoint(ckpt, every=0, resume=True))
+    shapley_modes(nonlinear_game, 9, n_permutations=6, seed=1, progress=False,
+                  checkpoint=Checkpoint(ckpt, every=0, resume=True), compute=Compute(batch_size=9))
     assert not any(p.exists() for p in stale) and other.exists()  # ours cleaned at the start, others left
     assert (tmp_path / "run.ckpt.prev").exists()  # kept by a copy where links fail
     mask = os.umask(0o022)

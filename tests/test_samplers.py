@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, dies_after, network_game
 
-from common import SAMPLERS, Checkpoint, TargetSE, shapley_modes
+from common import SAMPLERS, Checkpoint, Compute, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 from common.orderings import BEST_FIRST, auto_sampler, sample
 
@@ -87,13 +87,15 @@ def test_target_se_stops_at_the_first_check_point_below_it_and_is_deterministic(
 def test_target_se_with_checkpoints_resumes_to_the_same_stop(tmp_path, game_and_truth):
     game, _ = game_and_truth
     target = 1.3 * shapley_modes(game, 8, n_permutations=3000, seed=5, progress=False).se.max()  # stops ~ 1800
-    straight = shapley_modes(game, 8, n_permutations=3000, seed=5, target=TargetSE(target), batch_size=16,
-                             progress=False)
+    straight = shapley_modes(game, 8, n_permutations=3000, seed=5, target=TargetSE(target),
+                             progress=False, compute=Compute(batch_size=16))
     with pytest.raises(KeyboardInterrupt):
-        shapley_modes(dies_after(game, 40), 8, n_permutations=3000, seed=5, target=TargetSE(target), batch_size=16,
-                      progress=False, checkpoint=Checkpoint(tmp_path / "run.ckpt", every=0))
-    resumed = shapley_modes(game, 8, n_permutations=3000, seed=5, target=TargetSE(target), batch_size=16,
-                            progress=False, checkpoint=Checkpoint(tmp_path / "run.ckpt", every=0, resume=True))
+        shapley_modes(dies_after(game, 40), 8, n_permutations=3000, seed=5, target=TargetSE(target),
+                      progress=False, checkpoint=Checkpoint(tmp_path / "run.ckpt", every=0),
+                      compute=Compute(batch_size=16))
+    resumed = shapley_modes(game, 8, n_permutations=3000, seed=5, target=TargetSE(target),
+                            progress=False, checkpoint=Checkpoint(tmp_path / "run.ckpt", every=0, resume=True),
+                            compute=Compute(batch_size=16))
     assert 40 * 2 < resumed.n_permutations == straight.n_permutations < 3000
     np.testing.assert_array_equal(resumed.modes, straight.modes)
     np.testing.assert_array_equal(resumed.se, straight.se)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from games import Counting, coverage_floor, dies_after, network_game
 
-from common import Checkpoint, TargetSE, shapley_modes
+from common import Checkpoint, Compute, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 N = 10
@@ -73,7 +73,7 @@ def test_matches_exact_values_within_its_error_bars(truths, name):
 def test_asks_what_chain_kernel_asks_and_nothing_more():
     game = Counting(saturating)
     k = 3 * 2 * (N - 1)  # three groups: a pair and one left without a partner, which enters plain
-    r = run(game, N, k, batch_size=7)
+    r = run(game, N, k, compute=Compute(batch_size=7))
     assert game.coalitions == r.metadata["coalitions"] == 2 + 2 * N + k * (N - 3)
     assert max(game.sizes) <= 7
     assert np.isfinite(r.se).all() and r.efficiency_gap() < 1e-10
@@ -83,13 +83,14 @@ def test_asks_what_chain_kernel_asks_and_nothing_more():
 def test_resumed_run_is_bit_identical(tmp_path, batch_size):
     """Killed while a group waits for its partner: the checkpoint holds that group's values."""
     k = 4 * 2 * (N - 1)
-    full = run(saturating, N, k, seed=3, batch_size=batch_size)
+    full = run(saturating, N, k, seed=3, compute=Compute(batch_size=batch_size))
     calls = -(-2 * N // batch_size) + 2 + (2 * (N - 1) * (N - 3)) // batch_size  # into the second group
     with pytest.raises(KeyboardInterrupt):
-        run(dies_after(saturating, calls), N, k, seed=3, batch_size=batch_size,
-            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0))
-    resumed = run(saturating, N, k, seed=3, batch_size=batch_size,
-                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True))
+        run(dies_after(saturating, calls), N, k, seed=3,
+            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0), compute=Compute(batch_size=batch_size))
+    resumed = run(saturating, N, k, seed=3,
+                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True),
+                  compute=Compute(batch_size=batch_size))
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
 
@@ -120,7 +121,8 @@ def test_state_merges_over_disjoint_orderings(groups, cut):
 def test_target_se_stops_at_the_first_check_point_below_it():
     group = 2 * (N - 1)
     target = 1.4 * run(saturating, N, 24 * group).se.max()  # about 24 / 1.4^2 = 12 groups reach it
-    first, again = (run(saturating, N, 24 * group, target=TargetSE(target), batch_size=(N - 3) * group) for _ in range(2))
+    first, again = (run(saturating, N, 24 * group, target=TargetSE(target),
+                        compute=Compute(batch_size=(N - 3) * group)) for _ in range(2))
     assert 2 * group < first.n_permutations < 24 * group and first.n_permutations % group == 0
     assert first.se.max() <= target and first.metadata["target_reached"]
     np.testing.assert_array_equal(first.modes, again.modes)
