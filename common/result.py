@@ -86,14 +86,7 @@ class ShapleyResult:
         """Half-width of each mode element's two-sided confidence interval at `level`: se times the t quantile for
         the standard errors' degrees of freedom (metadata["se_dof"]: 3 for four sampler groups, where 95% is
         3.18 se, not 2). Results saved without se_dof use the normal quantile."""
-        from scipy import stats
-        if not 0 < level < 1:
-            raise ValueError(f"level must be between 0 and 1, got {level!r}")
-        dof = self.metadata.get("se_dof")
-        if dof is not None and dof < 1:
-            return np.full_like(self.se, np.inf)
-        quantile = stats.norm.ppf if dof is None else lambda q: stats.t.ppf(q, dof)
-        return self.se * quantile(0.5 + level / 2)
+        return self.se * quantile(level, self.metadata.get("se_dof"))
 
     def efficiency_gap(self) -> float:
         """max |sum of modes - (V(intact) - V(lesioned))|: 0 up to rounding for a deterministic game."""
@@ -136,3 +129,14 @@ def load_extra(path) -> dict:
     """The arrays stored beside the result in an .npz written by ShapleyResult.save."""
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files if k not in RESULT_ARRAYS}
+
+
+def quantile(level: float, dof: float | None) -> float:
+    """The two-sided `level` interval's half-width in standard errors: Student's t with `dof` degrees of freedom
+    (any positive number: Satterthwaite's need not be whole), the normal's for None, infinite for none."""
+    from scipy import stats
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level!r}")
+    if dof is None:
+        return float(stats.norm.ppf(0.5 + level / 2))
+    return float(stats.t.ppf(0.5 + level / 2, dof)) if dof > 0 else float("inf")

@@ -13,7 +13,6 @@ import time
 from functools import partial
 
 import numpy as np
-from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpointer
@@ -21,7 +20,7 @@ from .estimators import first_order_estimator
 from .game import CheckedGame, batch_size_for, player_labels
 from .options import Checkpoint, Compute, Ray, RunOptions, TargetSE
 from .orderings import auto_sampler, sample
-from .result import ShapleyResult
+from .result import ShapleyResult, quantile
 from .runners import Precision, run_local, run_msapy, run_ray
 
 FEW_DOF = 10  # below this many degrees of freedom, the run says how wide a 95% interval is
@@ -119,7 +118,7 @@ def estimate(estimator, game, players, options: RunOptions, *, estimator_options
     dof = estimates.get("se_dof")
     if options.progress and dof is not None and dof < FEW_DOF:
         tqdm.write(f"the error bars have {dof:.3g} degrees of freedom: a 95% interval is "
-                   f"{student_t.ppf(0.975, dof) if dof >= 1 else float('inf'):.3g} SE wide, not 2 "
+                   f"{quantile(0.95, dof):.3g} SE wide, not 2 "
                    "(ShapleyResult.margin); walk more orderings for tighter error bars")
     coalitions = checked.coalitions + evaluated
     metadata = dict(seconds=seconds, coalitions=int(coalitions), backend="local" if options.ray is None else "ray",

@@ -26,6 +26,13 @@ def unanimity(sets, n):
     return game, truth
 
 
+def saturating(c):
+    """Three outputs, each a steep sigmoid of a weighted count of intact units: like an accuracy, it saturates
+    with many units and collapses with few, so unit contributions depend on which others are intact."""
+    weights = np.random.default_rng(5).uniform(0.2, 1.0, size=(c.shape[1], 3))
+    return 1 / (1 + np.exp(-6 * (c.astype(float) @ weights / weights.sum(0) - 0.45)))
+
+
 def coverage_floor(level: float, runs: int, sigmas: float = 3.0) -> float:
     """The least mean coverage that `runs` independent runs of an honest `level` interval give, but for a
     `sigmas`-sigma fluke. One run's fraction of covered elements has variance at most level (1 - level), however

@@ -2,15 +2,10 @@
 cost (never a clock), so that the same run picks the same estimator everywhere."""
 import numpy as np
 import pytest
-from games import additive
+from games import additive, saturating
 
 from common import TargetSE, shapley_modes
 from common.estimators import first_order_estimator
-
-
-def saturating(c):
-    weights = np.random.default_rng(5).uniform(0.2, 1.0, size=(c.shape[1], 3))
-    return 1 / (1 + np.exp(-6 * (c.astype(float) @ weights / weights.sum(0) - 0.45)))
 
 
 def declared(cost, game=saturating):

@@ -3,19 +3,12 @@ variate. Against exact Shapley modes of a saturating game, where the surrogate m
 network that is nearly additive, where it must not hurt; what it asks of the game; checkpoints; merging."""
 import numpy as np
 import pytest
-from games import Counting, coverage_floor, dies_after, network_game
+from games import Counting, coverage_floor, dies_after, network_game, saturating
 
 from common import Checkpoint, Compute, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 N = 10
-
-
-def saturating(c):
-    """Three outputs, each a steep sigmoid of a weighted count of intact units: like an accuracy, it saturates
-    with many units and collapses with few, so unit contributions depend on which others are intact."""
-    weights = np.random.default_rng(5).uniform(0.2, 1.0, size=(N, 3))
-    return 1 / (1 + np.exp(-6 * (c.astype(float) @ weights / weights.sum(0) - 0.45)))
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,8 @@ AUTO = "auto"      # a rule on players, sampler groups, output size and memory (
 MSAPY = "msapy"    # msapy's own lazy walk, one coalition per call: the parity oracle (common/runners/msapy.py)
 ESTIMATOR_CHOICES = (AUTO, *ESTIMATORS, MSAPY)
 ABOUT = {AUTO: "kadd from n/2 orderings' worth where its state fits, the game is slow enough to pay for its fit and "
-               "no target SE is set; else the surrogate where it "
-               "applies, the output has at most 1024 elements and the game pays for its fits; chain-kernel where it "
-               "applies; else chain",
+               "no target SE is set; else the surrogate where it applies, the output has at most 1024 elements and "
+               "the game pays for its fits; chain-kernel where it applies; else chain",
          **{name: cls.about for name, cls in ESTIMATORS.items()},
          MSAPY: "msapy's lazy interface, one coalition per call: the chain estimate with msapy's own walk (no error "
                 "bars, checkpoints, Ray or target)"}
@@ -46,7 +45,7 @@ def surrogate_pays(n_players: int, group: int, cost_per_coalition: float | None)
 def kadd_applies(n_players: int, n_orderings: int, output_size: int, cost_per_coalition: float | None) -> bool:
     """Whether auto takes kadd: half n orderings' worth or more, a state that fits, and a fit that costs less than a
     tenth of the game's evaluations (by the game's declared cost, never a clock)."""
-    if n_players < 3 or 2 * n_orderings < n_players or KAddModes.refuses(n_players, 1, n_orderings):
+    if 2 * n_orderings < n_players or KAddModes.refuses(n_players, 1, n_orderings):
         return False
     p = parameters(n_players, KAddModes.order_for(n_players, n_orderings))
     every = KAddModes.most_orderings(n_players)

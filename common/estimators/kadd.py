@@ -24,7 +24,6 @@ where that and the normal matrix fit. The fit needs the whole plan, so the estim
 import numpy as np
 
 from .base import Estimator
-from .chain_walk import constrained_fit
 from .coalition_plan import stratified_coalitions
 
 MIN_PLAYERS = 3
@@ -158,14 +157,15 @@ class KAddModes(Estimator):
             gram += wx.T @ x
             b += wx.T @ (self.values[a:a + CHUNK] - self.empty)
         gram[np.diag_indices(p)] += 1e-12 * max(np.trace(gram) / p, 1e-300)  # pairs no coalition separates
-        coef = constrained_fit(gram, b, total)
-        to_modes = shapley_map(n, self.order)  # (n, p)
-        modes = to_modes @ coef
-        # each coalition's influence on the modes (the constrained solve is linear in b, b_c = w_c x_c y_c), and
-        # its leverage, by which its residual is scaled up to the residual of a fit without it (HC3)
+        # the fit under sum(coef) = total is linear in b: coef = project b + ones_inv total / sum(ones_inv)
         inverse = np.linalg.inv(gram)
         ones_inv = inverse.sum(1)
         project = inverse - np.outer(ones_inv, ones_inv) / ones_inv.sum()  # the constrained inverse
+        coef = project @ b + np.outer(ones_inv, total) / ones_inv.sum()
+        to_modes = shapley_map(n, self.order)  # (n, p)
+        modes = to_modes @ coef
+        # each coalition's influence on the modes (b_c = w_c x_c y_c), and its leverage, by which its residual is
+        # scaled up to the residual of a fit without it (HC3)
         influence_map = project @ to_modes.T                                   # (p, n)
         variance = np.zeros((n, d))
         slots, strata, shares = self.design.slots, [], np.zeros((n, d))
