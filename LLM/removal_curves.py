@@ -31,6 +31,7 @@ from LLM.moe import EXCLUSIONS
 from LLM.units import model_players, parse_layers
 from common.device import pick_device, set_cpu_threads
 from common.extras import require_extra
+from common.removal import removal_masks
 
 RUNS = Path(__file__).parent / "runs"
 PAPER_KS = [0, 1] + list(range(5, 71, 5))
@@ -48,16 +49,6 @@ def arithmetic_ranking(modes: np.ndarray, task_names) -> np.ndarray:
     """Player indices from the lowest to the highest mean contribution to the arithmetic tasks."""
     columns = [list(task_names).index(t) for t in T.DOMAINS["arithmetic"]]
     return np.argsort(modes[:, columns].mean(1), kind="stable")
-
-
-def removal_coalitions(order: np.ndarray, ks) -> tuple[np.ndarray, np.ndarray]:
-    """(lowest, highest): (len(ks), n) masks, True = intact, removing the k first / last players of `order`."""
-    n = len(order)
-    lowest, highest = np.ones((len(ks), n), bool), np.ones((len(ks), n), bool)
-    for i, k in enumerate(ks):
-        lowest[i, order[:k]] = False
-        highest[i, order[n - k:]] = False
-    return lowest, highest
 
 
 def tiny_arithmetic_items(limit):
@@ -136,7 +127,7 @@ def main(argv=None):
         raise SystemExit(f"the experts of {model_name} are not the players of {args.msa}")
 
     order = arithmetic_ranking(result.modes, extra["task_names"])
-    lowest, highest = removal_coalitions(order, ks)
+    highest, lowest = removal_masks(order, ks)
     unique, inverse = np.unique(np.concatenate([lowest, highest]), axis=0, return_inverse=True)
     ids, mask = left_pad(tokenizer, [encode_chat(tokenizer, m) for m in prompts])
     print(f"{data}: {len(prompts)} problems x {len(unique)} distinct expert sets ({model_name}, exclusion {exclusion})")
@@ -200,7 +191,7 @@ def unit_removal(args, result, extra, ks, device, out):
     held_out = held_out_task(task, meta["sizes"], meta.get("items"), 20 if args.limit is None else args.limit, meta.get("items_seed", 0))
     game = LMGame(model, tokenizer, [held_out], players, meta.get("score", "generate"), coalitions_per_call=1)
     order = np.argsort(result.modes[:, column], kind="stable")
-    lowest, highest = removal_coalitions(order, ks)
+    highest, lowest = removal_masks(order, ks)
     started = time.perf_counter()
     values = game(np.concatenate([lowest, highest]))[:, 0].reshape(2, len(ks))
     print(f"{task}, {len(held_out.items)} held-out items, {meta.get('score')} score; units ranked by their {task} mode")

@@ -50,12 +50,6 @@ def digit_correlation(modes: np.ndarray) -> np.ndarray:
     return corr
 
 
-def lesion_ranking(modes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Units ranked by digit-averaged contribution: (the k top units, the N - k bottom units)."""
-    order = np.argsort(-modes.mean(1), kind="stable")
-    return order[:k], order[k:]
-
-
 def top_k(n_hidden: int) -> int:
     """How many top units the lesion analysis removes: 40 of 200 as the paper, a fifth in general."""
     return max(1, n_hidden // 5)

@@ -21,9 +21,11 @@ import torch
 from common import cli
 from common.cli import GameSpec, UsageError, add_run_arguments, check_output_folder, entry, positive_int
 from common.fingerprint import model_fingerprint
+from common.rankings import shapley
+from common.removal import removal_masks
 from common.mnist import DATASETS, load_mnist
 from MLP import DATA, HERE
-from MLP.analysis import lesion_ranking, mean_abs_weight, top_k
+from MLP.analysis import mean_abs_weight, top_k
 from MLP.game import METRICS, MLPGame, generic_game
 from MLP.model import to_inputs
 from MLP.train import load_model
@@ -49,17 +51,16 @@ def make_game(path, dataset="mnist5k", data_dir=DATA, game_kind="fast", device="
 
 def lesion_extras(model, recall_game, x_test, y_test, result) -> dict:
     """What the figures need beside the modes: weights, and the accuracy without the top / bottom units."""
-    n = result.modes.shape[0]
-    top, bottom = lesion_ranking(result.modes, top_k(n))
+    n, k = result.modes.shape[0], top_k(result.modes.shape[0])
+    order = shapley(result).order()  # by digit-averaged contribution
     with torch.no_grad():
         intact_accuracy = (model(x_test).argmax(-1) == y_test).double().mean()
     extra = dict(intact_accuracy=np.float64(intact_accuracy),
                  mean_abs_weight=mean_abs_weight(model.fc1.weight.detach().numpy(), model.fc2.weight.detach().numpy()),
-                 k_top=np.int64(len(top)))
+                 k_top=np.int64(k))
     counts = np.bincount(y_test.numpy(), minlength=10)
-    for which, units in (("top", top), ("bottom", bottom)):
-        keep = np.ones((1, n), bool)
-        keep[0, units] = False
+    without_top, without_bottom = removal_masks(order, [k])[0], removal_masks(order, [n - k])[1]
+    for which, keep in (("top", without_top), ("bottom", without_bottom)):
         per_digit = np.asarray(recall_game(keep))[0]
         extra[f"per_digit_without_{which}"] = per_digit
         extra[f"accuracy_without_{which}"] = np.float64(per_digit @ counts / counts.sum())  # recall x frequency

@@ -45,6 +45,7 @@ positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 non_negative_float = _checked(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
 positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a finite number > 0")
+open_fraction = _checked(float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
 
 
 # ---------------------------------------------------------------- the shared options

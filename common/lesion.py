@@ -58,7 +58,7 @@ class Unit:
         return cls(module, int(start), None if stop is None else int(stop), "in" if side else "out")
 
 
-def _module(model: torch.nn.Module, name: str) -> torch.nn.Module:
+def module_named(model: torch.nn.Module, name: str) -> torch.nn.Module:
     modules = dict(model.named_modules())
     if name not in modules:
         near = [m for m in modules if m and (name in m or m in name)][:5]
@@ -78,7 +78,7 @@ def find_units(model: torch.nn.Module, module_names, example_input, dim: int = 1
         def hook(module, args, out):
             sizes.setdefault(name, _first_tensor(out).shape[dim])
         return hook
-    handles = [_module(model, name).register_forward_hook(record(name)) for name in module_names]
+    handles = [module_named(model, name).register_forward_hook(record(name)) for name in module_names]
     try:
         with torch.no_grad():
             model(example_input)
@@ -91,32 +91,43 @@ def find_units(model: torch.nn.Module, module_names, example_input, dim: int = 1
     return [Unit(name, i) for name in module_names for i in range(sizes[name])]
 
 
-@torch.no_grad()
-def unit_means(model: torch.nn.Module, units, run, dim: int = -1) -> dict:
-    """Each unit's mean activation over a reference batch, for mean ablation: {unit: tensor of its features}.
-
-    `run()` makes the reference forward passes (e.g. over unpadded prompts); the mean is over every position
-    but the feature dimension `dim`."""
-    sums, counts, handles = {}, {}, []
-    sites = sorted({(u.module, u.side) for u in units})
-
-    def record(key):
-        def take(x):
-            x = _first_tensor(x).detach().double()  # float64 sums: long reference runs lose no precision
-            x = x.movedim(dim, -1).reshape(-1, x.shape[dim])
-            sums[key] = sums.get(key, 0) + x.sum(0)
-            counts[key] = counts.get(key, 0) + len(x)
-        return (lambda m, args: take(args)) if key[1] == "in" else (lambda m, args, out: take(out))
-    for module, side in sites:
-        register = _module(model, module).register_forward_pre_hook if side == "in" else \
-            _module(model, module).register_forward_hook
-        handles.append(register(record((module, side))))
+@contextmanager
+def watching(model: torch.nn.Module, units, take):
+    """Call take((module, side), tensor) with every tensor that reaches the units' sites (a module's output, or its
+    input for side "in") while the context is open; the hooks are removed on exit, errors included. The tensor is
+    the one in the forward pass, not a copy: gradients flow through it."""
+    handles = []
     try:
-        run()
+        for module, side in sorted({(u.module, u.side) for u in units}):
+            key = (module, side)
+            if side == "in":
+                handles.append(module_named(model, module).register_forward_pre_hook(
+                    lambda m, args, key=key: take(key, _first_tensor(args))))
+            else:
+                handles.append(module_named(model, module).register_forward_hook(
+                    lambda m, args, out, key=key: take(key, _first_tensor(out))))
+        yield model
     finally:
         for h in handles:
             h.remove()
-    missing = [f"{m} ({s})" for m, s in sites if (m, s) not in counts]
+
+
+@torch.no_grad()
+def unit_means(model: torch.nn.Module, units, run, dim: int = -1, *, absolute: bool = False) -> dict:
+    """Each unit's mean activation over a reference batch, for mean ablation: {unit: tensor of its features}.
+
+    `run()` makes the reference forward passes (e.g. over unpadded prompts); the mean is over every position
+    but the feature dimension `dim`. absolute=True: the mean of |activation| instead."""
+    sums, counts = {}, {}
+
+    def take(key, x):
+        x = x.detach().double()  # float64 sums: long reference runs lose no precision
+        x = (x.abs() if absolute else x).movedim(dim, -1).reshape(-1, x.shape[dim])
+        sums[key] = sums.get(key, 0) + x.sum(0)
+        counts[key] = counts.get(key, 0) + len(x)
+    with watching(model, units, take):
+        run()
+    missing = sorted({f"{u.module} ({u.side})" for u in units if (u.module, u.side) not in counts})
     if missing:
         raise ValueError(f"the reference run never reached {missing}: no means to ablate with")
     return {u: (sums[(u.module, u.side)] / counts[(u.module, u.side)])[u.features] for u in units}
@@ -218,7 +229,7 @@ def lesioned(model: torch.nn.Module, units, mask, dim: int = 1, per_row: bool = 
     try:
         for (name, side), members in sites.items():
             ablation = _SiteAblation(members, mask, means, dim, layout)
-            module = _module(model, name)
+            module = module_named(model, name)
             handles.append(module.register_forward_pre_hook(ablation.input_hook) if side == "in"
                            else module.register_forward_hook(ablation.output_hook))
         yield model

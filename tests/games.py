@@ -149,3 +149,69 @@ def planted_game(n, n_outputs, seed=0):
                 out[:, d] += (2 + k) * c[:, i] * c[:, j]
         return out
     return game, planted
+
+
+class RoleNetwork:
+    """A network built so that the right order of its 8 hidden units is known: fc1 -> ReLU ("act") -> fc2 -> clamp
+    to [0, 1], 3 outputs, the value of each output its mean over random inputs x in [0.5, 1]^2.
+
+        unit 0   dead: no input reaches it (its outgoing weights are the largest)    worth 0
+        unit 1   dead: nothing reads it (its activation is the largest)               worth 0
+        2, 3     a redundant pair on output 0: either alone saturates it              0 each alone, 1 together
+        unit 4   carries output 1 alone: 0.6 x (0.5 + x1), about 0.75                 worth about 0.75
+        5, 6, 7  weak and additive on output 2: 0.1 each                              worth 0.1 each
+
+    Exact Shapley values: 0.5 each for the pair on output 0, unit 4's value on output 1, 0.1 each on output 2.
+    """
+    DEAD, PAIR, ALONE, WEAK = (0, 1), (2, 3), (4,), (5, 6, 7)
+
+    def __init__(self, n_inputs=32, seed=0):
+        from collections import OrderedDict
+
+        import torch
+
+        layers = [("fc1", torch.nn.Linear(2, 8)), ("act", torch.nn.ReLU()), ("fc2", torch.nn.Linear(8, 3)),
+                  ("clamp", torch.nn.Hardtanh(0.0, 1.0))]
+        self.model = torch.nn.Sequential(OrderedDict(layers)).double()
+        f64 = dict(dtype=torch.float64)
+        w1, b1 = torch.zeros(8, 2, **f64), torch.tensor([-1.0, 0, 0.5, 0.5, 0.5, 1, 1, 1], **f64)
+        w1[1] = 3.0                   # unit 1: a large activation that nothing reads
+        w1[2:4, 0] = w1[4, 1] = 1.0   # units 2-4: 0.5 + x, in [1, 1.5]; units 5-7: 1
+        w2 = torch.zeros(3, 8, **f64)
+        w2[:, 0] = 2.0                # unit 0: large outgoing weights, but it never fires
+        w2[0, 2] = w2[0, 3] = 1.0
+        w2[1, 4] = 0.6
+        w2[2, 5:] = 0.1
+        with torch.no_grad():
+            for param, value in ((self.model.fc1.weight, w1), (self.model.fc1.bias, b1),
+                                 (self.model.fc2.weight, w2), (self.model.fc2.bias, torch.zeros(3, **f64))):
+                param.copy_(value)
+        gen = torch.Generator().manual_seed(seed)
+        self.inputs = 0.5 + 0.5 * torch.rand(n_inputs, 2, generator=gen, dtype=torch.float64)
+
+    @property
+    def units(self):
+        from common.lesion import Unit
+        return [Unit("act", i) for i in range(8)]
+
+    def truth(self) -> np.ndarray:
+        """The exact Shapley values (8, 3)."""
+        phi = np.zeros((8, 3))
+        phi[2:4, 0] = 0.5
+        phi[4, 1] = float(0.6 * (0.5 + self.inputs[:, 1]).mean())
+        phi[5:, 2] = 0.1
+        return phi
+
+    def game(self):
+        """(C, 8) coalitions -> (C, 3): each output's mean over the inputs."""
+        from common.lesion import LesionGame
+        return LesionGame(self.model, self.units, self.inputs, lambda out: out.mean(1).numpy())
+
+    def per_input(self, inputs):
+        """(C, 8) coalitions -> (C, B): each input's mean over the 3 outputs (a removal curve's target)."""
+        from common.lesion import LesionGame
+        return LesionGame(self.model, self.units, inputs, lambda out: out.mean(-1).numpy())
+
+    def objective(self, model):
+        """The value, differentiably: each output's mean over the inputs."""
+        return model(self.inputs).mean(0)

@@ -28,7 +28,7 @@ def snapshot(*folders) -> dict:
 
 
 SCRIPTS = ("MLP.compute_msa", "MLP.train", "DCGAN.compute_msa", "DCGAN.train", "DCGAN.cluster", "DCGAN.lesion_clusters",
-           "LLM.compute_msa", "LLM.train_tiny_moe", "LLM.removal_curves")
+           "LLM.compute_msa", "LLM.train_tiny_moe", "LLM.removal_curves", "MLP.compress")
 
 
 @pytest.fixture
@@ -107,6 +107,9 @@ def cases(tmp):
         ("LLM.train_tiny_moe", ["--steps", "0"], "--steps: must be a positive integer"),
         ("LLM.removal_curves", ["--msa", str(tmp / "missing.npz")], "--msa .*: no such file"),
         ("LLM.removal_curves", ["--msa", str(a_file), "--ks", "a,b"], "--ks takes comma-separated whole numbers"),
+        ("MLP.compress", ["--remove", "1"], "--remove: must be a fraction strictly between 0 and 1"),
+        ("MLP.compress", ["--results", str(empty)], "has a result in"),
+        ("MLP.compress", ["--out", str(a_file)], "--out .* is a file"),
     ]
 
 

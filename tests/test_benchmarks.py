@@ -87,3 +87,32 @@ def test_the_peers_cache_evaluates_each_coalition_once():
     np.testing.assert_array_equal(cached(z)[:, 0], [2, 2, 2])
     np.testing.assert_array_equal(cached(z[::-1])[:, 0], [2, 2, 2])
     assert calls == [2] and cached.rows == 6 and cached.distinct == 2
+
+
+def test_bench_rankings_compares_every_ranking_on_held_out_images(capsys):
+    import numpy as np
+    bench = _load("bench_rankings")
+    rank, held = bench.split_test(np.repeat(np.arange(10), 5))
+    assert len(np.intersect1d(rank, held)) == 0 and len(rank) + len(held) == 50
+    bench.main(["--sizes", "10", "--regs", "l1", "--epochs", "1", "--n-permutations", "20", "--random-seeds", "2"])
+    out = capsys.readouterr().out
+    for name in ("shapley (2", "shapley (2 orderings)", "leave-one-out", "leave-one-in", "weight norm",
+                 "mean |activation|", "gradient x activation", "random (mean of 2)"):
+        assert name in out
+    assert "N =  10 l1" in out and "11" in out  # leave-one-out's n + 1 evaluations
+
+
+def test_bench_rankings_held_out_scores_average_to_the_games_recall():
+    import numpy as np
+    import torch
+    from MLP.game import MLPGame
+    from MLP.model import MLP
+    bench = _load("bench_rankings")
+    torch.manual_seed(0)
+    model, x = MLP(12), torch.rand(60, 784)
+    y = torch.as_tensor(np.random.default_rng(0).permutation(np.repeat(np.arange(10), 6)))
+    coalitions = np.random.default_rng(1).random((5, 12)) > 0.3
+    recall, held = MLPGame(model, x, y)(coalitions), bench.HeldOut(model, x, y)
+    for digit in range(10):
+        np.testing.assert_allclose(held.score(digit)(coalitions).mean(1), recall[:, digit], atol=1e-12)
+    np.testing.assert_allclose(held.score()(coalitions).mean(1), recall.mean(1), atol=1e-12)

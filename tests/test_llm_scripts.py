@@ -189,12 +189,13 @@ def test_removal_curves_on_gsm8k_files(removal_file):
 
 
 def test_removal_coalitions_remove_the_right_experts():
-    from LLM.removal_curves import arithmetic_ranking, default_ks, removal_coalitions
+    from common.removal import removal_masks
+    from LLM.removal_curves import arithmetic_ranking, default_ks
     modes = np.zeros((6, 9))
     modes[:, 0] = [5, -1, 3, 0, 2, 4]   # addition only: ranking by the arithmetic mean
     order = arithmetic_ranking(modes, T.TASK_NAMES)
     assert order.tolist() == [1, 3, 4, 2, 5, 0]
-    lowest, highest = removal_coalitions(order, [0, 2])
+    highest, lowest = removal_masks(order, [0, 2])
     assert lowest[0].all() and highest[0].all()
     assert np.flatnonzero(~lowest[1]).tolist() == [1, 3] and np.flatnonzero(~highest[1]).tolist() == [0, 5]
     assert default_ks(256) == [0, 1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70]

@@ -9,7 +9,7 @@ from games import exact_shapley
 from common import load, shapley_modes
 from common.mnist import load_mnist, load_mnist5k
 from MLP import compute_msa, figures, train
-from MLP.analysis import (claims, digit_correlation, distributed_index, lesion_ranking, load_results,
+from MLP.analysis import (claims, digit_correlation, distributed_index, load_results,
                           mean_abs_weight, weight_contribution_correlation)
 from MLP.game import MLPGame, generic_game, per_digit_accuracy
 from MLP.model import MLP, to_inputs
@@ -118,8 +118,6 @@ def test_weight_correlation_ranking_and_digit_correlation():
     modes = np.array([[0.1, 0.3], [0.0, 0.0], [0.5, 0.7]])  # digit-averaged: 0.2, 0.0, 0.6
     assert weight_contribution_correlation(np.array([1.5, 0.5, 3.5]), modes) == pytest.approx(
         np.corrcoef([1.5, 0.5, 3.5], [0.2, 0.0, 0.6])[0, 1])
-    top, bottom = lesion_ranking(modes, 1)
-    assert list(top) == [2] and list(bottom) == [0, 1]
     corr = digit_correlation(np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [3.0, 6.0, 0.0]]))
     assert corr[0, 1] == pytest.approx(1.0) and corr[0, 2] == 0 and corr[2, 2] == 1  # constant column: 0, not NaN
 
@@ -129,6 +127,20 @@ def small_model(n_hidden=10, seed=0):
     x_train, y_train, x_test, y_test = load_mnist5k()
     model = train.train_mlp(n_hidden, "none", to_inputs(x_train[::5]), torch.as_tensor(y_train[::5]), epochs=1, seed=seed)
     return model, to_inputs(x_test[::3]), torch.as_tensor(y_test[::3])
+
+
+def test_lesion_extras_remove_the_top_fifth_and_the_bottom_four_fifths_by_mean_mode():
+    model, x, y = small_model()
+    result = shapley_modes(MLPGame(model, x, y), 10, 40, seed=0, progress=False)
+    extra = compute_msa.lesion_extras(model, MLPGame(model, x, y), x, y, result)
+    ranked = np.argsort(-result.modes.mean(1))  # most important first
+    for which, removed in (("top", ranked[:2]), ("bottom", ranked[2:])):
+        with torch.no_grad():
+            hidden = model.act(model.fc1(x))
+            hidden[:, removed] = 0
+            accuracy = (model.fc2(hidden).argmax(-1) == y).double().mean().item()
+        assert extra[f"accuracy_without_{which}"] == pytest.approx(accuracy, abs=1e-12)
+    assert int(extra["k_top"]) == 2
 
 
 def test_fast_game_equals_generic_hooked_game_and_brute_force():
