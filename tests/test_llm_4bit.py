@@ -41,17 +41,8 @@ def _bnb_cpu_reason(model, skip) -> str | None:
 
 @pytest.fixture(scope="module")
 def saved_tiny_mixtral(tmp_path_factory):
-    from transformers import MixtralConfig, MixtralForCausalLM
-
-    from LLM.train_tiny_moe import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    config = MixtralConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=8, num_experts_per_tok=2,
-                           max_position_embeddings=256, sliding_window=None, pad_token_id=tokenizer.pad_token_id,
-                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    model = MixtralForCausalLM(config)
+    from games import tiny_tokenizer_mixtral
+    model, tokenizer = tiny_tokenizer_mixtral(hidden_size=64, intermediate_size=128, experts=8, max_positions=256)
     with torch.no_grad():
         for layer in model.model.layers:
             for expert in layer.block_sparse_moe.experts:

@@ -61,3 +61,32 @@ def test_bad_wiring_and_masks_are_refused_by_name():
         pruned(model, [Unit("fc2", 0, 2, side="in")], np.ones(1, bool), {"fc2": Wiring("fc1", "fc2")})
     with pytest.raises(ValueError, match="act is a LeakyReLU"):
         pruned(model, units, np.ones(5, bool), {"act": Wiring("act", "fc2")})
+
+
+def test_llama_without_heads_equals_the_masked_llama_in_grouped_query_attention():
+    pytest.importorskip("transformers", reason="the llm extra is not installed")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from common.prune import pruned_heads
+    from LLM.units import model_players
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(config).double().eval()
+    players = model_players(model, "heads")  # 12 heads, 3 query heads per key/value head
+    keep = np.array([1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1], bool)  # layer 0: 2 + 2 heads left; layer 1: 1 + 3
+    ids = torch.randint(0, 64, (3, 10))
+    with torch.no_grad(), players.ablated(np.tile(keep, (3, 1))):
+        masked = model(ids).logits
+    small = pruned_heads(model, players.units, keep)
+    with torch.no_grad():
+        torch.testing.assert_close(small(ids).logits, masked, rtol=0, atol=1e-10)
+    even, uneven = small.model.layers[0].self_attn, small.model.layers[1].self_attn
+    assert even.q_proj.out_features == even.o_proj.in_features == 4 * 8
+    assert even.k_proj.out_features == even.v_proj.out_features == 2 * 8 and even.num_key_value_groups == 2
+    assert uneven.k_proj.out_features == 4 * 8 and uneven.num_key_value_groups == 1  # a head per query head
+    assert parameter_count(model) - parameter_count(small) == 2 * 2 * 8 * 48  # layer 1: copies cost what heads save
+    with pytest.raises(ValueError, match="every head of model.layers.0.self_attn"):
+        pruned_heads(model, players.units, np.r_[np.zeros(6, bool), np.ones(6, bool)])
+    with pytest.raises(ValueError, match="is not one attention head"):
+        pruned_heads(model, [Unit("model.layers.0.self_attn.o_proj", 0, 4, side="in")], np.ones(1, bool))
