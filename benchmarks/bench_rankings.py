@@ -30,6 +30,8 @@ and the DCGAN, the tiny MoE's default 40; --n-permutations for all), and from a 
 that costs about what leave-one-out costs.
 """
 import argparse
+import json
+import os
 import sys
 import tempfile
 import time
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 from common import rankings, shapley_modes  # noqa: E402
-from common.cli import non_negative_int, positive_int  # noqa: E402
+from common.cli import UsageError, check_output_file, non_negative_int, positive_int  # noqa: E402
 from common.lesion import LesionGame, Unit, find_units  # noqa: E402
 from common.removal import default_ks, removal_curve  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
@@ -70,16 +72,24 @@ def shapley_pair(game, n, args, experiment, shape=None):
 
 
 def compare(ranked, randoms, overall, per_target=()):
-    """Rows (name, {metric: (overall, mean over targets)}, evaluations, seconds); per_target: (target, score)."""
-    def curves(ranking):
+    """Rows {name, metrics: {metric: (overall, mean over targets)}, evaluations, seconds, curve: the overall removal
+    curve}; per_target: (target, score) pairs. The random row averages its seeds."""
+    def row(ranking):
         ks = default_ks(len(ranking.scores))
-        whole = removal_curve(overall, ranking.order(), ks).summary()
+        whole = removal_curve(overall, ranking.order(), ks)
         parts = [removal_curve(score, ranking.order(target=t), ks).summary() for t, score in per_target]
-        return {m: (whole[m], float(np.mean([p[m] for p in parts])) if parts else np.nan) for m in METRICS}
-    rows = [(r.name, curves(r), r.evaluations, r.seconds) for r in ranked]
-    floor = [curves(r) for r in randoms]
-    rows.append((f"random (mean of {len(randoms)})",
-                 {m: tuple(np.mean([f[m][i] for f in floor]) for i in range(2)) for m in METRICS}, 0, 0.0))
+        metrics = {m: (whole.summary()[m], float(np.mean([p[m] for p in parts])) if parts else np.nan)
+                   for m in METRICS}
+        curve = {k: np.asarray(getattr(whole, k)).tolist() for k in ("ks", "top", "top_se", "bottom", "bottom_se")}
+        return dict(name=ranking.name, metrics=metrics, evaluations=ranking.evaluations, seconds=ranking.seconds,
+                    curve=dict(curve, n=whole.n))
+    rows = [row(r) for r in ranked]
+    floor = [row(r) for r in randoms]
+    mean = lambda key: np.mean([f["curve"][key] for f in floor], 0).tolist()  # noqa: E731
+    rows.append(dict(name=f"random (mean of {len(randoms)})", evaluations=0, seconds=0.0,
+                     metrics={m: tuple(float(np.mean([f["metrics"][m][i] for f in floor])) for i in range(2))
+                              for m in METRICS},
+                     curve=dict(floor[0]["curve"], **{k: mean(k) for k in ("top", "top_se", "bottom", "bottom_se")})))
     return rows
 
 
@@ -87,12 +97,12 @@ def print_table(title, rows):
     print(f"\n{title}")
     print(f"{'ranking':<40}{'area':>15}{'-top 10%':>15}{'-top 20%':>15}{'-bottom 50%':>15}{'evaluations':>12}"
           f"{'seconds':>9}")
-    for name, m, evaluations, seconds in rows:
+    for row in rows:
+        m = row["metrics"]
         cells = "".join(f"{m[k][0]:>7.3f} |" + (f"{m[k][1]:>6.3f}" if np.isfinite(m[k][1]) else f"{'-':>6}")
                         for k in METRICS)
-        print(f"{name:<40}{cells}{evaluations:>12,}{seconds:>9.2f}")
-    best = max(rows, key=lambda row: row[1]["area"][0])
-    return best[0], best[1]["area"][0], rows[0][1]["area"][0]
+        print(f"{row['name']:<40}{cells}{row['evaluations']:>12,}{row['seconds']:>9.2f}")
+    return dict(title=title, rows=rows)
 
 
 # ---------------------------------------------------------------- MLP neurons, accuracy per digit
@@ -148,7 +158,7 @@ def mlp(args):
     x_rank, y_rank = to_inputs(x_test[rank]), torch.as_tensor(y_test[rank])
     x_held, y_held = to_inputs(x_test[held]), torch.as_tensor(y_test[held])
     print(f"\n# MLP: rank on {len(rank)} test images, accuracy on the other {len(held)} (overall | mean over digits)")
-    wins = []
+    tables = []
     for n in args.sizes:
         for reg in args.regs:
             model = train_mlp(n, reg, to_inputs(x_train), torch.as_tensor(y_train), epochs=args.epochs,
@@ -158,8 +168,9 @@ def mlp(args):
             rows = compare(mlp_rankings(model, x_rank, y_rank, args),
                            [rankings.random_scores(n, seed) for seed in range(args.random_seeds)],
                            held_out.score(), [(d, held_out.score(d)) for d in range(10)])
-            wins.append((f"MLP N = {n} {reg}", *print_table(f"N = {n}, {reg}: held-out accuracy {intact:.3f}", rows)))
-    return wins
+            table = print_table(f"N = {n}, {reg}: held-out accuracy {intact:.3f}", rows)
+            tables.append(dict(table, model=f"MLP N = {n} {reg}", score="accuracy", per_target="digit"))
+    return tables
 
 
 # ---------------------------------------------------------------- DCGAN filters, image error
@@ -209,7 +220,7 @@ def dcgan(args):
                    minus_error(generator, units, held))
     title = (f"DCGAN tiny32, {n} hidden filters: minus the mean squared error against the intact image on "
              f"{len(held)} held-out noise vectors (overall)")
-    return [(f"DCGAN {n} filters", *print_table(title, rows))]
+    return [dict(print_table(title, rows), model=f"DCGAN {n} filters", score="minus the squared error", per_target=None)]
 
 
 # ---------------------------------------------------------------- tiny MoE experts, log-probability per task
@@ -274,7 +285,7 @@ def moe(args):
                    [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))])
     title = (f"tiny MoE, {n} experts (exclusion as the paper's): mean log-probability of the reference answer on "
              f"{len(held.items)} held-out items (overall | mean over the 9 tasks)")
-    return [(f"tiny MoE {n} experts", *print_table(title, rows))]
+    return [dict(print_table(title, rows), model=f"tiny MoE {n} experts", score="log-probability", per_target="task")]
 
 
 def main(argv=None):
@@ -294,19 +305,38 @@ def main(argv=None):
                    help="a Shapley run at about leave-one-out's cost")
     p.add_argument("--random-seeds", type=positive_int, default=5)
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_rankings.json",
+                   help="every table and overall curve, as JSON (default: %(default)s)")
     args = p.parse_args(argv)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         p.error(f"--checkpoint {args.checkpoint}: no such file")
     if args.moe_model is not None and not (args.moe_model / "config.json").is_file():
         p.error(f"--moe-model {args.moe_model}: no config.json there")
+    try:
+        check_output_file(args.out)
+    except UsageError as error:
+        p.error(str(error))
     if args.moe_items is not None and args.moe_items < 2:
         p.error("--moe-items must be at least 2: half of every task's items rank, half are held out")
     print("area: between the bottom-k and top-k curves over the fraction removed (higher is better); -top: the score "
           "without the top 10%/20% (lower is better); -bottom 50%: without the bottom half (higher)")
-    wins = [row for name in args.experiments for row in {"mlp": mlp, "dcgan": dcgan, "moe": moe}[name](args)]
+    tables = [t for name in args.experiments for t in {"mlp": mlp, "dcgan": dcgan, "moe": moe}[name](args)]
     print("\nbest area per model (and the full Shapley run's):")
-    for model, name, area, shapley_area in wins:
-        print(f"  {model:<24}: {name} {area:.3f}  (shapley {shapley_area:.3f})")
+    for table in tables:
+        best = max(table["rows"], key=lambda row: row["metrics"]["area"][0])
+        print(f"  {table['model']:<24}: {best['name']} {best['metrics']['area'][0]:.3f}  "
+              f"(shapley {table['rows'][0]['metrics']['area'][0]:.3f})")
+    write_json(args.out, dict(tables=tables, argv=sys.argv[1:] if argv is None else list(argv)))
+    print(f"wrote {args.out} (notebooks/rankings.ipynb draws it)")
+
+
+def write_json(path: Path, data) -> None:
+    """Atomically: a temporary file beside `path`, then rename (NaN as null)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = json.loads(json.dumps(data, default=float).replace("NaN", "null"))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(clean, indent=1))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -89,13 +89,23 @@ def test_the_peers_cache_evaluates_each_coalition_once():
     assert calls == [2] and cached.rows == 6 and cached.distinct == 2
 
 
-def test_bench_rankings_compares_every_ranking_on_held_out_images(capsys):
+def test_bench_rankings_compares_every_ranking_on_held_out_images_and_the_notebook_draws_them(tmp_path, capsys):
+    import json
+
     import numpy as np
+    from common.notebooks import run_notebook
     bench = _load("bench_rankings")
     rank, held = bench.split_test(np.repeat(np.arange(10), 5))
     assert len(np.intersect1d(rank, held)) == 0 and len(rank) + len(held) == 50
     bench.main(["--experiments", "mlp", "dcgan", "--sizes", "10", "--regs", "l1", "--epochs", "1",
-                "--dcgan-steps", "2", "--n-permutations", "20", "--random-seeds", "2"])
+                "--dcgan-steps", "2", "--n-permutations", "20", "--random-seeds", "2", "--out",
+                str(tmp_path / "r.json")])
+    tables = json.loads((tmp_path / "r.json").read_text())["tables"]
+    assert [t["model"] for t in tables] == ["MLP N = 10 l1", "DCGAN 112 filters"]
+    assert all(len(r["curve"]["top"]) == len(r["curve"]["ks"]) for t in tables for r in t["rows"])
+    run_notebook("rankings", tmp_path / "rankings.ipynb", RESULTS=tmp_path / "r.json", FIG_DIR=tmp_path / "fig")
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["removal_DCGAN_112_filters.png",
+                                                                      "removal_MLP_N_10_l1.png"]
     out = capsys.readouterr().out
     for name in ("shapley (2", "shapley (2 orderings)", "leave-one-out", "leave-one-in", "weight norm",
                  "mean |activation|", "gradient x activation", "random (mean of 2)"):

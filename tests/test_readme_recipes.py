@@ -22,7 +22,7 @@ SMALLEST = {  # appended to every run of the script: the recipe, at its smallest
     "MLP/compute_msa.py": "--n-permutations 4 --no-progress",
     "MLP/demo.py": "--sizes 8 12 --trials 1 --epochs 1 --n-permutations 4",
     "LLM/train_tiny_moe.py": "--steps 3 --layers 2 --experts 4 --hidden 32 --ffn 32",
-    "LLM/compute_msa.py": "--n-permutations 2 --items 1 --layers 0:2 --no-progress",
+    "LLM/compute_msa.py": "--n-permutations 2 --items 1 --layers 0:2 --sizes tiny --no-progress",
     "LLM/removal_curves.py": "--limit 3 --ks 0,1",
     "DCGAN/train.py": "--max-steps 2 --batch-size 8 --n-fixed 4 --sample-every 1000",
     "DCGAN/compute_msa.py": "--n-permutations 2 --n-images 2 --no-progress",
