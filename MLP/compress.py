@@ -14,7 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from common import cli, load, rankings
@@ -22,6 +21,7 @@ from common.cli import entry, open_fraction
 from common.lesion import Unit, lesioned
 from common.mnist import DATASETS
 from common.prune import Wiring, parameter_count, pruned
+from common.removal import removal_masks
 from MLP import HERE
 from MLP.compute_msa import test_set
 from MLP.game import MLPGame
@@ -30,13 +30,11 @@ from MLP.train import accuracy, load_model, save_model
 RANKINGS = ("shapley", "leave-one-out", "weight-norm", "mean-activation")
 
 
-def rank(name, model, result, x, y) -> rankings.Ranking:
-    n = model.fc1.out_features
-    units = [Unit("act", i) for i in range(n)]
+def rank(name, model, units, result, x, y) -> rankings.Ranking:
     if name == "shapley":
         return rankings.shapley(result)
     if name == "leave-one-out":
-        return rankings.leave_one_out(MLPGame(model, x, y), n)
+        return rankings.leave_one_out(MLPGame(model, x, y), len(units))
     if name == "weight-norm":
         return rankings.weight_norm(model, units, consumers={"act": "fc2"})
     return rankings.activation_magnitude(model, units, lambda: model(x))
@@ -68,10 +66,9 @@ def main(argv=None):
         n = model.fc1.out_features
         if len(result.players) != n:
             raise SystemExit(f"{path.name} has {n} hidden units, its result {len(result.players)}")
-        order = rank(args.ranking, model, result, x, y).order()
-        keep = np.ones(n, bool)
-        keep[order[:int(round(args.remove * n))]] = False
         units = [Unit("act", i) for i in range(n)]
+        order = rank(args.ranking, model, units, result, x, y).order()
+        keep = removal_masks(order, [int(round(args.remove * n))])[1][0]  # without the bottom fraction
         small = pruned(model, units, keep, {"act": Wiring("fc1", "fc2")})
         with torch.no_grad():
             with lesioned(model, units, keep):

@@ -41,11 +41,13 @@ def _keep_along(param: torch.Tensor, axis: int, kept: torch.Tensor) -> nn.Parame
     return nn.Parameter(data, requires_grad=param.requires_grad) if isinstance(param, nn.Parameter) else data
 
 
-def _out_axis(layer) -> int:
+def output_axis(layer) -> int:
+    """The axis of a layer's weight that runs over its output features."""
     return 1 if isinstance(layer, _CONV_T) else 0
 
 
-def _in_axis(layer) -> int:
+def input_axis(layer) -> int:
+    """The axis of a layer's weight that runs over its input features."""
     return 0 if isinstance(layer, _CONV_T) else 1
 
 
@@ -56,7 +58,7 @@ def _check_layer(name, layer):
 
 
 def _shrink_producer(layer, kept):
-    layer.weight = _keep_along(layer.weight, _out_axis(layer), kept)
+    layer.weight = _keep_along(layer.weight, output_axis(layer), kept)
     if layer.bias is not None:
         layer.bias = _keep_along(layer.bias, 0, kept)
     if isinstance(layer, nn.Linear):
@@ -77,7 +79,7 @@ def _shrink_between(name, layer, kept):
 
 
 def _shrink_consumer(layer, kept):
-    layer.weight = _keep_along(layer.weight, _in_axis(layer), kept)
+    layer.weight = _keep_along(layer.weight, input_axis(layer), kept)
     if isinstance(layer, nn.Linear):
         layer.in_features = len(kept)
     else:
@@ -102,7 +104,7 @@ def pruned(model: nn.Module, units, keep, wiring: dict) -> nn.Module:
         producer = module_named(small, wire.producer)
         _check_layer(wire.producer, producer)
         _check_layer(wire.consumer, module_named(small, wire.consumer))
-        width = producer.weight.shape[_out_axis(producer)]
+        width = producer.weight.shape[output_axis(producer)]
         dropped = {f for u, k in members if not k for f in range(u.features.start, u.features.stop)}
         if any(f >= width for f in dropped):
             raise ValueError(f"{site} has {width} features; a unit to remove lies beyond them")

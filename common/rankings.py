@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from common.lesion import module_named, unit_means, watching
+from common.prune import input_axis
 
 
 @dataclass
@@ -74,11 +75,6 @@ def leave_one_in(game, n: int) -> Ranking:
     return _timed("leave-one-in", n + 1, compute)
 
 
-def _input_axis(module: torch.nn.Module) -> int:
-    """The axis of a layer's weight that runs over its input features."""
-    return 0 if isinstance(module, torch.nn.modules.conv._ConvTransposeNd) else 1
-
-
 def weight_norm(model: torch.nn.Module, units, consumers: dict | None = None) -> Ranking:
     """The Frobenius norm of each unit's outgoing weights: for a unit on a module's input (side "in", e.g. an
     attention head at o_proj's input) the module's own weights over its features; for a unit on a module's output,
@@ -94,7 +90,7 @@ def weight_norm(model: torch.nn.Module, units, consumers: dict | None = None) ->
         for unit in units:
             layer = module_named(model, unit.module if unit.side == "in" else consumers[unit.module])
             weight = layer.weight.detach()
-            axis = _input_axis(layer)
+            axis = input_axis(layer)
             scores.append(float(weight.narrow(axis, unit.index, unit.features.stop - unit.index).double().norm()))
         return scores
     return _timed("weight norm", 0, compute)

@@ -8,7 +8,7 @@ import torch
 from common import rankings as R
 from common import shapley_modes
 from common.removal import default_ks, removal_curve, removal_masks
-from games import RoleNetwork
+from games import Counting, RoleNetwork
 
 DEAD, PAIR, ALONE, WEAK = map(list, (RoleNetwork.DEAD, RoleNetwork.PAIR, RoleNetwork.ALONE, RoleNetwork.WEAK))
 
@@ -16,15 +16,6 @@ DEAD, PAIR, ALONE, WEAK = map(list, (RoleNetwork.DEAD, RoleNetwork.PAIR, RoleNet
 @pytest.fixture(scope="module")
 def net():
     return RoleNetwork()
-
-
-class Counting:
-    def __init__(self, game):
-        self.game, self.rows = game, 0
-
-    def __call__(self, coalitions):
-        self.rows += len(coalitions)
-        return self.game(coalitions)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +39,7 @@ def test_shapley_puts_dead_then_weak_then_the_pair_then_the_lone_carrier(exact):
 def test_leave_one_out_cannot_tell_a_redundant_pair_from_dead_units(net):
     game = Counting(net.game())
     loo = R.leave_one_out(game, 8)
-    assert game.rows == loo.evaluations == 9
+    assert game.coalitions == loo.evaluations == 9
     np.testing.assert_allclose(loo.scores[PAIR + DEAD], 0, atol=1e-12)
     np.testing.assert_allclose(loo.scores[ALONE[0], 1], net.truth()[ALONE[0], 1], atol=1e-12)
     np.testing.assert_allclose(loo.scores[WEAK, 2], 0.1, atol=1e-12)
@@ -58,7 +49,7 @@ def test_leave_one_out_cannot_tell_a_redundant_pair_from_dead_units(net):
 def test_leave_one_in_overrates_redundant_units(net):
     game = Counting(net.game())
     loi = R.leave_one_in(game, 8)
-    assert game.rows == loi.evaluations == 9
+    assert game.coalitions == loi.evaluations == 9
     np.testing.assert_allclose(loi.scores[PAIR, 0], 1.0, atol=1e-12)  # each alone does the pair's whole job
     assert set(loi.order()[-2:]) == set(PAIR)  # above the lone carrier, whose Shapley value is higher
 
@@ -129,7 +120,7 @@ def test_removal_curve_scores_held_out_inputs_with_error_bars(net, exact):
     held_out = 0.5 + 0.5 * torch.rand(50, 2, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     score = Counting(net.per_input(held_out))
     curve = removal_curve(score, exact.order(), default_ks(8))
-    assert curve.ks.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8] and curve.evaluations == score.rows
+    assert curve.ks.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8] and curve.evaluations == score.coalitions
     x1 = held_out[:, 1].numpy()
     lone = 0.6 * (0.5 + x1)
     # top 2 by Shapley: unit 4 and one of the pair; the other keeps output 0 saturated
