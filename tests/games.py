@@ -231,3 +231,20 @@ def tiny_tokenizer_mixtral(*, hidden_size, intermediate_size, experts, max_posit
                            sliding_window=None, pad_token_id=tokenizer.pad_token_id,
                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     return MixtralForCausalLM(config), tokenizer
+
+
+def save_tiny_llama(path):
+    """A random 2-layer Llama (4 heads a layer) with the tiny model's tokenizer and chat template, saved."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from LLM.train_tiny_moe import build_tokenizer
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -130,15 +130,25 @@ def test_bench_rankings_held_out_scores_average_to_the_games_recall():
     np.testing.assert_allclose(held.score()(coalitions).mean(1), recall.mean(1), atol=1e-12)
 
 
-def test_bench_rankings_compares_the_experts_of_a_mixture_of_experts(tmp_path, capsys):
+def test_bench_rankings_compares_the_experts_of_a_mixture_of_experts_and_the_heads_of_a_llama(tmp_path, capsys):
     pytest.importorskip("transformers", reason="the llm extra is not installed")
-    from games import tiny_tokenizer_mixtral
+    import json
+
+    from games import save_tiny_llama, tiny_tokenizer_mixtral
     bench = _load("bench_rankings")
     model, tokenizer = tiny_tokenizer_mixtral(hidden_size=32, intermediate_size=32, experts=4, max_positions=512)
-    model.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    bench.main(["--experiments", "moe", "--moe-model", str(tmp_path), "--moe-items", "2", "--n-permutations", "8",
-                "--random-seeds", "2"])
+    model.save_pretrained(tmp_path / "moe")
+    tokenizer.save_pretrained(tmp_path / "moe")
+    save_tiny_llama(tmp_path / "llama")
+    bench.main(["--experiments", "moe", "heads", "--moe-model", str(tmp_path / "moe"), "--heads-model",
+                str(tmp_path / "llama"), "--heads-layers", "1", "--llm-items", "2", "--n-permutations", "8",
+                "--random-seeds", "2", "--out", str(tmp_path / "r.json")])
     out = capsys.readouterr().out
     assert "tiny MoE 8 experts" in out and "gradient x activation" in out and "weight norm (w2)" in out
-    assert "          9 " in out  # leave-one-out's n + 1 evaluations
+    assert "          9 " in out  # leave-one-out's n + 1 evaluations of the 8 experts
+    tables = json.loads((tmp_path / "r.json").read_text())["tables"]
+    assert [t["model"] for t in tables] == ["tiny MoE 8 experts", "llama 4 heads"]
+    import numpy as np
+    heads = {row["name"]: row for row in tables[1]["rows"]}
+    assert heads["leave-one-out"]["evaluations"] == 5 and "weight norm" in heads
+    assert all(np.isfinite(row["metrics"]["area"][0]) for row in heads.values())

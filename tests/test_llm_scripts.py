@@ -211,7 +211,7 @@ def test_gsm8k_files_need_exemplars(msa_file, tmp_path):
 
 def test_notebook_runs_headless_on_a_small_run(msa_file, removal_file, saved_model, tmp_path):
     pytest.importorskip("papermill")
-    from test_llm_units import save_tiny_llama
+    from games import save_tiny_llama
 
     from common.notebooks import run_notebook
     from LLM import compute_msa, removal_curves

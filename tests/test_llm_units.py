@@ -1,6 +1,8 @@
 """Players of any causal LM: heads through a pre-hook on o_proj, MLP blocks, sub-layers, zero and mean ablation,
 per-row masks; the real SmolLM2-135M-Instruct offline from its package."""
 import copy
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import torch
 pytest.importorskip("transformers", reason="the llm extra is not installed")
 
 from common.lesion import Unit, unit_means  # noqa: E402
+from games import save_tiny_llama  # noqa: E402
 from LLM.units import decoder_layers, model_players  # noqa: E402
 
 
@@ -132,9 +135,11 @@ def test_smollm2_loads_offline_from_its_package_with_270_heads(tmp_path, monkeyp
     from LLM.generate import LMGame, encode_chat
     from LLM.load import load_model, smollm2_cache, smollm2_folder
     from LLM import tasks as T
+    session_cache = os.environ["MSA_UNITS_CACHE"]  # conftest's, shared by the session's later SmolLM2 runs
     monkeypatch.setenv("MSA_UNITS_CACHE", str(tmp_path))
     converted, tokenizer, _ = load_model("smollm2", device="cpu")  # from the GGUF file, then cached
-    assert (smollm2_cache(smollm2_folder()) / "config.json").is_file() and not list(tmp_path.glob("*.*"))
+    cache = smollm2_cache(smollm2_folder())
+    assert (cache / "config.json").is_file() and not list(tmp_path.glob("*.*"))
     model, cached_tokenizer, _ = load_model("smollm2", device="cpu")  # from the cache: the same weights, bit for bit
     assert all(torch.equal(a, b) for a, b in zip(converted.state_dict().values(), model.state_dict().values()))
     chat = [{"role": "user", "content": "What is the capital of Japan?"}]
@@ -152,22 +157,9 @@ def test_smollm2_loads_offline_from_its_package_with_270_heads(tmp_path, monkeyp
     keep[1, :9] = False  # every head of layer 0
     values = scored(keep)
     assert values.shape == (2, 1) and np.all(values < 0) and values[0, 0] != values[1, 0]
-
-
-def save_tiny_llama(path):
-    """A random 2-layer Llama (4 heads a layer) with the tiny model's tokenizer and chat template, saved."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from LLM.train_tiny_moe import build_tokenizer
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    shared = Path(session_cache) / cache.name
+    if not shared.exists():  # the recipe tests then read it instead of converting again (20 s)
+        os.replace(cache, shared)
 
 
 @pytest.fixture(scope="module")
