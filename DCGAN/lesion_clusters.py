@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from common.cli import non_negative_int, positive_int
-from common.lesion import Unit, lesioned
+from common.lesion import LesionGame, Unit, lesioned
+from common.removal import scored, without_groups
 from DCGAN.model import load_generator
 from DCGAN import RUNS
 
@@ -28,13 +29,19 @@ def lesion_images(generator, noise, units, keep) -> tuple[np.ndarray, np.ndarray
     return intact.cpu().numpy(), damaged.cpu().numpy()
 
 
+def mean_change(generator, units, noise) -> LesionGame:
+    """score(coalitions) -> (C, B): each image's mean |lesioned - unlesioned| pixel change."""
+    with torch.no_grad():
+        intact = generator(noise)
+    return LesionGame(generator, units, noise, lambda out: (out - intact).abs().mean((2, 3, 4)).cpu().numpy(),
+                      batch_size=8)
+
+
 def effect_sizes(generator, noise, units, labels) -> dict:
-    """Mean |lesioned - unlesioned| pixel change when each cluster is lesioned alone."""
-    out = {}
-    for c in np.unique(labels[labels >= 0]):
-        a, b = lesion_images(generator, noise, units, labels != c)
-        out[int(c)] = float(np.abs(b - a).mean())
-    return out
+    """{cluster: (mean |change| over the images, its standard error)} with each cluster lesioned alone."""
+    clusters = [int(c) for c in np.unique(labels[labels >= 0])]
+    mean, se, _ = scored(mean_change(generator, units, noise), without_groups(labels, [[c] for c in clusters]))
+    return {c: (float(m), float(s)) for c, m, s in zip(clusters, mean, se)}
 
 
 def plot_lesions(rows, titles, path=None, max_images: int = 8):
@@ -97,13 +104,14 @@ def main(argv=None):
             raise SystemExit(f"no clusters {unknown}; labels run 0..{labels.max()}")
     else:
         effects = effect_sizes(generator, noise, units, labels)
-        groups = [[c] for c in sorted(effects, key=effects.get, reverse=True)[:args.top]]
+        groups = [[c] for c in sorted(effects, key=lambda c: effects[c][0], reverse=True)[:args.top]]
+    keeps = without_groups(labels, groups)
+    change, se, _ = scored(mean_change(generator, units, noise), keeps)
     rows, titles = [], []
-    for group in groups:
-        mask = np.isin(labels, group)
-        rows.append(lesion_images(generator, noise, units, ~mask))
-        change = np.abs(rows[-1][1] - rows[-1][0]).mean()
-        titles.append(f"lesion cluster(s) {group}: {int(mask.sum())} filters, mean |change| {change:.3f}")
+    for group, keep, m, s in zip(groups, keeps, change, se):
+        rows.append(lesion_images(generator, noise, units, keep))
+        spread = f" +- {s:.3f}" if np.isfinite(s) else ""
+        titles.append(f"lesion cluster(s) {group}: {int((~keep).sum())} filters, mean |change| {m:.3f}{spread}")
         print(titles[-1])
     plot_lesions(rows, titles, args.out, args.n_images)
     print(f"saved {args.out}")

@@ -23,8 +23,8 @@ moe: the tiny mixture of experts (LLM/train_tiny_moe.py; trained first if missin
   mean log-probability of the reference answer, overall and per task. The weight norm is that of each expert's
   output layer (w2); mean |activation| and gradient x activation are taken on the experts' outputs, over the
   tokens routed to them.
-heads: a Llama-style model's attention heads (default SmolLM2-135M-Instruct from its package, the 27 heads of its
-  last three layers: all 270 heads are a GPU's work), ranked and scored as the experts are; zero ablation at
+heads: a Llama-style model's attention heads (default SmolLM2-135M-Instruct from its package, the 18 heads of its
+  last two layers: all 270 heads are a GPU's work), ranked and scored as the experts are; zero ablation at
   o_proj's input; the weight norm is that of o_proj's columns that read the head, the activations are the heads'
   outputs.
 
@@ -76,11 +76,11 @@ def shapley_pair(game, n, args, experiment, shape=None):
     return out
 
 
-def compare(ranked, randoms, overall, per_target=()):
+def compare(ranked, randoms, overall, per_target=(), steps=20):
     """Rows {name, metrics: {metric: (overall, mean over targets)}, evaluations, seconds, curve: the overall removal
-    curve}; per_target: (target, score) pairs. The random row averages its seeds."""
+    curve}; per_target: (target, score) pairs; steps: of the k grid. The random row averages its seeds."""
     def row(ranking):
-        ks = default_ks(len(ranking.scores))
+        ks = default_ks(len(ranking.scores), steps)
         whole = removal_curve(overall, ranking.order(), ks)
         parts = [removal_curve(score, ranking.order(target=t), ks).summary() for t, score in per_target]
         metrics = {m: (whole.summary()[m], float(np.mean([p[m] for p in parts])) if parts else np.nan)
@@ -301,7 +301,7 @@ def llm(args, experiment):
     task = np.array([k for k, _ in held.items])
     per_item = Memo(held.logprobs)
     rows = compare(ranked, [rankings.random_scores(n, seed) for seed in range(args.random_seeds)], per_item,
-                   [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))])
+                   [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))], args.steps)
     title = (f"{what}: mean log-probability of the reference answer on {len(held.items)} held-out items "
              f"(overall | mean over the 9 tasks)")
     return [dict(print_table(title, rows), model=model_name, score="log-probability", per_target="task")]
@@ -319,7 +319,7 @@ def main(argv=None):
                    help="a Mixtral-style model folder (default: the tiny MoE, trained first if missing)")
     p.add_argument("--heads-model", default="smollm2",
                    help="a Llama-style model (a folder, a hub id, or smollm2: SmolLM2-135M-Instruct from its package)")
-    p.add_argument("--heads-layers", default="27:30", help="the decoder layers whose heads play (START:STOP or N)")
+    p.add_argument("--heads-layers", default="28:30", help="the decoder layers whose heads play (START:STOP or N)")
     p.add_argument("--llm-items", type=positive_int, default=None,
                    help="moe and heads: only the first N items of every task")
     p.add_argument("--n-permutations", type=positive_int, default=None,
@@ -327,6 +327,8 @@ def main(argv=None):
     p.add_argument("--cheap-permutations", type=positive_int, default=2,
                    help="a Shapley run at about leave-one-out's cost")
     p.add_argument("--random-seeds", type=positive_int, default=5)
+    p.add_argument("--steps", type=positive_int, default=20,
+                   help="moe and heads: k runs from 0 to n in this many steps (and 10%%, 20%%, 50%%); fewer coalitions")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_rankings.json",
                    help="every table and overall curve, as JSON (default: %(default)s)")

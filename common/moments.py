@@ -5,8 +5,15 @@ sample at a time, Chan et al.'s to merge shards. Every estimator keeps its sprea
 mean and the regression); each row has its own count, because a chain's players come in one at a time. Beside
 the means it keeps the centred co-moment sums of every pair of estimates, so the variance of any weighted
 combination of them is known: what an estimator needs to choose its weights and its error bars.
+
+Error bars shrink each row's variance toward the mean variance over the rows (per element), with the weight of
+PRIOR_SAMPLES samples: with few samples a row's own spread is often zero by chance (a unit that did not matter
+in the few orderings drawn), and its interval then covers nothing. Measured on 12-unit MLP and generator games
+(docs/estimators.md): 95% intervals covered 77-90% of elements at 6 orderings without it, 95-99% with it.
 """
 import numpy as np
+
+PRIOR_SAMPLES = 1
 
 
 class Moments:
@@ -53,20 +60,42 @@ class Moments:
         """(k, k): the co-moment sums over every row and element, for weights that minimise the summed variance."""
         return self.m2.reshape(*self.m2.shape[:2], -1).sum(-1)
 
-    def standard_error(self, row: int, weights=None) -> np.ndarray:
-        """Standard error of the mean of sum_i w_i estimate_i for one row, (*shape); NaN with fewer than two
-        samples. One row at a time, so that no temporary is larger than a row."""
-        n = int(self.count[row])
+    def _m2(self, row: int, weights) -> np.ndarray:
         m2 = self.m2[0, 0, row] if weights is None else np.einsum("i,j,ij...->...", weights, weights, self.m2[:, :, row])
-        if n < 2:
-            return np.full_like(m2, np.nan)
-        return np.sqrt(np.maximum(m2, 0) / (n * (n - 1)))
+        return np.maximum(m2, 0)
+
+    def pooled_variance(self, weights=None) -> np.ndarray:
+        """The per-sample variance of each element of sum_i w_i estimate_i, averaged over the rows with two samples
+        or more, (*shape); zeros where no row has two."""
+        total, rows = np.zeros(self.mean.shape[2:], dtype=self.mean.dtype), 0
+        for row in np.flatnonzero(self.count >= 2):
+            total += self._m2(row, weights) / (self.count[row] - 1)
+            rows += 1
+        return total / max(rows, 1)
+
+    def standard_errors(self, weights=None):
+        """Each row's standard error of the mean of sum_i w_i estimate_i, (*shape), one row at a time (no temporary
+        larger than a row but the pooled variance): its variance shrunk toward the pooled one with the weight of
+        PRIOR_SAMPLES samples; NaN with fewer than two samples."""
+        pooled = self.pooled_variance(weights)
+        for row in range(len(self.count)):
+            n = int(self.count[row])
+            m2 = self._m2(row, weights)
+            yield np.full_like(m2, np.nan) if n < 2 else np.sqrt((m2 + PRIOR_SAMPLES * pooled) /
+                                                                  ((n - 1 + PRIOR_SAMPLES) * n))
+
+    def standard_error_array(self, weights=None) -> np.ndarray:
+        """standard_errors() stacked: (rows, *shape)."""
+        out = np.empty(self.mean.shape[1:], dtype=self.mean.dtype)
+        for row, se in enumerate(self.standard_errors(weights)):
+            out[row] = se
+        return out
 
     def max_standard_error(self, weights=None) -> float:
         """The largest standard error of any element (inf while a row has fewer than two samples)."""
         if len(self.count) == 0 or self.count.min() < 2:
             return float("inf")
-        return max(float(self.standard_error(i, weights).max()) for i in range(len(self.count)))
+        return max(float(se.max()) for se in self.standard_errors(weights))
 
     def value_range(self, weights=None) -> float:
         """max - min over every element of the (combined) means: the scale of a relative standard error."""

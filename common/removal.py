@@ -5,6 +5,7 @@ them summarises both (in score x fraction of units removed). Error bars are over
 
     curve = removal_curve(score, ranking.order(), ks=default_ks(n))
     curve.summary()   # area, score without the top 10% and 20%, score without the bottom 50%
+    mean, se, _ = scored(score, without_groups(labels, [[0], [1, 2]]))   # lesion whole groups (clusters)
 """
 from dataclasses import dataclass
 
@@ -25,6 +26,28 @@ def removal_masks(order, ks) -> tuple[np.ndarray, np.ndarray]:
         top[i, order[n - k:]] = False
         bottom[i, order[:k]] = False
     return top, bottom
+
+
+def without_groups(labels, groups) -> np.ndarray:
+    """(len(groups), n) coalitions, True = intact: row g without every unit whose label is in groups[g] (e.g. the
+    clusters of a clustering lesioned together)."""
+    labels = np.asarray(labels)
+    return np.stack([~np.isin(labels, list(group)) for group in groups])
+
+
+def scored(score, coalitions) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mean, se, distinct): score(coalitions (C, n) bool) -> (C, B) values of B held-out inputs, averaged over the
+    inputs, with the standard error of that mean (NaN for one input); every distinct coalition scored once, in one
+    call, and how many there were."""
+    coalitions = np.asarray(coalitions, bool)
+    unique, inverse = np.unique(coalitions, axis=0, return_inverse=True)
+    values = np.asarray(score(unique), dtype=np.float64)
+    if values.ndim != 2 or len(values) != len(unique):
+        raise ValueError(f"score must return (coalitions, inputs) = ({len(unique)}, B) values, got {values.shape}")
+    inputs = values.shape[1]
+    se = values.std(1, ddof=1) / np.sqrt(inputs) if inputs > 1 else np.full(len(values), np.nan)
+    inverse = inverse.reshape(-1)
+    return values.mean(1)[inverse], se[inverse], len(unique)
 
 
 def fraction_k(n: int, fraction: float) -> int:
@@ -70,12 +93,6 @@ def removal_curve(score, order, ks) -> RemovalCurve:
     `order` from the least to the most important unit. Every distinct coalition is scored once, in one call."""
     ks = np.asarray(sorted(set(int(k) for k in ks)))
     top, bottom = removal_masks(order, ks)
-    unique, inverse = np.unique(np.concatenate([top, bottom]), axis=0, return_inverse=True)
-    values = np.asarray(score(unique), dtype=np.float64)
-    if values.ndim != 2 or len(values) != len(unique):
-        raise ValueError(f"score must return (coalitions, inputs) = ({len(unique)}, B) values, got {values.shape}")
-    inputs = values.shape[1]
-    mean = values.mean(1)[inverse.reshape(-1)]
-    se = (values.std(1, ddof=1) / np.sqrt(inputs) if inputs > 1 else np.full(len(values), np.nan))[inverse.reshape(-1)]
+    mean, se, distinct = scored(score, np.concatenate([top, bottom]))
     m = len(ks)
-    return RemovalCurve(ks, len(order), mean[:m], se[:m], mean[m:], se[m:], len(unique))
+    return RemovalCurve(ks, len(order), mean[:m], se[:m], mean[m:], se[m:], distinct)

@@ -31,8 +31,8 @@ class RunningModes:
         over the M2 buffer (the accumulator is then finished), so that the mean and its standard error together
         need no more memory than the accumulator itself."""
         out = self.m2 if consume else np.empty_like(self.m2)
-        for i in range(len(self.count)):  # one player at a time: no full-size temporaries
-            out[i] = self.moments.standard_error(i)
+        for i, se in enumerate(self.moments.standard_errors()):  # one player at a time: no full-size temporaries
+            out[i] = se  # row i's M2 has been read by now
         return out
 
     def max_standard_error(self) -> float:

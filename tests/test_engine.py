@@ -24,16 +24,15 @@ def test_pairwise_interaction_splits_evenly():
     r = shapley_modes(pairwise(6), 6, n_permutations=400, seed=1, progress=False)
     truth = np.array([1.5, 1.5, 1, 1, 1, 1])
     assert np.all(np.abs(r.modes - truth) <= 4 * r.se + 1e-12)
-    assert r.se[0] > 0 and np.allclose(r.se[2:], 0)
+    assert r.se[0] > 0 and np.all(r.se[2:] < r.se[0] / 10)  # exact players: only the pooled prior's share
     assert abs(r.modes[0] - 1.5) < 0.3
 
 
 def test_unanimity_vector_game():
     game, truth = unanimity([(0, 1, 2), (3,), (1, 4)], 5)
     r = shapley_modes(game, 5, n_permutations=600, seed=2, progress=False)
-    z = np.abs(r.modes - truth) / np.where(r.se > 0, r.se, 1)
-    assert np.all(z[r.se > 0] < 4)
-    np.testing.assert_allclose(r.modes[r.se == 0], truth[r.se == 0])  # deterministic players are exact
+    assert np.all(np.abs(r.modes - truth) < 4 * r.se + 1e-12)
+    np.testing.assert_allclose(r.modes[3], truth[3])  # player 3 (a unanimity game of its own) is always exact
     assert r.efficiency_gap() < 1e-12
 
 

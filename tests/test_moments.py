@@ -1,7 +1,7 @@
 """common.moments: the one running-moments helper every estimator keeps its spread with, against numpy."""
 import numpy as np
 
-from common.moments import Moments
+from common.moments import PRIOR_SAMPLES, Moments
 
 
 def test_running_moments_equal_numpy_and_merge_like_the_whole():
@@ -19,8 +19,11 @@ def test_running_moments_equal_numpy_and_merge_like_the_whole():
     np.testing.assert_allclose(first.m2, whole.m2, atol=1e-12)
     w = np.array([0.3, 0.7])
     combined = np.einsum("sirx,i->srx", samples, w)
-    np.testing.assert_allclose(whole.standard_error(2, w), combined[:, 2].std(0, ddof=1) / np.sqrt(30))
-    assert whole.max_standard_error(w) == max(whole.standard_error(r, w).max() for r in range(4))
+    variance = combined.var(0, ddof=1)  # (rows, 3): each row's own spread
+    pooled = variance.mean(0)  # shrunk toward the mean over the rows, with the weight of PRIOR_SAMPLES samples
+    expected = np.sqrt((29 * variance + PRIOR_SAMPLES * pooled) / ((29 + PRIOR_SAMPLES) * 30))
+    np.testing.assert_allclose(whole.standard_error_array(w), expected)
+    assert whole.max_standard_error(w) == whole.standard_error_array(w).max()
 
 
 def test_rows_arrive_apart_with_their_own_counts():
@@ -29,5 +32,20 @@ def test_rows_arrive_apart_with_their_own_counts():
     m.add(3 * np.ones((1, 1, 2)), np.array([2]))
     assert m.count.tolist() == [1, 0, 2]
     np.testing.assert_allclose(m.mean[0, 2], 2.0)
-    assert np.isnan(m.standard_error(1)).all() and np.isnan(m.standard_error(0)).all()
-    np.testing.assert_allclose(m.standard_error(2), 1.0)  # values 1 and 3: sd sqrt(2), over sqrt(2) samples
+    se = m.standard_error_array()
+    assert np.isnan(se[:2]).all()
+    np.testing.assert_allclose(se[2], 1.0)  # values 1 and 3: sd sqrt(2), over sqrt(2) samples (the only spread)
+
+
+def test_a_row_without_spread_borrows_the_pooled_one_and_loses_it_as_samples_grow():
+    """Few samples: a unit that did the same in every ordering drawn is not known to be exact."""
+    m = Moments(1, 2)
+    for k in range(4):
+        m.add(np.array([[float(k % 2), 5.0]]))  # row 0 varies, row 1 never does
+    se = m.standard_error_array()
+    pooled = np.var([0, 1, 0, 1], ddof=1) / 2  # row 1 has none: the mean over the two rows
+    np.testing.assert_allclose(se[1], np.sqrt(PRIOR_SAMPLES * pooled / ((3 + PRIOR_SAMPLES) * 4)))
+    assert 0 < se[1] < se[0]
+    for k in range(396):
+        m.add(np.array([[float(k % 2), 5.0]]))
+    assert m.standard_error_array()[1] < m.standard_error_array()[0] / 20  # about 1/n against 1/sqrt(n)

@@ -89,7 +89,7 @@ class ChainKernelModes(OnChainWalk):
             raise ValueError("no sampler group was walked: nothing to estimate")
         a = self.weight_of_regression()
         modes = ((1 - a) * self.moments.mean[0] + a * self.pooled_regression()).reshape(shape).astype(self.dtype)
-        se = np.stack([self.moments.standard_error(i, (1 - a, a)) for i in range(self.n)]).reshape(shape)
+        se = self.moments.standard_error_array((1 - a, a)).reshape(shape)
         return dict(modes=modes, se=se.astype(self.dtype), weight_of_regression=a, se_dof=m - 1)
 
     @staticmethod

@@ -240,7 +240,7 @@ class SurrogateModes(OnChainWalk):
                                          total=self.walk.total + self.cv_total / m)
         mean = self.moments.mean
         modes = w[0] * mean[0] + w[1] * pooled + w[2] * mean[2] + w[3] * pooled_cv
-        se = np.stack([self.moments.standard_error(i, w) for i in range(self.n)]).reshape(shape)
+        se = self.moments.standard_error_array(w).reshape(shape)
         return dict(modes=modes.reshape(shape).astype(self.dtype), se=se.astype(self.dtype),
                     weight_of_regression=float(w[1] + w[3]), weight_of_surrogate=float(w[2] + w[3]),
                     surrogate_coefficient=float(self.beta_sum) / m, se_dof=m - 1)
