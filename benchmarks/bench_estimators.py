@@ -246,9 +246,9 @@ def main(argv=None):
                 runs = [run_method(method, game, n, budget * n, seed, scored) for seed in range(seeds)]
                 if any(r is None for r in runs):
                     continue
-                scored = [score(r, truth, variance, pixels) for r in runs]
-                coverage = [c for _, c in scored if c is not None]
-                table[method] = dict(rmse=np.sqrt(np.mean([m for m, _ in scored])), picked=runs[0]["name"],
+                scores = [score(r, truth, variance, pixels) for r in runs]
+                coverage = [c for _, c in scores if c is not None]
+                table[method] = dict(rmse=np.sqrt(np.mean([m for m, _ in scores])), picked=runs[0]["name"],
                                      coverage=np.mean(coverage) if coverage else None,
                                      rows=np.mean([r["rows"] for r in runs]),
                                      distinct=np.mean([r["distinct"] for r in runs]),

@@ -78,6 +78,21 @@ def test_bench_estimators_spends_the_same_evaluations_on_every_method():
     assert bench.run_method("kadd", game, 8, 28, seed=0)["rows"] == bench.run_method("kadd", game, 8, 28, 0)["distinct"]
 
 
+def test_bench_estimators_scores_every_method_on_the_same_pixels_of_an_image_game(tmp_path, monkeypatch, capsys):
+    """Outputs of more than 1024 elements: shapiq runs on fixed pixels, and every method after it too."""
+    import numpy as np
+    bench = _load("bench_estimators")
+    weights = np.random.default_rng(1).normal(size=(6, 1100))
+    monkeypatch.setattr(bench, "GAMES", {"toy-image": (lambda: lambda c: np.tanh(c.astype(float) @ weights), 6)})
+    monkeypatch.setattr(bench, "CACHE", tmp_path)
+    monkeypatch.setattr(bench, "PEER_PIXELS", 5)
+    methods = ["kadd", "auto", *(["shapiq-kernelshap", "shapiq-permutation"] if bench.peers.available() else [])]
+    bench.main(["--games", "toy-image", "--budgets", "4", "--seeds", "2", "--methods", *methods])
+    out = capsys.readouterr().out
+    assert all(f"toy-image           4n  {m}" in out for m in ["iid", *methods])
+    assert "min_coverage=" in out and (tmp_path / "truth2_toy-image.npz").exists()
+
+
 def test_the_peers_cache_evaluates_each_coalition_once():
     import numpy as np
     peers = _load("peers")
