@@ -93,6 +93,28 @@ def test_bench_estimators_scores_every_method_on_the_same_pixels_of_an_image_gam
     assert "min_coverage=" in out and (tmp_path / "truth2_toy-image.npz").exists()
 
 
+def test_bench_spex_scores_spex_against_exact_fsii_on_a_planted_game(monkeypatch, capsys):
+    pytest.importorskip("spectralexplain", reason="the interactions extra is not installed")
+    import numpy as np
+    bench = _load("bench_spex")
+    if not bench.peers.available():
+        pytest.skip("the exact values come from shapiq (the bench extra)")
+    weights = np.random.default_rng(2).normal(size=(12, 2))
+
+    pairs = [{(0, 1): 0.9, (2, 3): 0.7, (4, 5): 0.5, (6, 7): -0.4, (8, 9): 0.3},
+             {(0, 11): -0.8, (1, 10): 0.6, (2, 9): 0.5, (3, 8): 0.35, (4, 7): -0.25}]
+
+    def planted(c):  # two outputs with five pairs each: their FSII of order 2 is exactly these values
+        c = c.astype(float)
+        return c @ weights + np.stack([sum(v * c[:, i] * c[:, j] for (i, j), v in p.items()) for p in pairs], 1)
+    monkeypatch.setattr(bench, "games", lambda: {"mlp-softprob": lambda: planted})
+    bench.main(["--games", "mlp-softprob", "--budgets", "500", "--seeds", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("mlp-softprob  ")]
+    assert [row[2] for row in rows] == ["common.spex", "shapiq"]
+    ours = rows[0]
+    assert float(ours[4]) < 0.05 and float(ours[5]) == float(ours[6]) == 1.0  # relative error, top-5, signs
+
+
 def test_the_peers_cache_evaluates_each_coalition_once():
     import numpy as np
     peers = _load("peers")
