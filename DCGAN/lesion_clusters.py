@@ -102,11 +102,12 @@ def main(argv=None):
         unknown = sorted(set(sum(groups, [])) - set(labels.tolist()))
         if unknown:
             raise SystemExit(f"no clusters {unknown}; labels run 0..{labels.max()}")
-    else:
+        change, se, _ = scored(mean_change(generator, units, noise), without_groups(labels, groups))
+    else:  # every cluster alone is scored once, to pick the top ones
         effects = effect_sizes(generator, noise, units, labels)
         groups = [[c] for c in sorted(effects, key=lambda c: effects[c][0], reverse=True)[:args.top]]
+        change, se = np.array([effects[c] for [c] in groups]).reshape(-1, 2).T
     keeps = without_groups(labels, groups)
-    change, se, _ = scored(mean_change(generator, units, noise), keeps)
     rows, titles = [], []
     for group, keep, m, s in zip(groups, keeps, change, se):
         rows.append(lesion_images(generator, noise, units, keep))
