@@ -16,6 +16,7 @@ and the distinct coalitions for shapiq's approximators (run through a cache: ben
 
     python benchmarks/bench_estimators.py                       # every game (about an hour on 2 CPU cores)
     python benchmarks/bench_estimators.py --games mlp-accuracy --budgets 4 --seeds 40
+    python benchmarks/bench_estimators.py --defaults --seeds 10   # each compute_msa.py's default budget and size
 
 Methods: the samplers (common.SAMPLERS) with the chain estimator; chain-kernel and surrogate on orthogonal
 orderings; kadd (a 2-additive regression on distinct coalitions); auto (what every compute_msa.py runs: the
@@ -131,10 +132,22 @@ def moe16_game():
 
 GAMES = {"mlp-accuracy": (mlp_accuracy_game, 12), "mlp-softprob": (lambda: SoftProbGame(*digit_mlp()), 12),
          "generator-12": (generator12_game, 12), "dcgan-layer": (dcgan_layer_game, 16), "moe-16": (moe16_game, 16),
-         "mlp20-accuracy": (lambda: mlp_accuracy_game(20), 20), "mlp32-accuracy": (lambda: mlp_accuracy_game(32), 32)}
+         "mlp20-accuracy": (lambda: mlp_accuracy_game(20), 20), "mlp32-accuracy": (lambda: mlp_accuracy_game(32), 32),
+         "mlp10-accuracy": (lambda: mlp_accuracy_game(10), 10), "mlp64-accuracy": (lambda: mlp_accuracy_game(64), 64),
+         "mlp60-softprob": (lambda: SoftProbGame(*digit_mlp(60)), 60)}
 # too many coalitions to enumerate: (reference sampler, estimator, orderings, the largest budget in orderings' worth
 # of n that the reference is precise enough for); the reference's variance is subtracted from every squared error
-REFERENCE_ONLY = {"moe-16": ("antithetic", "chain", 3200, 4), "mlp32-accuracy": ("orthogonal", "chain-kernel", 62000, 16)}
+REFERENCE_ONLY = {"moe-16": ("antithetic", "chain", 3200, 4),
+                  "mlp32-accuracy": ("orthogonal", "chain-kernel", 62000, 16),
+                  "mlp64-accuracy": ("orthogonal", "chain-kernel", 96 * 126, 16),
+                  "mlp60-softprob": ("orthogonal", "chain-kernel", 20 * 118, 1)}  # whole groups of 2(n - 1)
+# --defaults: the budget and size every compute_msa.py runs by default, as (game, orderings' worth of n, what it
+# stands for). The LLM games' real networks are too slow for a reference on a CPU: MLPs of their size and about
+# their output stand in (32 experts and 9 task scores; 60 sub-layers and 9 log-probabilities)
+DEFAULTS = (("mlp10-accuracy", 30, "MLP demo: 300 orderings of 10 units (every coalition)"),
+            ("mlp64-accuracy", 1000 / 64, "MLP/compute_msa.py: 1000 orderings, here of 64 units"),
+            ("mlp32-accuracy", 40 / 32, "LLM/compute_msa.py, the tiny MoE: 40 orderings of 32 experts"),
+            ("mlp60-softprob", 16 / 60, "LLM/compute_msa.py --model smollm2: 16 orderings of 60 sub-layers"))
 OURS = (*SAMPLERS, "chain-kernel", "surrogate", "kadd", "auto")  # the samplers with the chain estimator, then ours
 PEER_PIXELS = 48  # image outputs: every method is scored on these many fixed pixels (shapiq runs one per element)
 
@@ -162,9 +175,10 @@ def truth_of(name, game, n):
 
 
 def run_method(method, game, n, budget_orderings, seed, elements=None):
-    """One run (shapiq's on the flat output `elements` only, where given): dict(modes, se (half the 95% interval: the SE times the t quantile of its degrees of freedom over
-    2; None without error bars), rows, distinct, cost, seconds, own_seconds, name), or
-    None where the method cannot run at this budget. Budget: budget_orderings * n + 2 evaluations."""
+    """One run (shapiq's on the flat output `elements` only, where given): dict(modes, se (half the 95% interval:
+    the SE times the t quantile of its degrees of freedom over 2; None without error bars), rows, distinct, cost,
+    seconds, own_seconds, name), or None where the method cannot run at this budget. Budget: budget_orderings * n
+    + 2 evaluations."""
     budget = int(round(budget_orderings * n)) + 2
     cached = peers.Cached(game)
     started = time.perf_counter()
@@ -200,8 +214,9 @@ def score(run, truth, variance, pixels):
     error = flat(run["modes"]) - flat(truth)
     mse = max(np.mean(error ** 2) - np.mean(flat(variance)), 0.0) * run["cost"] / run["budget"]
     coverage = None
-    if run["se"] is not None and np.isfinite(run["se"]).all():
-        coverage = float(np.mean(np.abs(error) <= 2 * np.sqrt(flat(run["se"]) ** 2 + flat(variance)) + 1e-12))
+    if run["se"] is not None and np.isfinite(run["se"]).all():  # exact runs (se 0): within float32's rounding
+        rounding = 1e-6 * np.sqrt(np.mean(flat(truth) ** 2))
+        coverage = float(np.mean(np.abs(error) <= 2 * np.sqrt(flat(run["se"]) ** 2 + flat(variance)) + rounding))
     return mse, coverage
 
 
@@ -212,6 +227,9 @@ def main(argv=None):
                    help="default: all of ours, and shapiq's where it is installed")
     p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 4, 16],
                    help="budgets in orderings' worth of n evaluations (default: %(default)s)")
+    p.add_argument("--defaults", action="store_true",
+                   help="instead of --games and --budgets: the default budget and size of every compute_msa.py "
+                        "(or a network of its size that stands in)")
     p.add_argument("--seeds", type=int, default=20, help="seeds per method, game and budget (default: %(default)s)")
     p.add_argument("--reference-seeds", type=int, default=8,
                    help="seeds for the tiny MoE, whose runs generate text (default: %(default)s)")
@@ -226,7 +244,9 @@ def main(argv=None):
         p.error("shapiq is not installed: pip install -e '.[bench]'")
     torch.set_num_threads(args.threads)
     rows = []  # (game, budget, method, picked, ratio_vs_iid, rmse, coverage, rows, distinct, own seconds)
-    for name in args.games:
+    plan = [(name, [budget]) for name, budget, _ in DEFAULTS] if args.defaults else \
+        [(name, args.budgets) for name in args.games]
+    for name, budgets in plan:
         build, n = GAMES[name]
         started = time.perf_counter()
         game = build()
@@ -234,9 +254,9 @@ def main(argv=None):
         d = truth[0].size
         pixels = np.sort(np.random.default_rng(0).choice(d, PEER_PIXELS, replace=False)) if d > 1024 else slice(None)
         scored = None if d <= 1024 else pixels
-        largest = REFERENCE_ONLY.get(name, (None, None, None, max(args.budgets)))[3]
+        largest = REFERENCE_ONLY.get(name, (None, None, None, max(budgets)))[3]
         seeds = args.reference_seeds if name == "moe-16" else args.seeds
-        for budget in [b for b in args.budgets if b <= largest]:
+        for budget in [b for b in budgets if b <= largest]:
             table = {}
             for method in methods:
                 if name == "moe-16" and method in peers.PEERS:
@@ -255,7 +275,7 @@ def main(argv=None):
                                      own=np.mean([r["own_seconds"] for r in runs]),
                                      share=np.mean([r["own_seconds"] / r["seconds"] for r in runs]))
             iid = table["iid"]["rmse"]
-            print(f"{name} (n={n}) at {budget:g}n: {seeds} seeds, iid RMSE {iid:.3g} "
+            print(f"{name} (n={n}) at {budget:.3g}n: {seeds} seeds, iid RMSE {iid:.3g} "
                   f"({time.perf_counter() - started:.0f} s so far)", flush=True)
             for method, t in table.items():
                 rows.append((name, budget, method, t["picked"], iid / t["rmse"], t["rmse"], t["coverage"], t["rows"],
@@ -274,7 +294,8 @@ def main(argv=None):
 def print_row(row):
     game, budget, method, picked, ratio, _, coverage, sent, distinct, own, share = row
     cover = "-" if coverage is None else f"{coverage:.3f}"
-    print(f"{game:<15}{budget:>6g}n  {method:<20}{picked:<28}{ratio:>7.2f}{cover:>10}{sent:>8.0f}{distinct:>10.0f}"
+    ratio = "exact" if ratio > 1e4 else f"{ratio:.2f}"  # an RMSE of float rounding
+    print(f"{game:<15}{budget:>6.3g}n  {method:<20}{picked:<28}{ratio:>7}{cover:>10}{sent:>8.0f}{distinct:>10.0f}"
           f"{own:>9.3f}{share:>7.0%}", flush=True)
 
 

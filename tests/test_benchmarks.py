@@ -93,6 +93,23 @@ def test_bench_estimators_scores_every_method_on_the_same_pixels_of_an_image_gam
     assert "min_coverage=" in out and (tmp_path / "truth2_toy-image.npz").exists()
 
 
+def test_bench_estimators_defaults_run_each_default_budget_on_its_game(tmp_path, monkeypatch, capsys):
+    """--defaults: each (game, budget) of the table once, whatever --games and --budgets say."""
+    import numpy as np
+    bench = _load("bench_estimators")
+    weights = np.random.default_rng(3).normal(size=(6, 2))
+    toy = (lambda: lambda c: np.tanh(c.astype(float) @ weights) ** 2, 6)
+    monkeypatch.setattr(bench, "GAMES", {"toy-a": toy, "toy-b": toy})
+    monkeypatch.setattr(bench, "DEFAULTS", (("toy-a", 30, "every coalition"), ("toy-b", 2.5, "a few")))
+    monkeypatch.setattr(bench, "CACHE", tmp_path)
+    bench.main(["--defaults", "--seeds", "2", "--methods", "iid", "auto"])
+    out = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in out if line.startswith("toy-") and "(n=" not in line]
+    assert sorted({(r[0], r[1], r[2]) for r in rows}) == [("toy-a", "30n", "auto"), ("toy-a", "30n", "iid"),
+                                                          ("toy-b", "2.5n", "auto"), ("toy-b", "2.5n", "iid")]
+    assert [r[4] for r in rows if r[:3] == ["toy-a", "30n", "auto"]] == ["exact"] * 2  # 62 coalitions: all of them
+
+
 def test_bench_spex_scores_spex_against_exact_fsii_on_a_planted_game(monkeypatch, capsys):
     pytest.importorskip("spectralexplain", reason="the interactions extra is not installed")
     import numpy as np

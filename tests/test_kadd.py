@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from games import Counting, additive, coverage_floor, dies_after, network_game, pairwise
+from games import Counting, additive, coverage_floor, dies_after, network_game, pairwise, saturating
 
 from common import Checkpoint, Compute, TargetSE, shapley_modes
 from common.estimators.coalition_plan import stratified_coalitions
@@ -73,16 +73,20 @@ def test_asks_distinct_coalitions_n_an_ordering():
     assert len(np.unique(np.packbits(rows, axis=1), axis=0)) == len(rows)
 
 
-@pytest.mark.parametrize("orderings", [N // 2, N, 4 * N, 8 * N])
-def test_error_bars_cover_the_exact_values_at_the_budgets_users_run(network, orderings):
+@pytest.mark.parametrize("orderings, order", [(N // 2, 1), (N, 1), (4 * N, 2), (8 * N, 2), (4 * N, "too many")])
+def test_error_bars_cover_the_exact_values_at_the_budgets_users_run(network, orderings, order, monkeypatch):
     """The 95% interval (the t quantile of the recorded degrees of freedom) covers about 95% of mode elements, from
-    n/2 orderings' worth (complementary pairs, first order) to 8n (the order-2 game, most sizes enumerated)."""
+    n/2 orderings' worth (complementary pairs, first order) to 8n (the order-2 game, most sizes enumerated); and
+    where the order-2 game has too many coefficients (first order again)."""
+    if order == "too many":
+        monkeypatch.setattr("common.estimators.kadd.MAX_ORDER_2_PARAMETERS", N)
+        order = 1
     game, truth = network
     runs = [run(game, N, orderings, seed) for seed in range(12)]
     covered = [np.mean(np.abs(r.modes - truth) <= r.margin(0.95) + 1e-12) for r in runs]
     assert np.mean(covered) >= coverage_floor(0.95, len(runs))
     assert all(r.efficiency_gap() < 1e-10 and r.metadata["se_dof"] > 0 for r in runs)
-    assert {r.metadata["order"] for r in runs} == {1 if orderings <= N else 2}
+    assert {r.metadata["order"] for r in runs} == {order}
     error = np.sqrt(np.mean([(r.modes - truth) ** 2 for r in runs]))
     assert 0.5 < error / np.sqrt(np.mean([r.se ** 2 for r in runs])) < 1.5  # neither tight nor loose
 
@@ -106,6 +110,20 @@ def test_exact_on_games_of_order_two():
     r = run(pairwise(9), 9, 30)  # a pair's synergy and eight additive units
     np.testing.assert_allclose(r.modes, [1.5, 1.5] + [1.0] * 7, atol=1e-10)
     assert np.max(r.se) < 1e-8
+
+
+def test_the_ridge_is_picked_by_held_out_error(monkeypatch):
+    """On a game with interactions of every order the held-out error picks a penalty on the pairs, and it beats
+    the unpenalised fit against the exact values; a game of order two takes none (exact above)."""
+    n, seeds = 10, range(12)
+    truth = exact_shapley_modes(saturating, n)
+    picked = [run(saturating, n, 14, s) for s in seeds]  # 140 coalitions: 2.5 a coefficient of the order-2 game
+    monkeypatch.setattr("common.estimators.kadd.RIDGE_GRID", (0.0,))
+    plain = [run(saturating, n, 14, s) for s in seeds]
+    rmse = lambda rs: np.sqrt(np.mean([(r.modes - truth) ** 2 for r in rs]))  # noqa: E731
+    assert all(r.metadata["ridge"] > 0 for r in picked) and {r.metadata["ridge"] for r in plain} == {0.0}
+    assert rmse(picked) < 0.9 * rmse(plain)
+    assert run(pairwise(9), 9, 30).metadata["ridge"] == 0.0
 
 
 @pytest.mark.parametrize("batch_size", [7, 64])

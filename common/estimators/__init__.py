@@ -5,7 +5,7 @@ from .base import Estimator
 from .chain_kernel import ChainKernelModes
 from .chain_mean import ChainMeanModes
 from .chain_walk import unfit
-from .kadd import KAddModes, parameters
+from .kadd import MAX_ORDER_2_PARAMETERS, KAddModes, parameters
 from .surrogate import SurrogateModes
 
 __all__ = ["ChainKernelModes", "ChainMeanModes", "ESTIMATORS", "Estimator", "KAddModes", "SurrogateModes"]
@@ -15,9 +15,9 @@ ESTIMATORS = {cls.name: cls for cls in (ChainMeanModes, ChainKernelModes, Surrog
 AUTO = "auto"      # a rule on players, sampler groups, output size and memory (first_order_estimator)
 MSAPY = "msapy"    # msapy's own lazy walk, one coalition per call: the parity oracle (common/runners/msapy.py)
 ESTIMATOR_CHOICES = (AUTO, *ESTIMATORS, MSAPY)
-ABOUT = {AUTO: "kadd from n/2 orderings' worth where its state fits, the game is slow enough to pay for its fit and "
-               "no target SE is set; else the surrogate where it applies, the output has at most 1024 elements and "
-               "the game pays for its fits; chain-kernel where it applies; else chain",
+ABOUT = {AUTO: "kadd from n/2 orderings' worth where its state fits, the game is slow enough to pay for its "
+               "fit and no target SE is set; else the surrogate where it applies, the output has at most 1024 "
+               "elements and the game pays for its fits; chain-kernel where it applies; else chain",
          **{name: cls.about for name, cls in ESTIMATORS.items()},
          MSAPY: "msapy's lazy interface, one coalition per call: the chain estimate with msapy's own walk (no error "
                 "bars, checkpoints, Ray or target)"}
@@ -27,10 +27,9 @@ AUTO_MAX_SURROGATE_OUTPUT = 1024  # and the surrogate only for outputs up to thi
 # and only where a group's game evaluations take 10x its fits: about a second per group (0.7-6 s measured at
 # 10-200 units); a game that declares `cost_per_coalition` (seconds) is compared, one that does not is assumed slow
 SURROGATE_SECONDS_PER_GROUP = 1.0
-# kadd: from half n orderings' worth (below, its error was no better than iid's), at most this many coefficients
-# (its normal matrix and inverse), and a fit costing about this much per coalition and squared coefficient (2-9e-10
+# kadd: from half n orderings' worth (below, its error was no better than iid's), the order-2 game's coefficients at
+# most kadd.MAX_ORDER_2_PARAMETERS, and a fit costing about this much per coalition and squared coefficient (2-9e-10
 # s measured on one CPU core at 20-64 units)
-AUTO_KADD_MAX_PARAMETERS = 4096
 KADD_SECONDS_PER_ROW_PARAMETER2 = 1e-9
 
 
@@ -43,15 +42,17 @@ def surrogate_pays(n_players: int, group: int, cost_per_coalition: float | None)
 
 
 def kadd_applies(n_players: int, n_orderings: int, output_size: int, cost_per_coalition: float | None) -> bool:
-    """Whether auto takes kadd: half n orderings' worth or more, a state that fits, and a fit that costs less than a
-    tenth of the game's evaluations (by the game's declared cost, never a clock)."""
-    if 2 * n_orderings < n_players or KAddModes.refuses(n_players, 1, n_orderings):
+    """Whether auto takes kadd: half n orderings' worth or more, at most MAX_ORDER_2_PARAMETERS coefficients of the
+    order-2 game, a state that fits, and a fit that costs less than a tenth of the game's evaluations (by the game's
+    declared cost, never a clock)."""
+    if 2 * n_orderings < n_players or KAddModes.refuses(n_players, 1, n_orderings) or \
+            parameters(n_players, 2) > MAX_ORDER_2_PARAMETERS:
         return False
     p = parameters(n_players, KAddModes.order_for(n_players, n_orderings))
     every = KAddModes.most_orderings(n_players)
     fits = KAddModes.state_bytes(n_players, output_size, min(n_orderings, every or n_orderings)) <= AUTO_MAX_BYTES
     pays = cost_per_coalition is None or 10 * KADD_SECONDS_PER_ROW_PARAMETER2 * p * p <= cost_per_coalition
-    return bool(p <= AUTO_KADD_MAX_PARAMETERS and fits and pays)
+    return bool(fits and pays)
 
 
 def first_order_estimator(name: str, group: int, n_players: int, output_size: int, itemsize: int,

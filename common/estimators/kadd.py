@@ -5,8 +5,10 @@ The game is fitted by least squares, with the Shapley kernel's weights, by the b
 v(S) ~ v(empty) + sum_{i in S} m_i + sum_{i < j in S} m_ij, constrained to be exact on the intact network. Its
 Shapley values, m_i + 1/2 sum_j m_ij, are the modes: with every coalition they equal the game's own (tested), and
 with a sample they keep what the pairs of units explain, which the chains leave as noise. One design matrix serves
-every output element: one solve, many right-hand sides. Below ORDER_2_ROWS_PER_PARAMETER coalitions per
-coefficient the order-2 fit is noisy, and the order-1 game (KernelSHAP, n coefficients) is fitted instead, on
+every output element: one solve, many right-hand sides. The pairs' coefficients take the ridge penalty whose fit
+best predicts held-out coalitions: none on a game of order two, more where higher orders leave noise in few
+coalitions per coefficient (docs/estimators.md). Below ORDER_2_ROWS_PER_PARAMETER coalitions per coefficient, or
+above MAX_ORDER_2_PARAMETERS coefficients, the order-1 game (KernelSHAP, n coefficients) is fitted instead, on
 complementary pairs (with pairs, the order-2 terms would cancel out of the Shapley values anyway).
 
 The coalitions (coalition_plan.py) are drawn once for the whole run from the seed, distinct and stratified by
@@ -27,9 +29,16 @@ from .base import Estimator
 from .coalition_plan import stratified_coalitions
 
 MIN_PLAYERS = 3
-# the order-2 game is fitted where the plan holds this many coalitions per coefficient; below, the first-order
-# regression on complementary pairs (paired KernelSHAP), down to 2 orderings' worth (docs/estimators.md)
+# the order-2 game is fitted where the plan holds this many coalitions per coefficient, and up to this many
+# coefficients (about 90 units: its normal matrix and inverse); else the first-order regression on complementary
+# pairs (paired KernelSHAP), down to 2 orderings' worth (docs/estimators.md)
 ORDER_2_ROWS_PER_PARAMETER = 2.5
+MAX_ORDER_2_PARAMETERS = 4096
+# the pairs' ridge penalties tried, in units of their mean diagonal of the normal matrix x coefficients / coalitions
+# (a prior that fades as the plan grows; the benchmark's real networks take 0.03-0.3), and the rows whose
+# leave-one-out error picks one
+RIDGE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+LOO_ROWS = 2048
 CHUNK = 4096  # rows of the design matrix built at a time
 
 
@@ -58,10 +67,10 @@ class KAddModes(Estimator):
     @staticmethod
     def order_for(n_players: int, n_orderings: int) -> int:
         """2 where the plan buys ORDER_2_ROWS_PER_PARAMETER coalitions per coefficient of the order-2 game (or
-        every coalition), else 1."""
-        rows = n_orderings * n_players
-        enough = rows >= ORDER_2_ROWS_PER_PARAMETER * parameters(n_players, 2) or rows >= 2 ** min(n_players, 60) - 2
-        return 2 if enough else 1
+        every coalition) and it has at most MAX_ORDER_2_PARAMETERS, else 1."""
+        p, rows = parameters(n_players, 2), n_orderings * n_players
+        enough = rows >= ORDER_2_ROWS_PER_PARAMETER * p or rows >= 2 ** min(n_players, 60) - 2
+        return 2 if enough and p <= MAX_ORDER_2_PARAMETERS else 1
 
     @staticmethod
     def most_orderings(n_players):
@@ -125,7 +134,7 @@ class KAddModes(Estimator):
     def max_se(self, relative=False):
         if not self.filled.all():
             return float("inf")
-        modes, se, _ = self._fit()
+        modes, se, _, _ = self._fit()
         if not relative:
             return float(se.max())
         scale = float(modes.max() - modes.min())
@@ -135,10 +144,10 @@ class KAddModes(Estimator):
         if not self.filled.all():
             raise ValueError(f"the {self.name} estimator fits once all {len(self.coalitions)} planned coalitions are "
                              f"in; {int(self.filled.sum())} are")
-        modes, se, dof = self._fit()
+        modes, se, dof, ridge = self._fit()
         shape = (self.n, *self.intact.shape)
         return dict(modes=modes.reshape(shape).astype(self.dtype), se=se.reshape(shape).astype(self.dtype),
-                    se_dof=dof, order=self.order, coalitions_planned=len(self.coalitions))
+                    se_dof=dof, order=self.order, ridge=ridge, coalitions_planned=len(self.coalitions))
 
     def _fit(self):
         if self.fitted is None:
@@ -157,11 +166,9 @@ class KAddModes(Estimator):
             gram += wx.T @ x
             b += wx.T @ (self.values[a:a + CHUNK] - self.empty)
         gram[np.diag_indices(p)] += 1e-12 * max(np.trace(gram) / p, 1e-300)  # pairs no coalition separates
-        # the fit under sum(coef) = total is linear in b: coef = project b + ones_inv total / sum(ones_inv)
-        inverse = np.linalg.inv(gram)
-        ones_inv = inverse.sum(1)
-        project = inverse - np.outer(ones_inv, ones_inv) / ones_inv.sum()  # the constrained inverse
-        coef = project @ b + np.outer(ones_inv, total) / ones_inv.sum()
+        ridge, scale = self._ridge(gram, b, total)
+        gram[np.arange(n, p), np.arange(n, p)] += ridge * scale
+        coef, project = _constrained(gram, b, total)
         to_modes = shapley_map(n, self.order)  # (n, p)
         modes = to_modes @ coef
         # each coalition's influence on the modes (b_c = w_c x_c y_c), and its leverage, by which its residual is
@@ -188,13 +195,40 @@ class KAddModes(Estimator):
         # the t quantile errs on the wide side for most of them
         spread = variance > 0
         dof = float(np.percentile(variance[spread] ** 2 / shares[spread], 10)) if spread.any() else float("inf")
-        return modes, np.sqrt(variance), dof
+        return modes, np.sqrt(variance), dof, ridge
+
+    def _ridge(self, gram, b, total):
+        """(ridge, scale): the penalty on the pairs' coefficients is ridge x scale, where scale is their mean
+        diagonal x coefficients / coalitions and ridge the one of RIDGE_GRID whose fit predicts held-out values best
+        (the leave-one-out error of LOO_ROWS rows spread over the plan, from their leverages). No penalty for the
+        first-order game or a plan of every coalition."""
+        n, p = self.n, len(gram)
+        if self.order == 1 or (self.design.units == self.design.population).all():
+            return 0.0, 0.0
+        scale = np.diag(gram)[n:].mean() * p / len(self.coalitions)
+        rows = np.arange(0, len(self.coalitions), -(-len(self.coalitions) // LOO_ROWS))
+        x, w, y = features(self.coalitions[rows], 2), self.weight[rows], self.values[rows] - self.empty
+
+        def held_out_error(ridge):
+            coef, project = _constrained(gram + np.diag(np.r_[np.zeros(n), np.full(p - n, ridge * scale)]), b, total)
+            leverage = ((x @ project) * x).sum(1) * w
+            return float((w[:, None] * ((y - x @ coef) / np.maximum(1 - leverage, 1e-9)[:, None]) ** 2).sum())
+        return min(RIDGE_GRID, key=held_out_error), scale
 
     @staticmethod
     def state_bytes(n_players: int, output_size: int, n_orderings: int) -> int:
         """About how much memory the estimator takes: every value, and the normal matrix with its inverse."""
         p = parameters(n_players, KAddModes.order_for(n_players, n_orderings))
         return n_orderings * n_players * (output_size * 8 + n_players + 24) + p * (3 * p + 2 * output_size) * 8
+
+
+def _constrained(gram, b, total):
+    """(coef, the constrained inverse) of the fit under sum(coef) = total, which is linear in b:
+    coef = project b + ones_inv total / sum(ones_inv)."""
+    inverse = np.linalg.inv(gram)
+    ones_inv = inverse.sum(1)
+    project = inverse - np.outer(ones_inv, ones_inv) / ones_inv.sum()
+    return project @ b + np.outer(ones_inv, total) / ones_inv.sum(), project
 
 
 def _collapsed(strata):
