@@ -26,25 +26,28 @@ def available() -> bool:
 
 class Cached:
     """A vector game with a cache of its coalitions' values: counts the rows asked, the distinct coalitions
-    evaluated and the seconds spent in the game."""
+    evaluated and the seconds spent in the game and in the cache's own bookkeeping (which no method is charged
+    for: a method's own time is the run's wall time less these)."""
 
     def __init__(self, game):
         self.game, self.values, self.rows, self.seconds = game, {}, 0, 0.0
 
     def __call__(self, coalitions: np.ndarray, element: int | None = None) -> np.ndarray:
         """The values of the coalitions (C, output), or of one output element (C,)."""
+        started = time.perf_counter()
         coalitions = np.atleast_2d(np.asarray(coalitions, bool))
         self.rows += len(coalitions)
         keys = [row.tobytes() for row in coalitions]
         new = {key: i for i, key in enumerate(keys) if key not in self.values}  # a row of each new coalition
         if new:
-            started = time.perf_counter()
             values = np.asarray(self.game(coalitions[list(new.values())]), np.float64).reshape(len(new), -1)
-            self.seconds += time.perf_counter() - started
             self.values.update(zip(new, values))
         if element is not None:
-            return np.array([self.values[key][element] for key in keys])
-        return np.stack([self.values[key] for key in keys])
+            out = np.array([self.values[key][element] for key in keys])
+        else:
+            out = np.stack([self.values[key] for key in keys])
+        self.seconds += time.perf_counter() - started
+        return out
 
     @property
     def distinct(self) -> int:

@@ -12,7 +12,7 @@ them.
 """
 import math
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import chain, combinations
 
 import numpy as np
 
@@ -82,9 +82,10 @@ def _draws(n: int, s: int, m: int, rng, complement_distinct: bool, every: bool) 
     """m distinct coalitions of size s, uniform without replacement; complement_distinct: none is another's
     complement either (pairs of size n/2). every: all of them (one of each complementary pair if so)."""
     if every:
-        out = np.zeros((math.comb(n, s), n), bool)
-        for r, members in enumerate(combinations(range(n), s)):
-            out[r, list(members)] = True
+        count = math.comb(n, s)
+        members = np.fromiter(chain.from_iterable(combinations(range(n), s)), np.int64, count * s).reshape(count, s)
+        out = np.zeros((count, n), bool)
+        np.put_along_axis(out, members, True, axis=1)
         return out[out[:, 0]] if complement_distinct else out
     found = np.zeros((0, n), bool)
     while len(found) < m:  # draw in bulk, keep the first of each new coalition, in the order drawn
