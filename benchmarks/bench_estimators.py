@@ -222,14 +222,15 @@ def score(run, truth, variance, pixels):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--games", nargs="+", choices=tuple(GAMES), default=list(GAMES))
+    p.add_argument("--games", nargs="+", choices=tuple(GAMES), default=None,
+                   help="default: every game (with --defaults, every game of its table)")
     p.add_argument("--methods", nargs="+", choices=(*OURS, *peers.PEERS), default=None,
                    help="default: all of ours, and shapiq's where it is installed")
     p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 4, 16],
                    help="budgets in orderings' worth of n evaluations (default: %(default)s)")
     p.add_argument("--defaults", action="store_true",
-                   help="instead of --games and --budgets: the default budget and size of every compute_msa.py "
-                        "(or a network of its size that stands in)")
+                   help="instead of --budgets: the default budget and size of every compute_msa.py (or a network of "
+                        "its size that stands in)")
     p.add_argument("--seeds", type=int, default=20, help="seeds per method, game and budget (default: %(default)s)")
     p.add_argument("--reference-seeds", type=int, default=8,
                    help="seeds for the tiny MoE, whose runs generate text (default: %(default)s)")
@@ -244,8 +245,9 @@ def main(argv=None):
         p.error("shapiq is not installed: pip install -e '.[bench]'")
     torch.set_num_threads(args.threads)
     rows = []  # (game, budget, method, picked, ratio_vs_iid, rmse, coverage, rows, distinct, own seconds)
-    plan = [(name, [budget]) for name, budget, _ in DEFAULTS] if args.defaults else \
-        [(name, args.budgets) for name in args.games]
+    games = args.games or list(GAMES)
+    plan = [(name, [budget]) for name, budget, _ in DEFAULTS if name in games] if args.defaults else \
+        [(name, args.budgets) for name in games]
     for name, budgets in plan:
         build, n = GAMES[name]
         started = time.perf_counter()

@@ -23,7 +23,9 @@ def pick(game=saturating, n=10, **kw):
 @pytest.mark.parametrize("case, expected", [
     (dict(), "kadd"),                                                # the best measured, from n/2 orderings' worth
     (dict(n_permutations=5), "kadd"),                                # 5 of 10 units: pairs, first order
-    (dict(n_permutations=4), "chain"),                               # below n/2: no better than iid there
+    (dict(n_permutations=4), "chain"),                               # below min(n/2, 1.6 sqrt n): antithetic wins
+    (dict(n=60, n_permutations=16, sampler="antithetic"), "kadd"),   # SmolLM2's 16 of 60: above 1.6 sqrt(60)
+    (dict(n=60, n_permutations=12, sampler="antithetic"), "chain"),  # 12.4 orderings' worth is the line
     (dict(target=TargetSE(0.5)), "surrogate"),                       # kadd cannot stop early
     (dict(target=TargetSE(0.5), game=lambda c: np.repeat(saturating(c), 400, axis=1)), "chain-kernel"),  # 1,200
     (dict(game=declared(1e-4), n=40, n_permutations=160), "chain-kernel"),  # a 0.1 ms game pays no 820-coefficient fit

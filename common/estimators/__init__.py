@@ -1,6 +1,8 @@
 """Estimators: one small class per method behind the interface of base.py, and the registry the API and the
 command lines read their names, choices and descriptions from. Adding an estimator: its file, and one entry in
 ESTIMATORS."""
+import math
+
 from .base import Estimator
 from .chain_kernel import ChainKernelModes
 from .chain_mean import ChainMeanModes
@@ -15,7 +17,7 @@ ESTIMATORS = {cls.name: cls for cls in (ChainMeanModes, ChainKernelModes, Surrog
 AUTO = "auto"      # a rule on players, sampler groups, output size and memory (first_order_estimator)
 MSAPY = "msapy"    # msapy's own lazy walk, one coalition per call: the parity oracle (common/runners/msapy.py)
 ESTIMATOR_CHOICES = (AUTO, *ESTIMATORS, MSAPY)
-ABOUT = {AUTO: "kadd from n/2 orderings' worth where its state fits, the game is slow enough to pay for its "
+ABOUT = {AUTO: "kadd from min(n/2, 1.6 sqrt(n)) orderings' worth where its state fits, the game is slow enough to pay for its "
                "fit and no target SE is set; else the surrogate where it applies, the output has at most 1024 "
                "elements and the game pays for its fits; chain-kernel where it applies; else chain",
          **{name: cls.about for name, cls in ESTIMATORS.items()},
@@ -27,9 +29,11 @@ AUTO_MAX_SURROGATE_OUTPUT = 1024  # and the surrogate only for outputs up to thi
 # and only where a group's game evaluations take 10x its fits: about a second per group (0.7-6 s measured at
 # 10-200 units); a game that declares `cost_per_coalition` (seconds) is compared, one that does not is assumed slow
 SURROGATE_SECONDS_PER_GROUP = 1.0
-# kadd: from half n orderings' worth (below, its error was no better than iid's), the order-2 game's coefficients at
+# kadd: from min(n/2, KADD_MIN_ORDERINGS_PER_ROOT_N sqrt(n)) orderings' worth (its first-order fit overtook
+# antithetic orderings at 4, 6, 9 and 11 on MLPs of 12, 20, 32 and 60 units), the order-2 game's coefficients at
 # most kadd.MAX_ORDER_2_PARAMETERS, and a fit costing about this much per coalition and squared coefficient (2-9e-10
 # s measured on one CPU core at 20-64 units)
+KADD_MIN_ORDERINGS_PER_ROOT_N = 1.6
 KADD_SECONDS_PER_ROW_PARAMETER2 = 1e-9
 
 
@@ -42,10 +46,11 @@ def surrogate_pays(n_players: int, group: int, cost_per_coalition: float | None)
 
 
 def kadd_applies(n_players: int, n_orderings: int, output_size: int, cost_per_coalition: float | None) -> bool:
-    """Whether auto takes kadd: half n orderings' worth or more, at most MAX_ORDER_2_PARAMETERS coefficients of the
-    order-2 game, a state that fits, and a fit that costs less than a tenth of the game's evaluations (by the game's
-    declared cost, never a clock)."""
-    if 2 * n_orderings < n_players or KAddModes.refuses(n_players, 1, n_orderings) or \
+    """Whether auto takes kadd: min(n/2, KADD_MIN_ORDERINGS_PER_ROOT_N sqrt(n)) orderings' worth or more, at most
+    MAX_ORDER_2_PARAMETERS coefficients of the order-2 game, a state that fits, and a fit that costs less than a
+    tenth of the game's evaluations (by the game's declared cost, never a clock)."""
+    enough = min(n_players / 2, KADD_MIN_ORDERINGS_PER_ROOT_N * math.sqrt(n_players))
+    if n_orderings < enough or KAddModes.refuses(n_players, 1, n_orderings) or \
             parameters(n_players, 2) > MAX_ORDER_2_PARAMETERS:
         return False
     p = parameters(n_players, KAddModes.order_for(n_players, n_orderings))
