@@ -133,6 +133,21 @@ def dies_after(game, calls: int):
     return dying
 
 
+def assert_resumes_bit_identically(run, game, n, k, path, *, calls, batch_size, seed=3):
+    """run(game, n, k, seed=..., **options), killed after `calls` game calls and resumed from its checkpoint at
+    `path`, gives the uninterrupted run's modes and standard errors bit for bit."""
+    import pytest
+
+    from common import Checkpoint, Compute
+    compute = Compute(batch_size=batch_size)
+    full = run(game, n, k, seed=seed, compute=compute)
+    with pytest.raises(KeyboardInterrupt):
+        run(dies_after(game, calls), n, k, seed=seed, checkpoint=Checkpoint(path, every=0), compute=compute)
+    resumed = run(game, n, k, seed=seed, checkpoint=Checkpoint(path, every=0, resume=True), compute=compute)
+    np.testing.assert_array_equal(resumed.modes, full.modes)
+    np.testing.assert_array_equal(resumed.se, full.se)
+
+
 def planted_game(n, n_outputs, seed=0):
     """A sparse game: a small linear part plus 3 planted pairs per output (different pairs for each output), pair
     k of an output with weight 2 + k; returns (game, the planted pairs of each output, sorted)."""

@@ -2,9 +2,9 @@
 network and games with known values; what it asks of the game; checkpoints; the automatic choice."""
 import numpy as np
 import pytest
-from games import Counting, additive, dies_after, network_game, unanimity
+from games import Counting, additive, assert_resumes_bit_identically, network_game, unanimity
 
-from common import SAMPLERS, Checkpoint, Compute, TargetSE, shapley_modes
+from common import SAMPLERS, Compute, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 
@@ -85,15 +85,7 @@ def test_no_border_coalition_is_evaluated_twice():
 def test_resumed_run_is_bit_identical(tmp_path, batch_size):
     def game(c):
         return np.tanh(c.astype(float) @ np.random.default_rng(0).normal(size=(9, 4))) ** 2
-    full = run(game, 9, 64, seed=3, compute=Compute(batch_size=batch_size))
-    with pytest.raises(KeyboardInterrupt):
-        run(dies_after(game, 9), 9, 64, seed=3,
-            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0), compute=Compute(batch_size=batch_size))
-    resumed = run(game, 9, 64, seed=3,
-                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True),
-                  compute=Compute(batch_size=batch_size))
-    np.testing.assert_array_equal(resumed.modes, full.modes)
-    np.testing.assert_array_equal(resumed.se, full.se)
+    assert_resumes_bit_identically(run, game, 9, 64, tmp_path / "r.ckpt", calls=9, batch_size=batch_size)
 
 
 def test_state_merges_over_disjoint_orderings(game_and_truth):

@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from games import Counting, additive, coverage_floor, dies_after, network_game, pairwise, saturating
+from games import (Counting, additive, assert_resumes_bit_identically, coverage_floor, network_game, pairwise,
+                   saturating)
 
-from common import Checkpoint, Compute, TargetSE, shapley_modes
+from common import Compute, TargetSE, shapley_modes
 from common.estimators.coalition_plan import stratified_coalitions
 from common.estimators.kadd import KAddModes
 from common.exact import exact_shapley_modes
@@ -129,15 +130,8 @@ def test_the_ridge_is_picked_by_held_out_error(monkeypatch):
 @pytest.mark.parametrize("batch_size", [7, 64])
 def test_resumed_run_is_bit_identical(network, tmp_path, batch_size):
     game, _ = network
-    full = run(game, N, 40, seed=3, compute=Compute(batch_size=batch_size))
-    with pytest.raises(KeyboardInterrupt):
-        run(dies_after(game, 1 + 400 // (2 * batch_size)), N, 40, seed=3,
-            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0), compute=Compute(batch_size=batch_size))
-    resumed = run(game, N, 40, seed=3,
-                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True),
-                  compute=Compute(batch_size=batch_size))
-    np.testing.assert_array_equal(resumed.modes, full.modes)
-    np.testing.assert_array_equal(resumed.se, full.se)
+    assert_resumes_bit_identically(run, game, N, 40, tmp_path / "r.ckpt", calls=1 + 400 // (2 * batch_size),
+                                   batch_size=batch_size)
 
 
 def test_state_merges_over_disjoint_orderings(network):

@@ -3,9 +3,9 @@ variate. Against exact Shapley modes of a saturating game, where the surrogate m
 network that is nearly additive, where it must not hurt; what it asks of the game; checkpoints; merging."""
 import numpy as np
 import pytest
-from games import Counting, coverage_floor, dies_after, network_game, saturating
+from games import Counting, assert_resumes_bit_identically, coverage_floor, network_game, saturating
 
-from common import Checkpoint, Compute, TargetSE, shapley_modes
+from common import Compute, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 N = 10
@@ -75,17 +75,9 @@ def test_asks_what_chain_kernel_asks_and_nothing_more():
 @pytest.mark.parametrize("batch_size", [7, 40])
 def test_resumed_run_is_bit_identical(tmp_path, batch_size):
     """Killed while a group waits for its partner: the checkpoint holds that group's values."""
-    k = 4 * 2 * (N - 1)
-    full = run(saturating, N, k, seed=3, compute=Compute(batch_size=batch_size))
     calls = -(-2 * N // batch_size) + 2 + (2 * (N - 1) * (N - 3)) // batch_size  # into the second group
-    with pytest.raises(KeyboardInterrupt):
-        run(dies_after(saturating, calls), N, k, seed=3,
-            checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0), compute=Compute(batch_size=batch_size))
-    resumed = run(saturating, N, k, seed=3,
-                  checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0, resume=True),
-                  compute=Compute(batch_size=batch_size))
-    np.testing.assert_array_equal(resumed.modes, full.modes)
-    np.testing.assert_array_equal(resumed.se, full.se)
+    assert_resumes_bit_identically(run, saturating, N, 4 * 2 * (N - 1), tmp_path / "r.ckpt", calls=calls,
+                                   batch_size=batch_size)
 
 
 @pytest.mark.parametrize("groups, cut", [(2, 1), (4, 2)])
