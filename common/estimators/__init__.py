@@ -17,9 +17,9 @@ ESTIMATORS = {cls.name: cls for cls in (ChainMeanModes, ChainKernelModes, Surrog
 AUTO = "auto"      # a rule on players, sampler groups, output size and memory (first_order_estimator)
 MSAPY = "msapy"    # msapy's own lazy walk, one coalition per call: the parity oracle (common/runners/msapy.py)
 ESTIMATOR_CHOICES = (AUTO, *ESTIMATORS, MSAPY)
-ABOUT = {AUTO: "kadd from min(n/2, 1.6 sqrt(n)) orderings' worth where its state fits, the game is slow enough to pay for its "
-               "fit and no target SE is set; else the surrogate where it applies, the output has at most 1024 "
-               "elements and the game pays for its fits; chain-kernel where it applies; else chain",
+ABOUT = {AUTO: "kadd from min(n/2, 1.6 sqrt(n)) orderings' worth where its state fits, the game is slow enough "
+               "to pay for its fit and no target SE is set; else the surrogate where it applies, the output has at "
+               "most 1024 elements and the game pays for its fits; chain-kernel where it applies; else chain",
          **{name: cls.about for name, cls in ESTIMATORS.items()},
          MSAPY: "msapy's lazy interface, one coalition per call: the chain estimate with msapy's own walk (no error "
                 "bars, checkpoints, Ray or target)"}

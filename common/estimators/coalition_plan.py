@@ -52,7 +52,7 @@ def stratified_coalitions(n_players: int, budget: int, seed: int, paired: bool =
     population = np.array([math.comb(n, s) // (2 if paired and 2 * s == n else 1) for s in low], dtype=np.int64)
     rows_of = np.full(len(low), 2 if paired else 1)  # rows a unit costs
     inverse_kernel = low * (n - low) if not paired or n < PAIRED_SQRT_FROM else np.sqrt(low * (n - low))
-    mass = np.where(paired & ~middle, 2.0, 1.0) / inverse_kernel  # over the stratum's sizes: the kernel's mass (or root)
+    mass = np.where(paired & ~middle, 2.0, 1.0) / inverse_kernel  # the stratum's sizes' kernel mass (or root)
     units = np.zeros(len(low), dtype=np.int64)
     open_, left = np.ones(len(low), bool), budget
     while open_.any() and left > 0:
