@@ -80,6 +80,21 @@ class SoftProbGame:
         return np.stack([p[:, d, b[d]:b[d + 1]].mean(1) for d in range(10)], 1)
 
 
+class SoftmaxOutputGame:
+    """Every test image's softmax output (10 x 1,000 elements: an output as large as a small image's, which no
+    surrogate takes), from the same kind of network."""
+
+    def __init__(self, model, x, y):
+        from MLP.game import MLPGame
+        self.base = MLPGame(model, x, y)
+        self.cost_per_coalition = self.base.cost_per_coalition
+
+    def __call__(self, coalitions):
+        logits = self.base.logits(coalitions)  # (C, 10, B)
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        return (p / p.sum(1, keepdims=True)).reshape(len(coalitions), -1)
+
+
 def trained_generator(name, widths, steps):
     path = CACHE / name / "generator.pt"
     if not path.exists():
@@ -134,20 +149,25 @@ GAMES = {"mlp-accuracy": (mlp_accuracy_game, 12), "mlp-softprob": (lambda: SoftP
          "generator-12": (generator12_game, 12), "dcgan-layer": (dcgan_layer_game, 16), "moe-16": (moe16_game, 16),
          "mlp20-accuracy": (lambda: mlp_accuracy_game(20), 20), "mlp32-accuracy": (lambda: mlp_accuracy_game(32), 32),
          "mlp10-accuracy": (lambda: mlp_accuracy_game(10), 10), "mlp64-accuracy": (lambda: mlp_accuracy_game(64), 64),
-         "mlp60-softprob": (lambda: SoftProbGame(*digit_mlp(60)), 60)}
+         "mlp60-softprob": (lambda: SoftProbGame(*digit_mlp(60)), 60),
+         "mlp112-softmax": (lambda: SoftmaxOutputGame(*digit_mlp(112)), 112)}
 # too many coalitions to enumerate: (reference sampler, estimator, orderings, the largest budget in orderings' worth
 # of n that the reference is precise enough for); the reference's variance is subtracted from every squared error
 REFERENCE_ONLY = {"moe-16": ("antithetic", "chain", 3200, 4),
                   "mlp32-accuracy": ("orthogonal", "chain-kernel", 62000, 16),
                   "mlp64-accuracy": ("orthogonal", "chain-kernel", 96 * 126, 16),
-                  "mlp60-softprob": ("orthogonal", "chain-kernel", 20 * 118, 1)}  # whole groups of 2(n - 1)
+                  "mlp60-softprob": ("orthogonal", "chain-kernel", 20 * 118, 1),  # whole groups of 2(n - 1)
+                  "mlp112-softmax": ("orthogonal", "chain-kernel", 40 * 222, 9)}
 # --defaults: the budget and size every compute_msa.py runs by default, as (game, orderings' worth of n, what it
-# stands for). The LLM games' real networks are too slow for a reference on a CPU: MLPs of their size and about
-# their output stand in (32 experts and 9 task scores; 60 sub-layers and 9 log-probabilities)
+# stands for). The LLM and DCGAN games' real networks are too slow for a reference on a CPU: MLPs of their size and
+# about their output stand in (32 experts and 9 task scores; 60 sub-layers and 9 log-probabilities; 112 filters
+# and images)
 DEFAULTS = (("mlp10-accuracy", 30, "MLP demo: 300 orderings of 10 units (every coalition)"),
             ("mlp64-accuracy", 1000 / 64, "MLP/compute_msa.py: 1000 orderings, here of 64 units"),
             ("mlp32-accuracy", 40 / 32, "LLM/compute_msa.py, the tiny MoE: 40 orderings of 32 experts"),
-            ("mlp60-softprob", 16 / 60, "LLM/compute_msa.py --model smollm2: 16 orderings of 60 sub-layers"))
+            ("mlp60-softprob", 16 / 60, "LLM/compute_msa.py --model smollm2: 16 orderings of 60 sub-layers"),
+            ("mlp112-softmax", 1000 / 112, "DCGAN/compute_msa.py: 1000 orderings of the demo generator's 112 "
+                                           "filters, an output of thousands of elements"))
 OURS = (*SAMPLERS, "chain-kernel", "surrogate", "kadd", "auto")  # the samplers with the chain estimator, then ours
 PEER_PIXELS = 48  # image outputs: every method is scored on these many fixed pixels (shapiq runs one per element)
 

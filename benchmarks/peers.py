@@ -25,12 +25,14 @@ def available() -> bool:
 
 
 class Cached:
-    """A vector game with a cache of its coalitions' values: counts the rows asked, the distinct coalitions
-    evaluated and the seconds spent in the game and in the cache's own bookkeeping (which no method is charged
-    for: a method's own time is the run's wall time less these)."""
+    """A vector game that counts the rows asked, the distinct coalitions among them and the seconds spent in the
+    game and in this wrapper's bookkeeping (which no method is charged for: a method's own time is the run's wall
+    time less these). Calls for the whole output (our engine's) evaluate every row, as a run does; calls for one
+    element (shapiq's) are served from a cache of each distinct coalition's values at the `keep` elements (default
+    all), so that every element's approximator pays for a coalition once."""
 
-    def __init__(self, game):
-        self.game, self.values, self.rows, self.seconds = game, {}, 0, 0.0
+    def __init__(self, game, keep=None):
+        self.game, self.keep, self.values, self.seen, self.rows, self.seconds = game, keep, {}, set(), 0, 0.0
 
     def __call__(self, coalitions: np.ndarray, element: int | None = None) -> np.ndarray:
         """The values of the coalitions (C, output), or of one output element (C,)."""
@@ -38,20 +40,22 @@ class Cached:
         coalitions = np.atleast_2d(np.asarray(coalitions, bool))
         self.rows += len(coalitions)
         keys = [row.tobytes() for row in coalitions]
-        new = {key: i for i, key in enumerate(keys) if key not in self.values}  # a row of each new coalition
-        if new:
-            values = np.asarray(self.game(coalitions[list(new.values())]), np.float64).reshape(len(new), -1)
-            self.values.update(zip(new, values))
-        if element is not None:
-            out = np.array([self.values[key][element] for key in keys])
+        self.seen.update(keys)
+        if element is None:
+            out = np.asarray(self.game(coalitions), np.float64).reshape(len(coalitions), -1)
         else:
-            out = np.stack([self.values[key] for key in keys])
+            new = {key: i for i, key in enumerate(keys) if key not in self.values}  # a row of each new coalition
+            if new:
+                values = np.asarray(self.game(coalitions[list(new.values())]), np.float64).reshape(len(new), -1)
+                self.values.update(zip(new, values if self.keep is None else values[:, self.keep]))
+            column = element if self.keep is None else self.keep.index(element)
+            out = np.array([self.values[key][column] for key in keys])
         self.seconds += time.perf_counter() - started
         return out
 
     @property
     def distinct(self) -> int:
-        return len(self.values)
+        return len(self.seen)
 
 
 def peer_modes(name: str, game, n_players: int, budget: int, seed: int, elements=None):
@@ -59,7 +63,7 @@ def peer_modes(name: str, game, n_players: int, budget: int, seed: int, elements
     with `elements` (flat indices), on those elements only (the others are NaN)."""
     import shapiq
     cls, kwargs = PEERS[name]
-    cached = Cached(game)
+    cached = Cached(game, keep=None if elements is None else [int(e) for e in elements])
     shape = np.shape(cached(np.ones((1, n_players), bool)))[1:]
     elements = range(int(np.prod(shape))) if elements is None else elements
     modes = np.full((n_players, int(np.prod(shape))), np.nan)

@@ -132,15 +132,20 @@ def test_bench_spex_scores_spex_against_exact_fsii_on_a_planted_game(monkeypatch
     assert float(ours[4]) < 0.05 and float(ours[5]) == float(ours[6]) == 1.0  # relative error, top-5, signs
 
 
-def test_the_peers_cache_evaluates_each_coalition_once():
+def test_the_peers_wrapper_counts_distinct_coalitions_and_evaluates_each_once_per_element():
     import numpy as np
     peers = _load("peers")
     calls = []
-    cached = peers.Cached(lambda c: calls.append(len(c)) or c.sum(1, keepdims=True).astype(float))
+    game = lambda c: calls.append(len(c)) or np.stack([c.sum(1), 10 * c[:, 0]], 1).astype(float)  # noqa: E731
     z = np.array([[1, 0, 1], [1, 0, 1], [0, 1, 1]], bool)
-    np.testing.assert_array_equal(cached(z)[:, 0], [2, 2, 2])
-    np.testing.assert_array_equal(cached(z[::-1])[:, 0], [2, 2, 2])
-    assert calls == [2] and cached.rows == 6 and cached.distinct == 2
+    whole = peers.Cached(game)  # the whole output (our engine's calls): every row evaluated, as in a run
+    np.testing.assert_array_equal(whole(z), [[2, 10], [2, 10], [2, 0]])
+    assert calls == [3] and whole.rows == 3 and whole.distinct == 2
+    calls.clear()
+    one = peers.Cached(game, keep=[1])  # one element at a time (shapiq's): each coalition evaluated once
+    np.testing.assert_array_equal(one(z, element=1), [10, 10, 0])
+    np.testing.assert_array_equal(one(z[::-1], element=1), [0, 10, 10])
+    assert calls == [2] and one.rows == 6 and one.distinct == 2
 
 
 def test_bench_rankings_compares_every_ranking_on_held_out_images_and_the_notebook_draws_them(tmp_path, capsys):
