@@ -31,6 +31,8 @@ class Cached:
     element (shapiq's) are served from a cache of each distinct coalition's values at the `keep` elements (default
     all), so that every element's approximator pays for a coalition once."""
 
+    CALL_ROWS = 512  # coalitions per game call
+
     def __init__(self, game, keep=None):
         self.game, self.keep, self.values, self.seen, self.rows, self.seconds = game, keep, {}, set(), 0, 0.0
 
@@ -45,9 +47,12 @@ class Cached:
             out = np.asarray(self.game(coalitions), np.float64).reshape(len(coalitions), -1)
         else:
             new = {key: i for i, key in enumerate(keys) if key not in self.values}  # a row of each new coalition
-            if new:
-                values = np.asarray(self.game(coalitions[list(new.values())]), np.float64).reshape(len(new), -1)
-                self.values.update(zip(new, values if self.keep is None else values[:, self.keep]))
+            fresh, rows = list(new), coalitions[list(new.values())]
+            for a in range(0, len(rows), self.CALL_ROWS):  # shapiq asks for its whole budget at once
+                values = np.asarray(self.game(rows[a:a + self.CALL_ROWS]), np.float64)
+                values = values.reshape(len(values), -1)
+                self.values.update(zip(fresh[a:a + self.CALL_ROWS],
+                                       values if self.keep is None else values[:, self.keep]))
             column = element if self.keep is None else self.keep.index(element)
             out = np.array([self.values[key][column] for key in keys])
         self.seconds += time.perf_counter() - started

@@ -146,6 +146,9 @@ def test_the_peers_wrapper_counts_distinct_coalitions_and_evaluates_each_once_pe
     np.testing.assert_array_equal(one(z, element=1), [10, 10, 0])
     np.testing.assert_array_equal(one(z[::-1], element=1), [0, 10, 10])
     assert calls == [2] and one.rows == 6 and one.distinct == 2
+    one.CALL_ROWS = 1  # a whole budget asked at once reaches the game in calls of at most CALL_ROWS
+    one(np.array([[1, 1, 1], [0, 0, 1], [1, 0, 1]], bool), element=1)
+    assert calls == [2, 1, 1] and one.distinct == 4
 
 
 def test_bench_rankings_compares_every_ranking_on_held_out_images_and_the_notebook_draws_them(tmp_path, capsys):

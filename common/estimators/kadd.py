@@ -23,6 +23,8 @@ freedom (Satterthwaite's, the 10th percentile over elements) are recorded, and `
 interval where they are few. The state is every value evaluated, (coalitions, output) floats: `auto` takes it only
 where that and the normal matrix fit. The fit needs the whole plan, so the estimator cannot stop at a target SE.
 """
+import math
+
 import numpy as np
 
 from .base import Estimator
@@ -157,6 +159,8 @@ class KAddModes(Estimator):
     def _solve(self):
         """The constrained weighted least squares, and its design-based standard errors."""
         n, d = self.n, self.intact.size
+        if (self.design.units == self.design.population).all():
+            return self._enumerated()
         total = self.intact.reshape(d).astype(np.float64) - self.empty
         p = parameters(n, self.order)
         gram, b = np.zeros((p, p)), np.zeros((p, d))
@@ -196,6 +200,18 @@ class KAddModes(Estimator):
         spread = variance > 0
         dof = float(np.percentile(variance[spread] ** 2 / shares[spread], 10)) if spread.any() else float("inf")
         return modes, np.sqrt(variance), dof, ridge
+
+    def _enumerated(self):
+        """Every coalition is in: the Shapley values themselves (what the fit would return, without building it),
+        phi_i = sum over S with i of v(S) (s-1)!(n-s)!/n! - sum over S without i of v(S) s!(n-s-1)!/n!."""
+        n, d = self.n, self.intact.size
+        sizes = self.coalitions.sum(1)
+        count = np.array([math.comb(n, s) for s in range(n + 1)], np.float64)[sizes]
+        with_i, without_i = 1 / (sizes * count), 1 / ((n - sizes) * count)  # (s-1)!(n-s)!/n!, s!(n-s-1)!/n!
+        z, values = self.coalitions.astype(np.float64), self.values - self.empty  # v(empty) then drops out
+        modes = z.T @ (values * with_i[:, None]) - (1 - z).T @ (values * without_i[:, None])
+        modes += (self.intact.reshape(d) - self.empty) / n
+        return modes, np.zeros((n, d)), float("inf"), 0.0
 
     def _ridge(self, gram, b, total):
         """(ridge, scale): the penalty on the pairs' coefficients is ridge x scale, where scale is their mean
