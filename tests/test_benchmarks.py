@@ -110,6 +110,17 @@ def test_bench_estimators_defaults_run_each_default_budget_on_its_game(tmp_path,
     assert [r[4] for r in rows if r[:3] == ["toy-a", "30n", "auto"]] == ["exact"] * 2  # 62 coalitions: all of them
 
 
+def test_bench_estimators_summary_takes_the_worst_game_and_counts_two_exact_methods_level(capsys):
+    bench = _load("bench_estimators")
+    row = lambda g, m, rmse, iid, cov: (g, 4, m, m, iid / rmse, rmse, cov, 1, 1, 0.0, 0.0)  # noqa: E731
+    bench.summary([row("a", "iid", 0.01, 0.01, 0.97), row("a", "auto", 1e-17, 0.01, 1.0),
+                   row("a", "shapiq-kadd", 1e-15, 0.01, None),  # both exact: level, not 100x
+                   row("b", "iid", 0.02, 0.02, 0.96), row("b", "auto", 0.01, 0.02, 0.93),
+                   row("b", "shapiq-kernelshap", 0.011, 0.02, None), row("b", "shapiq-kadd", 0.0095, 0.02, None)])
+    assert capsys.readouterr().out.split() == ["min_ratio_vs_iid=2.00", "min_ratio_vs_best_peer=0.95",
+                                               "min_coverage=0.930"]
+
+
 def test_bench_spex_scores_spex_against_exact_fsii_on_a_planted_game(monkeypatch, capsys):
     pytest.importorskip("spectralexplain", reason="the interactions extra is not installed")
     import numpy as np
