@@ -111,6 +111,7 @@ def test_bench_estimators_defaults_run_each_default_budget_on_its_game(tmp_path,
 
 
 def test_bench_estimators_summary_takes_the_worst_game_and_counts_two_exact_methods_level(capsys):
+    import numpy as np
     bench = _load("bench_estimators")
     row = lambda g, m, rmse, iid, cov: (g, 4, m, m, iid / rmse, rmse, cov, 1, 1, 0.0, 0.0)  # noqa: E731
     bench.summary([row("a", "iid", 0.01, 0.01, 0.97), row("a", "auto", 1e-17, 0.01, 1.0),
@@ -119,6 +120,14 @@ def test_bench_estimators_summary_takes_the_worst_game_and_counts_two_exact_meth
                    row("b", "shapiq-kernelshap", 0.011, 0.02, None), row("b", "shapiq-kadd", 0.0095, 0.02, None)])
     assert capsys.readouterr().out.split() == ["min_ratio_vs_iid=2.00", "min_ratio_vs_best_peer=0.95",
                                                "min_coverage=0.930"]
+    # with each seed's squared errors, the worst ratio gets an interval from resampling the seeds
+    rows = [row("b", "iid", 0.02, 0.02, 0.96), row("b", "auto", 0.01, 0.02, 0.93),
+            row("b", "shapiq-kadd", 0.01, 0.02, None)]
+    ours = np.array([1e-4, 0.5e-4, 1.5e-4, 1e-4])
+    bench.summary(rows, {("b", 4, "auto"): ours, ("b", 4, "shapiq-kadd"): ours[[1, 0, 3, 2]],
+                         ("b", 4, "iid"): 4 * ours})
+    low, high = capsys.readouterr().out.split("95% interval over seeds ")[1].split(")")[0].split("-")
+    assert float(low) < 1.0 < float(high) < 2.0
 
 
 def test_bench_spex_scores_spex_against_exact_fsii_on_a_planted_game(monkeypatch, capsys):
