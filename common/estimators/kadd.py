@@ -217,9 +217,9 @@ class KAddModes(Estimator):
         """(ridge, scale): the penalty on the pairs' coefficients is ridge x scale, where scale is their mean
         diagonal x coefficients / coalitions and ridge the one of RIDGE_GRID whose fit predicts held-out values best
         (the leave-one-out error of LOO_ROWS rows spread over the plan, from their leverages). No penalty for the
-        first-order game or a plan of every coalition."""
+        first-order game."""
         n, p = self.n, len(gram)
-        if self.order == 1 or (self.design.units == self.design.population).all():
+        if self.order == 1:
             return 0.0, 0.0
         scale = np.diag(gram)[n:].mean() * p / len(self.coalitions)
         rows = np.arange(0, len(self.coalitions), -(-len(self.coalitions) // LOO_ROWS))
