@@ -10,22 +10,27 @@ def coalitions_of(codes: np.ndarray, n_players: int) -> np.ndarray:
     return ((codes[:, None] >> np.arange(n_players - 1, -1, -1)) & 1).astype(bool)
 
 
-def exact_shapley_modes(game, n_players: int, batch_size: int = 4096) -> np.ndarray:
-    """phi_i = sum over coalitions S without i of |S|! (n-|S|-1)! / n! (v(S + i) - v(S)), for every output element.
+def shapley_coefficients(coalitions: np.ndarray) -> np.ndarray:
+    """(C, n): the weight of each coalition's value in each player's Shapley value. With w(s) = s! (n-s-1)! / n!,
+    phi_i = sum over S without i of w(|S|) (v(S + i) - v(S)): a coalition's value enters with w(|S|-1) where the
+    player is in S and -w(|S|) where it is not. Summed over every coalition, this is the exact value."""
+    n = coalitions.shape[1]
+    w = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
+    sizes = coalitions.sum(1)
+    return np.where(coalitions, w[np.maximum(sizes - 1, 0)][:, None], -w[np.minimum(sizes, n - 1)][:, None])
 
-    Each coalition's value enters every player's sum once: with weight w(|S|-1) where the player is in S, -w(|S|)
-    where it is not; so the game is called on each of the 2^n coalitions exactly once."""
+
+def exact_shapley_modes(game, n_players: int, batch_size: int = 4096) -> np.ndarray:
+    """phi_i = sum over coalitions S without i of |S|! (n-|S|-1)! / n! (v(S + i) - v(S)), for every output element,
+    the game called on each of the 2^n coalitions exactly once (`shapley_coefficients`)."""
     n = n_players
     if n > 24:
         raise ValueError(f"enumerating 2^{n} coalitions is not feasible; estimate instead")
-    w = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
     phi = None
     for start in range(0, 2 ** n, batch_size):
         coalitions = coalitions_of(np.arange(start, min(start + batch_size, 2 ** n)), n)
         values = game(coalitions)
         values = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values, dtype=np.float64)
-        sizes = coalitions.sum(1)
-        coefficients = np.where(coalitions, w[np.maximum(sizes - 1, 0)][:, None], -w[np.minimum(sizes, n - 1)][:, None])
-        block = coefficients.T @ values.reshape(len(values), -1)
+        block = shapley_coefficients(coalitions).T @ values.reshape(len(values), -1)
         phi = block if phi is None else phi + block
     return phi.reshape(n, *values.shape[1:])

@@ -23,10 +23,9 @@ freedom (Satterthwaite's, the 10th percentile over elements) are recorded, and `
 interval where they are few. The state is every value evaluated, (coalitions, output) floats: `auto` takes it only
 where that and the normal matrix fit. The fit needs the whole plan, so the estimator cannot stop at a target SE.
 """
-import math
-
 import numpy as np
 
+from ..exact import shapley_coefficients
 from .base import Estimator
 from .coalition_plan import stratified_coalitions
 
@@ -202,16 +201,13 @@ class KAddModes(Estimator):
         return modes, np.sqrt(variance), dof, ridge
 
     def _enumerated(self):
-        """Every coalition is in: the Shapley values themselves (what the fit would return, without building it),
-        phi_i = sum over S with i of v(S) (s-1)!(n-s)!/n! - sum over S without i of v(S) s!(n-s-1)!/n!."""
-        n, d = self.n, self.intact.size
-        sizes = self.coalitions.sum(1)
-        count = np.array([math.comb(n, s) for s in range(n + 1)], np.float64)[sizes]
-        with_i, without_i = 1 / (sizes * count), 1 / ((n - sizes) * count)  # (s-1)!(n-s)!/n!, s!(n-s-1)!/n!
-        z, values = self.coalitions.astype(np.float64), self.values - self.empty  # v(empty) then drops out
-        modes = z.T @ (values * with_i[:, None]) - (1 - z).T @ (values * without_i[:, None])
-        modes += (self.intact.reshape(d) - self.empty) / n
-        return modes, np.zeros((n, d)), float("inf"), 0.0
+        """Every coalition is in: the Shapley values themselves (what the fit would return, without building it).
+        The plan holds neither the empty nor the intact coalition, whose weights are -1/n and 1/n for every
+        player."""
+        d = self.intact.size
+        modes = shapley_coefficients(self.coalitions).T @ (self.values - self.empty)  # v(empty)'s term drops out
+        modes += (self.intact.reshape(d) - self.empty) / self.n
+        return modes, np.zeros((self.n, d)), float("inf"), 0.0
 
     def _ridge(self, gram, b, total):
         """(ridge, scale): the penalty on the pairs' coefficients is ridge x scale, where scale is their mean
