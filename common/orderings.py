@@ -6,10 +6,9 @@ built to be negatively correlated (an ordering and its reverse, say), so one sta
 over a group. Estimators average within groups and compute standard errors across them; no code downstream
 needs to know which sampler made the orderings.
 
-The iid sampler draws exactly as msapy does (`make_permutation_space` fed by `np.random.default_rng(seed)`),
+The iid sampler draws exactly as msapy's `make_permutation_space` does when fed `np.random.default_rng(seed)`,
 so that msapy, given the same seed, walks the very same orderings. Unlike msapy, seed 0 is a real seed here.
 """
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,11 +24,10 @@ class Orderings:
 
 
 def _msapy_draws(n_players: int, n_draws: int, rng) -> np.ndarray:
-    from msapy.msa import make_permutation_space
-    with warnings.catch_warnings():  # msapy warns that few orderings are inaccurate; our error bars say how much
-        warnings.simplefilter("ignore")
-        space = make_permutation_space(elements=list(range(n_players)), n_permutations=n_draws, rng=rng)
-    return np.asarray(space, dtype=np.int64).reshape(n_draws, n_players)
+    """msapy's `make_permutation_space` on players 0..n-1: one `rng.permutation` per ordering (the same stream,
+    tested against msapy), without its refusal of fewer than 3 players."""
+    return np.stack([rng.permutation(n_players) for _ in range(n_draws)]).astype(np.int64, copy=False) \
+        if n_draws else np.zeros((0, n_players), np.int64)
 
 
 class Sampler:

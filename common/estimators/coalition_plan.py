@@ -30,7 +30,7 @@ class CoalitionPlan:
     weight: np.ndarray       # (C,) regression weights
     stratum: np.ndarray      # (C,) the stratum of each row (its smallest size)
     units: np.ndarray        # (strata,) units drawn per stratum (a unit: a coalition, or a pair)
-    population: np.ndarray   # (strata,) units in each stratum
+    population: np.ndarray   # (strata,) units in each stratum (float64: C(n, s) passes int64 from 67 players)
     paired: bool
 
     @property
@@ -40,7 +40,7 @@ class CoalitionPlan:
     def sampled(self):
         """(stratum, its row indices in slot order, units drawn, population) of every stratum drawn partly."""
         for t in np.flatnonzero((self.units > 0) & (self.units < self.population)):
-            yield t, np.flatnonzero(self.stratum == t), int(self.units[t]), int(self.population[t])
+            yield t, np.flatnonzero(self.stratum == t), int(self.units[t]), float(self.population[t])
 
 
 def stratified_coalitions(n_players: int, budget: int, seed: int, paired: bool = False) -> CoalitionPlan:
@@ -49,7 +49,8 @@ def stratified_coalitions(n_players: int, budget: int, seed: int, paired: bool =
     rng = np.random.default_rng([seed, n, budget, int(paired), 2023])
     low = np.arange(1, n // 2 + 1) if paired else np.arange(1, n)  # each stratum's smallest size
     middle = 2 * low == n
-    population = np.array([math.comb(n, s) // (2 if paired and 2 * s == n else 1) for s in low], dtype=np.int64)
+    # float64: exact up to 2^53, and past int64 from 67 players on; a count that large is never reached by a budget
+    population = np.array([float(math.comb(n, s) // (2 if paired and 2 * s == n else 1)) for s in low])
     rows_of = np.full(len(low), 2 if paired else 1)  # rows a unit costs
     inverse_kernel = low * (n - low) if not paired or n < PAIRED_SQRT_FROM else np.sqrt(low * (n - low))
     mass = np.where(paired & ~middle, 2.0, 1.0) / inverse_kernel  # the stratum's sizes' kernel mass (or root)
