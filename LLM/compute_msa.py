@@ -9,7 +9,7 @@ french, spanish, italian, capitals] with the units outside the coalition ablated
                                                     # about 9 min; then about 5 min for its 40 orderings)
     python LLM/compute_msa.py --model smollm2       # SmolLM2-135M-Instruct offline: its 60 attention and MLP
                                                     # sub-layers, log-probability scores, about 25 min on 2 cores
-    python LLM/compute_msa.py --model smollm2 --units heads --items 10 --n-permutations 1020 --device cuda
+    python LLM/compute_msa.py --model smollm2 --units heads --items 10 --budget 1020n --device cuda
                                                     # all 270 heads: a GPU
     python LLM/compute_msa.py --model mistralai/Mixtral-8x7B-Instruct-v0.1 --load-in-4bit
                                                     # the paper's run: a GPU (26 GB of 4-bit weights; 40 GB or
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from common import cli
+from common.budget import Budget
 from common.cli import GameSpec, UsageError, add_run_arguments, check_output_file, entry, non_negative_int, \
     positive_int
 from common.extras import require_extra
@@ -116,9 +117,10 @@ class GameSettings:
 
 
 # what each model runs by default on a CPU, where the options do not say
-CPU_DEFAULTS = {"tiny": dict(units="auto", score="generate", sizes="tiny", items=None, n_permutations=TINY_PERMUTATIONS),
-                "smollm2": dict(units="layers", score="logprob", sizes="paper", items=2, n_permutations=16)}
-OTHERWISE = dict(units="auto", score="generate", sizes="paper", items=None, n_permutations=1000)
+CPU_DEFAULTS = {"tiny": dict(units="auto", score="generate", sizes="tiny", items=None,
+                             budget=Budget(orderings=TINY_PERMUTATIONS)),
+                "smollm2": dict(units="layers", score="logprob", sizes="paper", items=2, budget=Budget(orderings=16))}
+OTHERWISE = dict(units="auto", score="generate", sizes="paper", items=None, budget=Budget(orderings=1000))
 
 
 def add_arguments(parser):
@@ -152,9 +154,9 @@ def add_arguments(parser):
                         help="task sizes (default: tiny for the tiny model, paper otherwise)")
     parser.add_argument("--items", type=positive_int, default=None,
                         help=f"only the first N items of each task (default: all; {smollm2['items']} for smollm2)")
-    add_run_arguments(parser, n_permutations=None,
-                      n_permutations_help=f"orderings to walk (default: 1000, the paper's; {TINY_PERMUTATIONS} for "
-                                          f"the tiny model, {smollm2['n_permutations']} for smollm2)",
+    add_run_arguments(parser, budget=None,
+                      budget_help=f"1000n, the paper's 1000 orderings; {TINY_PERMUTATIONS}n for the tiny model, "
+                                  f"{smollm2['budget'].orderings}n for smollm2",
                       out_help="output .npz (default: LLM/runs/msa_<model>_<units or exclusion>.npz)",
                       batch_size_help=f"coalitions per generate call or forward pass (default: {ROWS_PER_CALL} rows "
                                       "per call / prompts)")
@@ -236,8 +238,8 @@ def intact_report(game, tasks, args):
     for task, s, c, lp in zip(tasks, intact, chance, intact_score):
         verdict = "can do it" if s > c + 0.1 else "near chance: it cannot do this task"
         print(f"{task.name:<16}{s:>8.3f}{c:>8.3f}" + (f"{lp:>10.3f}" if logprob else "") + f"  {verdict}")
-    print(f"the intact model alone took {seconds:.1f} s; the run evaluates about "
-          f"{args.n_permutations * len(game.players):,} coalitions, {game.coalitions_per_call} per call")
+    print(f"the intact model alone took {seconds:.1f} s; the run evaluates at most "
+          f"{args.budget.evaluations_for(len(game.players)):,} coalitions, {game.coalitions_per_call} per call")
     return intact_answers, intact, chance
 
 

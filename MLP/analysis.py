@@ -74,7 +74,7 @@ def load_results(folder) -> tuple[pd.DataFrame, dict]:
             weight_corr=weight_contribution_correlation(extra["mean_abs_weight"], m),
             acc_without_top=float(extra["accuracy_without_top"]),
             acc_without_bottom=float(extra["accuracy_without_bottom"]), k_top=int(extra["k_top"]),
-            max_se=float(result.se.max()), n_permutations=result.n_permutations))
+            max_se=float(result.se.max()), orderings=result.orderings, evaluations=result.metadata.get("evaluations")))
     return pd.DataFrame(rows), results
 
 

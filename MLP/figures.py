@@ -112,7 +112,7 @@ def panel_error_bars(ax, df, results, digit=1, show=20):
                 capsize=2, color=COLORS.get(row["reg"], "k"))
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xlabel=f"rank among units, by contribution to digit {digit}", ylabel="contribution ± 2 SE",
-           title=f"our error bars: N={row['N']}, {NAMES.get(row['reg'], row['reg'])}, {result.n_permutations} orderings")
+           title=f"our error bars: N={row['N']}, {NAMES.get(row['reg'], row['reg'])}, {result.metadata.get('evaluations', '?'):,} evaluations ({result.metadata.get('estimator', '?')})")
 
 
 def figure1(results_dir):

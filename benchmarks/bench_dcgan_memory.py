@@ -55,12 +55,13 @@ def worker(args):
     game(np.ones((args.batch_size, len(units)), bool))  # warm up torch's allocator and kernels outside the count
     dtype = dict(float32=np.float32, float64=np.float64)[args.dtype]
     labels = [str(u) for u in units]
-    run = dict(seed=args.seed, dtype=dtype, progress=False, batch_size=args.batch_size)
-    estimator = "msapy" if args.engine == "msapy" else "chain"
+    run = dict(seed=args.seed, progress=False, compute=common.Compute(batch_size=args.batch_size, dtype=dtype),
+               estimator="chain", sampler="iid", runner="msapy" if args.engine == "msapy" else "local")
+    budget = common.Budget(orderings=args.orderings)
     if args.engine in ("checkpointed", "resumed"):  # save after every block (the worst case), then resume
         run.update(checkpoint=common.Checkpoint(Path(args.save).with_suffix(".ckpt"), every=0))
     if args.engine == "resumed":  # first an interrupted run (not measured) that leaves a checkpoint behind
-        calls, half = [0], len(units) * args.n_permutations // (2 * args.batch_size)
+        calls, half = [0], len(units) * args.orderings // (2 * args.batch_size)
 
         def crashes(c):
             calls[0] += 1
@@ -68,14 +69,14 @@ def worker(args):
                 raise KeyboardInterrupt
             return game(c)
         try:
-            common.shapley_modes(crashes, labels, args.n_permutations, **run)
+            common.shapley_modes(crashes, labels, budget, **run)
         except KeyboardInterrupt:
             pass
         run["checkpoint"] = common.Checkpoint(run["checkpoint"].path, every=0, resume=True)
     before = rss_now()
     tracemalloc.start()
     started = time.perf_counter()
-    result = common.shapley_modes(game, labels, args.n_permutations, estimator=estimator, **run)
+    result = common.shapley_modes(game, labels, budget, **run)
     seconds = time.perf_counter() - started
     _, numpy_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -83,8 +84,8 @@ def worker(args):
     np.save(args.save, result.modes)
     print(json.dumps(dict(engine=args.engine, players=len(units), numpy_peak=numpy_peak,
                           rss_growth=rss_peak - before, rss_peak=rss_peak, seconds=seconds,
-                          coalitions=result.metadata["coalitions"],
-                          coalitions_per_s=result.metadata["coalitions"] / seconds,
+                          coalitions=result.evaluations,
+                          coalitions_per_s=result.evaluations / seconds,
                           se_finite=bool(np.isfinite(result.se).any()),
                           buffer=int(result.modes.nbytes))))
 
@@ -93,7 +94,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="celeba64", help="generator config (celeba64: 963 filters)")
     p.add_argument("--n-images", type=int, default=4, help="noise vectors (the paper: 32; fewer keeps it quick)")
-    p.add_argument("--n-permutations", type=int, default=4)
+    p.add_argument("--orderings", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32, help="coalitions per call of our engine")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
@@ -124,7 +125,7 @@ def main(argv=None):
             stats[engine] = json.loads(out.stdout.strip().splitlines()[-1])
             modes[engine] = np.load(save)
     s0 = next(iter(stats.values()))
-    print(f"\n{args.config}: {s0['players']} filters, value ({args.n_images}, 3, H, W), {args.n_permutations} "
+    print(f"\n{args.config}: {s0['players']} filters, value ({args.n_images}, 3, H, W), {args.orderings} "
           f"orderings = {s0['coalitions']} coalitions; one (players x value) float64 buffer = "
           f"{s0['players'] * modes[next(iter(modes))][0].size * 8 / mib:.0f} MiB")
     for engine, s in stats.items():

@@ -17,12 +17,15 @@ import numpy as np
 import torch
 from msapy import msa
 
-from common import shapley_modes
+from common import Budget, shapley_modes
 from common.lesion import find_units, lesioned
 from common.mnist import load_mnist5k
 from MLP.game import MLPGame, per_digit_accuracy
 from MLP.model import to_inputs
 from MLP.train import train_mlp
+
+
+CHAIN = dict(estimator="chain", sampler="iid", progress=False)  # msapy's estimator on msapy's orderings
 
 
 def run_msapy(objective, n, n_permutations, seed):
@@ -74,9 +77,9 @@ def main():
         ("msapy_naive", args.naive_permutations, lambda P: run_msapy(naive, n, P, args.seed)),
         ("msapy_cached", args.n_permutations, lambda P: run_msapy(cached, n, P, args.seed)),
         ("batched", args.n_permutations, lambda P: (lambda r: (r.modes, r.metadata["seconds"]))(
-            shapley_modes(game, n, n_permutations=P, seed=args.seed, progress=False))),
+            shapley_modes(game, n, Budget(orderings=P), seed=args.seed, **CHAIN))),
         ("batched_short", args.naive_permutations, lambda P: (lambda r: (r.modes, r.metadata["seconds"]))(
-            shapley_modes(game, n, n_permutations=P, seed=args.seed, progress=False))),
+            shapley_modes(game, n, Budget(orderings=P), seed=args.seed, **CHAIN))),
     ]:
         modes, seconds = run(perms)
         rate = perms * n / seconds

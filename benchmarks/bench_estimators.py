@@ -8,11 +8,13 @@ game's) and, where the method gives error bars, the coverage: the fraction of mo
 the result's 95% interval (`ShapleyResult.margin`: 2 SE where the SE has many degrees of freedom, the t quantile
 where it has few), which should be about 0.95.
 
-Budgets are in orderings' worth of the plain chain (n evaluations an ordering, the intact and lesioned networks
-included): below n, 4n and 16n by default. A method whose sampler groups do not fit a budget exactly uses the
-largest whole number of groups below it. Errors are compared at equal cost: a method's squared error is scaled
-by its cost over the budget (the Monte Carlo rate), the cost being the rows our engine sends (it has no cache)
-and the distinct coalitions for shapiq's approximators (run through a cache: benchmarks/peers.py).
+Budgets are in orderings' worth of the plain chain (n evaluations an ordering; 2 more for the intact and lesioned
+networks): below n, 4n and 16n by default, given to our estimators and shapiq's as distinct game evaluations, and
+to the samplers with the chain mean (iid: the paper's method) as that many orderings. Our engine never sends a
+coalition twice and spends at most its budget, leaving less than one of its units of work (a sampler group, a
+coalition); shapiq's approximators run through a cache (benchmarks/peers.py). Errors are compared at
+equal cost all the same: a method's squared error is scaled by the distinct coalitions it cost over the budget
+(the Monte Carlo rate).
 
     python benchmarks/bench_estimators.py                       # every game (about an hour on 2 CPU cores)
     python benchmarks/bench_estimators.py --games mlp-accuracy --budgets 4 --seeds 40
@@ -38,8 +40,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from common import shapley_modes  # noqa: E402
-from common.estimators import AUTO_MAX_SURROGATE_OUTPUT  # noqa: E402
+from common import Budget, shapley_modes  # noqa: E402
+from common.estimators.surrogate import RECOMMENDED_MAX_OUTPUT  # noqa: E402
 from common.exact import exact_shapley_modes  # noqa: E402
 from common.orderings import BEST_FIRST, SAMPLERS  # noqa: E402
 
@@ -182,7 +184,7 @@ def truth_of(name, game, n):
     started = time.perf_counter()
     if name in REFERENCE_ONLY:
         sampler, estimator, orderings, _ = REFERENCE_ONLY[name]
-        reference = shapley_modes(game, n, n_permutations=orderings, seed=10 ** 6, sampler=sampler,
+        reference = shapley_modes(game, n, Budget(orderings=orderings), seed=10 ** 6, sampler=sampler,
                                   estimator=estimator, progress=True)
         truth, variance = reference.modes, reference.se ** 2
     else:
@@ -206,22 +208,16 @@ def run_method(method, game, n, budget_orderings, seed, elements=None):
         modes, cached = peers.peer_modes(method, game, n, budget, seed, elements)
         se, name, cost = None, method, cached.distinct
     else:
-        if method == "auto":
-            sampler, estimator, k = "auto", "auto", max(1, int(budget_orderings))
-        else:
-            sampler, estimator = (method, "chain") if method in SAMPLERS else \
-                ("iid" if method == "kadd" else DEFAULT_SAMPLER, method)
-            group = SAMPLERS[sampler].group(n)
-            per_ordering, once = {"chain": (n, 2), "kadd": (n, 2)}.get(estimator, (n - 3, 2 + 2 * n))
-            k = (budget - once) // per_ordering // group * group
+        sampler, estimator = ("auto", method) if method in ("auto", "kadd") else \
+            (method, "chain") if method in SAMPLERS else (DEFAULT_SAMPLER, method)
+        # the samplers with the chain mean walk the budget's orderings as msapy would (a budget of every coalition
+        # would otherwise make them exact too: no baseline); the estimators spend the evaluations their own way
+        asked = Budget(orderings=max(1, int(budget_orderings))) if method in SAMPLERS else budget
         try:
-            if k == 0:
-                return None
-            result = shapley_modes(cached, n, n_permutations=k, seed=seed, sampler=sampler, estimator=estimator,
-                                   progress=False)
-        except ValueError:  # e.g. kadd below its coefficients' count
+            result = shapley_modes(cached, n, asked, seed=seed, sampler=sampler, estimator=estimator, progress=False)
+        except ValueError:  # a budget below the estimator's least
             return None
-        modes, se, cost = result.modes, result.margin(0.95) / 2, cached.rows  # half the 95% interval (t quantile)
+        modes, se, cost = result.modes, result.margin(0.95) / 2, cached.distinct  # half the 95% interval (t)
         name = f"{result.sampler}/{result.metadata['estimator']}"
     seconds = time.perf_counter() - started
     return dict(modes=np.asarray(modes, float), se=se, rows=cached.rows, distinct=cached.distinct, cost=cost,
@@ -284,7 +280,7 @@ def main(argv=None):
             for method in methods:
                 if name == "moe-16" and method in peers.PEERS:
                     continue  # an hour of generation each
-                if method == "surrogate" and d > AUTO_MAX_SURROGATE_OUTPUT:
+                if method == "surrogate" and d > RECOMMENDED_MAX_OUTPUT:
                     continue  # images: a network per pixel per fit; auto takes chain-kernel there
                 runs = [run_method(method, game, n, budget * n, seed, scored) for seed in range(seeds)]
                 if any(r is None for r in runs):

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # games with known answers
 
-from common import interaction_modes  # noqa: E402
+from common import Budget, interaction_modes  # noqa: E402
 from common.spex import spex_interactions  # noqa: E402
 from games import planted_game  # noqa: E402
 
@@ -80,11 +80,11 @@ def main(argv=None):
     game, planted = planted_game(n, 1, seed=3)
     pairs = [(0, 1), (2, 5), (3, 7), (4, 9), (6, 11), (8, 10)] + [tuple(pair) for pair in planted[0]]
     started = time.perf_counter()
-    ours = interaction_modes(game, n, pairs=pairs, n_permutations=orderings, seed=0, progress=False)
+    ours = interaction_modes(game, n, Budget(orderings=orderings), pairs=pairs, seed=0, sampler="iid", progress=False)
     ours_seconds = time.perf_counter() - started
     theirs_evals, theirs_seconds = msapy_cost(game, n, pairs, orderings)
-    per_pair = ours.metadata["coalitions"] / len(pairs), theirs_evals / len(pairs)
-    print(f"  ours:  {ours.metadata['coalitions']} evaluations ({per_pair[0]:.0f} per pair), {ours_seconds:.2f} s")
+    per_pair = ours.evaluations / len(pairs), theirs_evals / len(pairs)
+    print(f"  ours:  {ours.evaluations} evaluations ({per_pair[0]:.0f} per pair), {ours_seconds:.2f} s")
     print(f"  msapy: {theirs_evals} evaluations ({per_pair[1]:.0f} per pair), {theirs_seconds:.2f} s")
     print(f"spex_evaluations_n64={at64} spex_evaluations_n256={at256} "
           f"evaluations_per_pair_ratio={per_pair[1] / per_pair[0]:.1f} seconds_ratio={theirs_seconds / ours_seconds:.1f}")

@@ -46,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
-from common import rankings, shapley_modes  # noqa: E402
+from common import Budget, rankings, shapley_modes  # noqa: E402
 from common.cli import UsageError, check_output_file, non_negative_int, positive_int  # noqa: E402
 from common.lesion import LesionGame, Unit, find_units  # noqa: E402
 from common.removal import default_ks, removal_curve  # noqa: E402
@@ -64,11 +64,12 @@ PERMUTATIONS = {"mlp": 300, "dcgan": 300, "moe": 40, "heads": 16}
 def shapley_pair(game, n, args, experiment, shape=None):
     """The default run and a cheap one, as Rankings; `shape`: how to turn modes into one score per unit."""
     orderings = PERMUTATIONS[experiment] if args.n_permutations is None else args.n_permutations
-    full = shapley_modes(game, n, orderings, seed=args.seed, sampler="auto", estimator="auto", progress=False)
-    cheap = shapley_modes(game, n, args.cheap_permutations, seed=args.seed, sampler="antithetic", progress=False)
+    full = shapley_modes(game, n, Budget(orderings=orderings), seed=args.seed, progress=False)
+    cheap = shapley_modes(game, n, Budget(orderings=args.cheap_permutations), seed=args.seed, sampler="antithetic",
+                          estimator="chain", progress=False)
     out = []
-    for result, name in ((full, f"shapley ({full.n_permutations} {full.sampler}, {full.metadata['estimator']})"),
-                         (cheap, f"shapley ({cheap.n_permutations} orderings)")):
+    for result, name in ((full, f"shapley ({orderings} orderings' worth, {full.metadata['estimator']})"),
+                         (cheap, f"shapley ({cheap.orderings} orderings)")):
         ranking = rankings.shapley(result, name)
         if shape is not None:
             ranking.scores = shape(ranking.scores)

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import shapley_modes  # noqa: E402
+from common import Budget, shapley_modes  # noqa: E402
 from common.device import pick_device  # noqa: E402
 
 PAPER_ORDERINGS = 1000
@@ -75,12 +75,13 @@ def mlp_grid(scale, device):
     game = MLPGame(model, x, y)
     orderings = 20
     started = time.perf_counter()
-    result = shapley_modes(game, n_hidden, n_permutations=orderings, seed=0, progress=False)
+    result = shapley_modes(game, n_hidden, Budget(orderings=orderings), seed=0, estimator="chain", sampler="iid",
+                           progress=False)
     seconds = time.perf_counter() - started
     # the grid: N = 5, 10, ..., 200 x 3 regularisations x 10 trials, 1000 orderings of N coalitions each; a chain
     # step costs about the same at every N (one rank-1 update of the logits), so the rate carries over
     total = 30 * PAPER_ORDERINGS * sum(range(5, 201, 5))
-    return report("mlp_grid", torch.device("cpu"), result.metadata["coalitions"], seconds, total,
+    return report("mlp_grid", torch.device("cpu"), result.evaluations, seconds, total,
                   f"N={n_hidden}, {n_images} test images; the fast game runs on the CPU")
 
 

@@ -1,5 +1,6 @@
-"""Checkpoints of a running estimation: the estimator's state arrays, the number of orderings walked, and the
-configuration they belong to. Orderings are regenerated from the seed, so the position is one number.
+"""Checkpoints of a running estimation: the estimator's state arrays, the coalition cache's values, the number of
+units walked, and the configuration they belong to. Orderings and plans are regenerated from the seed, so the
+position is one number.
 
 A checkpoint is written atomically (temporary file, fsync, rename, fsync of the folder) and the one it replaces
 is kept as `<name>.prev`, so a crash or a damaged file never costs more than one checkpoint interval. Saving
@@ -19,6 +20,7 @@ import numpy as np
 from .result import atomic_savez, fsync_folder
 
 CHUNK = 1 << 24  # bytes read per step when loading
+ENGINE = 3  # budgets in evaluations and the coalition cache; a checkpoint of another engine is refused
 
 
 class CheckpointError(RuntimeError):
@@ -27,7 +29,8 @@ class CheckpointError(RuntimeError):
 
 def _bytes(a: np.ndarray) -> memoryview:
     """The array's bytes without a copy (the state arrays are C-contiguous)."""
-    return memoryview(np.ascontiguousarray(a)).cast("B")
+    a = np.ascontiguousarray(a)
+    return memoryview(a.view(np.uint8).reshape(-1)) if a.size else memoryview(b"")
 
 
 def digest(done: int, arrays: dict) -> str:
@@ -62,6 +65,7 @@ def save_checkpoint(path, config: dict, done: int, arrays: dict) -> None:
     path = Path(path)
     if path.exists():
         _keep_previous(path)
+    config = dict(config, engine=ENGINE)
     atomic_savez(path, done=np.int64(done), config=np.array(json.dumps(config, sort_keys=True)),
                  digest=np.array(digest(done, arrays)), **{f"state_{k}": v for k, v in arrays.items()})
     fsync_folder(path.parent)
@@ -84,32 +88,63 @@ def _read_into(archive: zipfile.ZipFile, member: str, out: np.ndarray) -> None:
             filled += len(chunk)
 
 
-def load_checkpoint(path, config: dict, arrays: dict) -> int:
-    """Read the checkpoint's state into `arrays` (the estimator's own buffers, same names and shapes) and return
-    the number of orderings already walked. Refuses (CheckpointError) a damaged file, or one written for another
-    configuration or model; a refused file is left as it is."""
-    path = Path(path)
-    differ = {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            with np.load(path, allow_pickle=False) as f:
-                saved, done, expected = json.loads(str(f["config"])), int(f["done"]), str(f["digest"])
-            differ = {k: (saved.get(k), config.get(k)) for k in sorted(set(saved) | set(config))
-                      if saved.get(k) != config.get(k)}
-            for name, out in arrays.items() if not differ else ():
-                _read_into(archive, f"state_{name}", out)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"checkpoint {path} is damaged ({type(error).__name__}: {error}); it was not used. "
-                              f"The previous one, if any, is {path.name}.prev: rename it to {path.name} to resume "
-                              "from there, or delete both to start over") from error
+def _damaged(path: Path, error) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path} is damaged ({type(error).__name__}: {error}); it was not used. "
+                           f"The previous one, if any, is {path.name}.prev: rename it to {path.name} to resume "
+                           "from there, or delete both to start over")
+
+
+def _check_config(path: Path, saved: dict, config: dict) -> None:
+    if saved.get("engine") != ENGINE:
+        raise CheckpointError(f"checkpoint {path} was written by another version of the engine (engine "
+                              f"{saved.get('engine', '2 or older')}, this is {ENGINE}: budgets in evaluations, the "
+                              "coalition cache), whose state this one cannot continue; delete it to start over")
+    differ = {k: (saved.get(k), config.get(k)) for k in sorted(set(saved) | set(config)) if saved.get(k) != config.get(k)}
     if differ:
         lines = "; ".join(f"{k}: checkpoint has {old!r}, this run has {new!r}" for k, (old, new) in differ.items())
         raise CheckpointError(f"checkpoint {path} belongs to another run ({lines}). Use the same settings, or "
                               "delete it to start over")
-    if digest(done, arrays) != expected:
+
+
+def read_checkpoint_arrays(path, config: dict, names) -> dict:
+    """Some arrays of a checkpoint, as new arrays, once its configuration matches `config` (a part of what it was
+    saved with: the run's, before the estimator is built). The checksum is verified when all is loaded."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            saved = json.loads(str(f["config"]))
+            _check_config(path, {k: saved.get(k) for k in config} | {"engine": saved.get("engine")},
+                          dict(config, engine=ENGINE))
+            return {name: f[f"state_{name}"] for name in names}
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise _damaged(path, error) from error
+
+
+def load_checkpoint(path, config: dict, arrays: dict, fresh=()) -> tuple:
+    """Read the checkpoint's state into `arrays` (the estimator's own buffers, same names and shapes), and the
+    arrays named in `fresh` as new ones; returns (units walked, the fresh arrays). Refuses (CheckpointError) a
+    damaged file, or one written for another configuration, model or engine; a refused file is left as it is."""
+    path = Path(path)
+    config = dict(config, engine=ENGINE)
+    loaded = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            with np.load(path, allow_pickle=False) as f:
+                saved, done, expected = json.loads(str(f["config"])), int(f["done"]), str(f["digest"])
+                _check_config(path, saved, config)
+                loaded = {name: f[f"state_{name}"] for name in fresh}
+            for name, out in arrays.items():
+                _read_into(archive, f"state_{name}", out)
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise _damaged(path, error) from error
+    if digest(done, {**arrays, **loaded}) != expected:
         raise CheckpointError(f"checkpoint {path} is damaged (its contents do not match their checksum); it was "
                               f"not used. The previous one, if any, is {path.name}.prev")
-    return done
+    return done, loaded
 
 
 def remove_checkpoint(path) -> None:
@@ -118,7 +153,7 @@ def remove_checkpoint(path) -> None:
 
 
 class Checkpointer:
-    """Saves an estimator's state to `path` every `every` seconds (0: after every block) and when asked."""
+    """Saves named arrays to `path` every `every` seconds (0: after every block) and when asked."""
 
     def __init__(self, path, every: float, config: dict):
         self.path, self.every, self.config = Path(path), float(every), config
@@ -127,9 +162,6 @@ class Checkpointer:
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.every
 
-    def save(self, done: int, estimator) -> None:
-        save_checkpoint(self.path, self.config, done, estimator.state())
+    def save(self, done: int, arrays: dict) -> None:
+        save_checkpoint(self.path, self.config, done, arrays)
         self.last = time.monotonic()
-
-    def resume(self, estimator) -> int:
-        return load_checkpoint(self.path, self.config, estimator.state())

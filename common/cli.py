@@ -19,7 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .budget import Budget, parse_budget
 from .estimators import ESTIMATOR_CHOICES, help_text
+from .options import DEFAULT_CHECKPOINT_EVERY, DEFAULT_ESTIMATOR, DEFAULT_SAMPLER
 from .orderings import BEST_FIRST, SAMPLERS
 
 
@@ -48,29 +50,42 @@ positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a finite numbe
 open_fraction = _checked(float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
 
 
+def budget_type(text: str) -> Budget:
+    try:
+        return parse_budget(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+budget_type.__name__ = "budget"
+
+
 # ---------------------------------------------------------------- the shared options
 DEFAULT_SEED = 1
-CHECKPOINT_EVERY = 300.0  # the scripts' runs take hours and their states can be GBs: less often than the API's 60 s
+BUDGET_HELP = ("distinct game evaluations the run may spend (20000), or orderings (1000n: 1000 orderings for the "
+               "estimators that walk them, 1000 x n evaluations for the others)")
 
 
-def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutations_help: str = "",
+def add_run_arguments(parser, *, budget: Budget | None = Budget(orderings=1000), budget_help: str = "",
                       out=None, out_help: str = "output .npz", batch_size_help: str = "") -> None:
-    """The options every compute_msa.py shares, with the same defaults everywhere."""
+    """The options every compute_msa.py shares, with the same defaults everywhere (the API's)."""
     g = parser.add_argument_group("the Shapley run (shared by every compute_msa.py)")
-    g.add_argument("--n-permutations", type=positive_int, default=n_permutations,
-                   help=n_permutations_help or "orderings to walk (default: %(default)s, the paper's)")
+    default = budget_help or (budget.as_text() if budget is not None else "none")
+    g.add_argument("--budget", type=budget_type, default=budget, help=f"{BUDGET_HELP} (default: {default})")
+    g.add_argument("--n-permutations", help=argparse.SUPPRESS)  # before --budget: named in the error
     g.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
-                   help="seed of the orderings: same seed, same numbers (default: %(default)s)")
-    g.add_argument("--sampler", choices=("auto", *SAMPLERS), default="auto",
-                   help="orderings. auto (default): the best measured of " + ", ".join(BEST_FIRST) + " whose block "
-                        "fits at least twice, --n-permutations rounded to whole blocks; " +
+                   help="seed of the orderings and plans: same seed, same numbers (default: %(default)s)")
+    g.add_argument("--sampler", choices=("auto", *SAMPLERS), default=DEFAULT_SAMPLER,
+                   help="orderings, for the estimators that walk them. auto (default): the best measured of " +
+                        ", ".join(BEST_FIRST) + " of which the budget buys two groups; " +
                         "; ".join(f"{k}: {v.about}" for k, v in SAMPLERS.items()) + ". iid gives msapy's orderings")
-    g.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="auto",
-                   help="how the chains' values become modes. " + help_text() + " (default: %(default)s)")
-    g.add_argument("--engine", help=argparse.SUPPRESS)  # before --estimator msapy: named in the error
+    g.add_argument("--estimator", choices=(*ESTIMATOR_CHOICES, "msapy"), default=DEFAULT_ESTIMATOR,
+                   metavar="{" + ",".join(ESTIMATOR_CHOICES) + "}",
+                   help="how the game's values become modes. " + help_text() + " (default: %(default)s)")
+    g.add_argument("--engine", help=argparse.SUPPRESS)  # before --backend msapy: named in the error
     g.add_argument("--target-se", type=positive_float, default=None, metavar="SE",
                    help="stop early, at the first check point where every mode element's standard error is at or "
-                        "below SE (--n-permutations is then the most); the start of the run prints the orderings "
+                        "below SE (--budget is then the most spent); the start of the run prints the orderings "
                         "projected for it")
     g.add_argument("--target-relative", action="store_true",
                    help="--target-se is relative to the modes' range (max - min), e.g. 0.01 for 1%%")
@@ -78,11 +93,12 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
                    help=batch_size_help or "coalitions per game call (default: the game's own)")
     g.add_argument("--checkpoint-every", type=non_negative_float, default=None, metavar="SECONDS",
                    help=f"save the run's state this often (0: after every block) and on Ctrl-C, SIGTERM or SIGHUP, "
-                        f"beside the output as .ckpt (default: {CHECKPOINT_EVERY:.0f})")
+                        f"beside the output as .ckpt (default: {DEFAULT_CHECKPOINT_EVERY:.0f})")
     g.add_argument("--resume", action="store_true", help="continue from the checkpoint of an interrupted run")
-    g.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="ray: shard the orderings over Ray workers, each with its own model (and GPU); no "
-                        "checkpoints, a failed shard is run again (default: %(default)s)")
+    g.add_argument("--backend", choices=("local", "ray", "msapy"), default="local",
+                   help="local (default); ray: shard the work over Ray workers, each with its own model (and GPU), "
+                        "no checkpoints, a failed shard is run again; msapy: msapy's own lazy walk of the same "
+                        "orderings, one coalition per call (the parity oracle: --estimator chain, no error bars)")
     g.add_argument("--address", default=None, help="Ray cluster address, with --backend ray (default: a local Ray)")
     g.add_argument("--workers", type=positive_int, default=None,
                    help="Ray workers, with --backend ray (default: one per GPU, else per CPU)")
@@ -94,26 +110,26 @@ def add_run_arguments(parser, *, n_permutations: int | None = 1000, n_permutatio
     i = parser.add_argument_group("interactions between units (optional; writes <out>_interactions.npz too)")
     i.add_argument("--interactions", choices=("pairs", "spex"), default=None,
                    help="pairs: interaction modes of --pairs (default: all pairs) from the same orderings, two more "
-                        "coalitions per pair and ordering; spex: screen every pair with SPEX within --budget "
-                        "evaluations, then refine the --top pairs with error bars")
+                        "coalitions per pair and ordering; spex: screen every pair with SPEX within --spex-budget "
+                        "evaluations, then refine the --top pairs with error bars within --budget")
     i.add_argument("--pairs", nargs="+", default=None, metavar="I,J",
                    help="player index pairs for --interactions pairs, e.g. 0,5 3,4")
     i.add_argument("--index", choices=("SII", "STII"), default="SII",
                    help="Shapley interaction index, or Shapley-Taylor of order 2 (default: %(default)s)")
     i.add_argument("--top", type=positive_int, default=10, help="pairs SPEX passes on to refine (default: %(default)s)")
-    i.add_argument("--budget", type=positive_int, default=8000,
+    i.add_argument("--spex-budget", type=positive_int, default=8000,
                    help="SPEX's sample budget, in game evaluations (default: %(default)s)")
 
 
 @dataclass(frozen=True)
 class Interactions:
     """What --interactions asks for: `kind` pairs (interaction modes of `pairs`, or of all pairs) or spex (screen
-    every pair within `budget` evaluations, refine the `top` ones)."""
+    every pair within `spex_budget` evaluations, refine the `top` ones)."""
     kind: str
     pairs: list | None = None
     index: str = "SII"
     top: int = 10
-    budget: int = 8000
+    spex_budget: int = 8000
 
 
 def interactions_of(args) -> Interactions | None:
@@ -122,7 +138,7 @@ def interactions_of(args) -> Interactions | None:
         if args.pairs is not None:
             raise UsageError("--pairs needs --interactions pairs")
         return None
-    if args.estimator not in ("auto", "chain"):
+    if args.estimator not in ("auto", "chain", "msapy"):
         raise UsageError(f"--interactions walks chains of its own; it cannot take --estimator {args.estimator}")
     pairs = None
     if args.pairs is not None:
@@ -132,35 +148,44 @@ def interactions_of(args) -> Interactions | None:
             raise UsageError(f"--pairs takes index pairs like 0,5 3,4; got {' '.join(args.pairs)}") from None
         if any(len(pair) != 2 for pair in pairs):
             raise UsageError("--pairs takes pairs of two indices, like 0,5")
-    return Interactions(args.interactions, pairs, args.index, args.top, args.budget)
+    return Interactions(args.interactions, pairs, args.index, args.top, args.spex_budget)
 
 
 def run_options(args, checkpoint: Path | None, *, fingerprint: str | None = None, dtype=None, progress=None):
     """The API's RunOptions from the shared command line: a Checkpoint at `checkpoint` (beside the output) for a
     local run, and wherever --resume or --checkpoint-every ask for one (the API refuses it with Ray or msapy);
-    Ray with --backend ray; a TargetSE with --target-se. Raises the API's ValueError for contradictions."""
+    the runner of --backend; a TargetSE with --target-se. Raises the API's ValueError for contradictions."""
     import numpy as np
 
     from .options import Checkpoint, Compute, Ray, RunOptions, TargetSE
 
+    if args.n_permutations is not None:
+        raise UsageError(f"--n-permutations {args.n_permutations} is now --budget {args.n_permutations}n: the budget "
+                         "counts game evaluations (20000), or orderings with an n (1000n)")
     if args.engine is not None:
-        raise UsageError(f"--engine {args.engine}: msapy's walk is now --estimator msapy")
-    if args.backend == "local" and (args.address is not None or args.workers is not None):
+        raise UsageError(f"--engine {args.engine}: msapy's walk is now --backend msapy")
+    if args.estimator == "msapy":
+        raise UsageError("--estimator msapy: msapy's walk is now --backend msapy (with --estimator chain)")
+    if args.backend != "ray" and (args.address is not None or args.workers is not None):
         raise UsageError("--address and --workers are options of --backend ray")
-    if args.interactions is not None and args.estimator == "msapy":
+    if args.interactions is not None and args.backend == "msapy":
         raise UsageError("--interactions runs on the batched engine (msapy's 2D MSA takes three full runs per pair)")
-    local = args.backend == "local" and args.estimator != "msapy"
+    if args.budget is None:
+        raise UsageError("--budget is needed: distinct evaluations (20000) or orderings (1000n)")
+    local = args.backend == "local"
     wanted = local or args.resume or args.checkpoint_every is not None
-    every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+    every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
     target = None
     if args.target_se is not None or args.target_relative:
         target = TargetSE(args.target_se, relative=args.target_relative)
+    runner = {"local": "local", "msapy": "msapy"}.get(args.backend) or Ray(workers=args.workers, address=args.address)
     return RunOptions(
-        n_permutations=args.n_permutations, seed=args.seed, sampler=args.sampler, estimator=args.estimator,
+        budget=args.budget, seed=args.seed, sampler=args.sampler,
+        estimator="chain" if args.backend == "msapy" and args.estimator == "auto" else args.estimator,
         compute=Compute(args.batch_size, np.float64 if dtype is None else dtype),
         progress=not args.no_progress if progress is None else progress, target=target,
         checkpoint=Checkpoint(checkpoint or "run.ckpt", every, args.resume, fingerprint) if wanted else None,
-        ray=Ray(workers=args.workers, address=args.address) if args.backend == "ray" else None)
+        runner=runner)
 
 
 def check_run_arguments(parser, args) -> None:
@@ -258,14 +283,13 @@ def run_to_npz(game, players, out: Path, options, *, fingerprint: dict, interact
         raise SystemExit(f"{checkpoint.path} exists from an interrupted run: add --resume to continue it, or delete "
                          "it to start over")
     started = time.perf_counter()
-    run = dict(n_permutations=options.n_permutations, seed=options.seed, sampler=options.sampler,
-               compute=options.compute, progress=options.progress,
-               checkpoint=checkpoint, ray=options.ray, target=options.target)
+    run = dict(seed=options.seed, sampler=options.sampler, compute=options.compute, progress=options.progress,
+               checkpoint=checkpoint, runner=options.runner, target=options.target)
     pairs = None
     if interactions is None:
-        result = shapley_modes(game, players, estimator=options.estimator, **run)
+        result = shapley_modes(game, players, options.budget, estimator=options.estimator, **run)
     else:
-        pairs = _interactions(interactions, game, players, spex_reduce, run)
+        pairs = _interactions(interactions, game, players, spex_reduce, options.budget, run)
         result = pairs.first_order
     result.metadata.update(fingerprint=fingerprint, versions=versions(), total_seconds=time.perf_counter() - started,
                            **(metadata or {}))
@@ -283,12 +307,12 @@ def interactions_path(out: Path) -> Path:
     return Path(out).with_name(Path(out).stem + "_interactions.npz")
 
 
-def _interactions(interactions: Interactions, game, players, spex_reduce, run):
+def _interactions(interactions: Interactions, game, players, spex_reduce, budget, run):
     from .interactions import interaction_modes
     from .spex import sparse_interactions
     if interactions.kind == "pairs":
-        return interaction_modes(game, players, pairs=interactions.pairs, index=interactions.index, **run)
-    return sparse_interactions(game, players, budget=interactions.budget, top=interactions.top,
+        return interaction_modes(game, players, budget, pairs=interactions.pairs, index=interactions.index, **run)
+    return sparse_interactions(game, players, budget, spex_budget=interactions.spex_budget, top=interactions.top,
                                index=interactions.index, reduce=spex_reduce, **run)
 
 
@@ -318,8 +342,8 @@ def main(experiment, argv=None):
                                 interactions=interactions, extras=spec.extras, metadata=spec.metadata,
                                 spex_reduce=spec.spex_reduce)
             meta = result.metadata
-            print(f"wrote {out}: modes {result.modes.shape}, {meta['coalitions']:,} coalitions in "
-                  f"{meta['seconds']:.1f} s ({meta['coalitions_per_s']:.3g}/s); efficiency gap "
+            print(f"wrote {out}: modes {result.modes.shape} ({meta['estimator']}), {meta['evaluations']:,} "
+                  f"evaluations in {meta['seconds']:.1f} s ({meta['evaluations_per_s']:.3g}/s); efficiency gap "
                   f"{result.efficiency_gap():.1e}", flush=True)
             written.append(out)
     except UsageError as error:
@@ -329,7 +353,7 @@ def main(experiment, argv=None):
 
 def _with_factory(options, factory):
     from dataclasses import replace
-    return replace(options, ray=replace(options.ray, game_factory=factory))
+    return replace(options, runner=replace(options.ray, game_factory=factory))
 
 
 def entry(run) -> None:

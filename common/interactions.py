@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .estimators.interactions import INDICES, InteractionModes, check_pairs
+from .estimators.pair_interactions import INDICES, PairInteractions, check_pairs
 from .game import player_labels
+from .options import Checkpoint, Compute, RunOptions, TargetSE
 from .result import ShapleyResult, _label_from_json, _label_to_json, atomic_savez
-from .options import Checkpoint, Compute, Ray, RunOptions, TargetSE
 from .shapley import estimate, refuse_renamed
 
 
@@ -30,6 +30,11 @@ class InteractionResult:
     def players(self) -> list:
         return self.first_order.players
 
+    @property
+    def evaluations(self) -> int | None:
+        """The distinct game evaluations the run spent."""
+        return self.metadata.get("evaluations")
+
     def pair(self, a, b) -> np.ndarray:
         """The interaction mode of two players, by label."""
         i, j = sorted((self.players.index(a), self.players.index(b)))
@@ -37,6 +42,21 @@ class InteractionResult:
         if len(hit) == 0:
             raise KeyError(f"the pair ({a!r}, {b!r}) was not estimated")
         return self.modes[hit[0]]
+
+    def to_shapiq(self, element=()):
+        """shapiq's InteractionValues of one output element, order 2: for SII the players' Shapley values (SII's
+        own singletons) and the pairs estimated; for STII the pairs alone (its singletons are other numbers)."""
+        from .result import output_element, shapiq_values
+        at = output_element(self.first_order.output_shape, element)
+        n = len(self.players)
+        pairs = [(int(i), int(j)) for i, j in self.pairs]
+        singles = [(i,) for i in range(n)] if self.index == "SII" else []
+        lookup = {k: position for position, k in enumerate(singles + pairs)}
+        values = np.concatenate([self.first_order.modes[(slice(None), *at)] if singles else np.zeros(0),
+                                 self.modes[(slice(None), *at)]])
+        baseline = float(np.asarray(self.first_order.lesioned)[at])
+        return shapiq_values(values, lookup, index=self.index, n_players=n, baseline=baseline,
+                             evaluations=self.evaluations, estimated=True)
 
     def table(self, reduce=None):
         """A pandas DataFrame of the pairs ranked by |interaction| (reduced over the output by `reduce`, default
@@ -52,7 +72,7 @@ class InteractionResult:
 
     def save(self, path, **extra_arrays):
         info = dict(index=self.index, metadata=self.metadata, players=_label_to_json(list(self.players)),
-                    n_permutations=self.first_order.n_permutations, seed=self.first_order.seed,
+                    orderings=self.first_order.orderings, seed=self.first_order.seed,
                     sampler=self.first_order.sampler)
         return atomic_savez(path, kind=np.array("interactions"), pairs=self.pairs, modes=self.modes, se=self.se,
                             first_modes=self.first_order.modes, first_se=self.first_order.se,
@@ -67,35 +87,36 @@ def load_interactions(path) -> InteractionResult:
         info = json.loads(str(f["info"]))
         players = [_label_from_json(p) for p in info["players"]]
         first = ShapleyResult(modes=f["first_modes"], se=f["first_se"], players=players,
-                              n_permutations=info["n_permutations"], intact=f["intact"], lesioned=f["lesioned"],
+                              orderings=info.get("orderings", info.get("n_permutations")), intact=f["intact"], lesioned=f["lesioned"],
                               seed=info["seed"], sampler=info["sampler"], metadata=info["metadata"])
         return InteractionResult(pairs=f["pairs"], modes=f["modes"], se=f["se"], index=info["index"],
                                  first_order=first, metadata=info["metadata"])
 
 
-def interaction_modes(game, players, pairs=None, n_permutations: int = 200, *, index: str = "SII", seed: int = 1,
-                      sampler: str = "iid", progress: bool = True, compute: Compute = Compute(),
-                      checkpoint: Checkpoint | None = None, ray: Ray | None = None, target: TargetSE | None = None,
-                      **renamed) -> InteractionResult:
-    """Pairwise interaction modes (and the first-order modes) of `game` from `n_permutations` orderings.
+def interaction_modes(game, players, budget, pairs=None, *, index: str = "SII", seed: int = 1, sampler: str = "auto",
+                      progress: bool = True, compute: Compute = Compute(), checkpoint: Checkpoint | None = None,
+                      runner="local", target: TargetSE | None = None, **renamed) -> InteractionResult:
+    """Pairwise interaction modes (and the first-order modes) of `game` within `budget` distinct evaluations.
 
     pairs: (P, 2) player indices (any order within a pair); None: all n (n - 1) / 2 pairs. Each pair costs two
-        coalitions per ordering on top of the n of the chain.
+        coalitions per ordering on top of the n of the chain (before the coalition cache).
     index: "SII" (Shapley interaction index) or "STII" (Shapley-Taylor, order 2).
     The other options are shapley_modes' (msapy estimates pairs with three full runs each: see
-    tests/test_interactions.py for the parity).
+    tests/test_interactions.py for the parity), but runner="msapy".
     """
     refuse_renamed("interaction_modes", renamed)
     if index not in INDICES:
         raise ValueError(f"unknown interaction index {index!r}; choose one of {INDICES}")
-    options = RunOptions(n_permutations=n_permutations, seed=seed, sampler=sampler, estimator=InteractionModes,
-                         compute=compute, progress=progress, checkpoint=checkpoint, ray=ray, target=target)
+    if runner == "msapy":
+        raise ValueError("runner='msapy' computes first-order modes only; interaction modes run locally or on Ray")
+    options = RunOptions(budget=budget, seed=seed, sampler=sampler, estimator=PairInteractions, compute=compute,
+                         progress=progress, checkpoint=checkpoint, runner=runner, target=target)
     labels = player_labels(players)
     pairs = check_pairs(pairs, len(labels))
-    estimates, run = estimate(InteractionModes, game, labels, options, estimator_options=dict(pairs=pairs, index=index),
+    estimates, run = estimate(game, labels, options, settings=dict(pairs=pairs, index=index), enumerate_all=False,
                               desc="interaction modes")
     first = ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],
-                          n_permutations=run["n_permutations"], intact=run["intact"], lesioned=run["lesioned"],
+                          orderings=run["orderings"], intact=run["intact"], lesioned=run["lesioned"],
                           seed=run["seed"], sampler=run["sampler"], metadata=run["metadata"])
     return InteractionResult(pairs=estimates["pairs"], modes=estimates["pair_modes"], se=estimates["pair_se"],
                              index=index, first_order=first, metadata=dict(run["metadata"], index=index))

@@ -3,10 +3,10 @@ with the rules between them. Every rule is written here once: `shapley_modes` an
 RunOptions from their arguments, and the scripts build the same objects from their command lines (a ValueError
 becomes a usage error there, before anything loads).
 
-    shapley_modes(game, units, 4000, checkpoint=Checkpoint("run.ckpt", every=300, resume=True))
-    shapley_modes(None, units, 4000, ray=Ray(make_game, workers=8))
+    shapley_modes(game, units, 20_000, checkpoint=Checkpoint("run.ckpt", resume=True))
+    shapley_modes(None, units, 20_000, runner=Ray(make_game, workers=8))
     shapley_modes(game, units, 100_000, target=TargetSE(0.005))
-    shapley_modes(game, units, 1000, compute=Compute(batch_size=64, dtype=np.float32))
+    shapley_modes(game, units, Budget(orderings=1000), compute=Compute(batch_size=64, dtype=np.float32))
 """
 import os
 from dataclasses import dataclass
@@ -14,10 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .budget import as_budget
 from .estimators import ESTIMATOR_CHOICES, ESTIMATORS
 from .orderings import SAMPLERS
 
-DEFAULT_CHECKPOINT_EVERY = 60.0  # seconds
+# the API's and the scripts' defaults, one set: the estimator and sampler auto picks, and the checkpoint interval
+# (runs take hours and their states can be GBs)
+DEFAULT_ESTIMATOR = "auto"
+DEFAULT_SAMPLER = "auto"
+DEFAULT_CHECKPOINT_EVERY = 300.0  # seconds
+DEFAULT_CACHE_BYTES = 2 ** 30
 
 
 def _positive_int(name: str, value) -> int:
@@ -94,13 +100,17 @@ class TargetSE:
 class Compute:
     """How the game is asked and its values kept: `batch_size` coalitions per game call (default: the game's own
     `batch_size` attribute, else by output size), accumulated in `dtype`, float64 or float32 (half the memory of
-    very large outputs)."""
+    very large outputs); the coalition cache keeps at most `cache_bytes` of values that the walk needs again."""
     batch_size: int | None = None
     dtype: object = np.float64
+    cache_bytes: int = DEFAULT_CACHE_BYTES
 
     def __post_init__(self):
         if self.batch_size is not None:
             object.__setattr__(self, "batch_size", _positive_int("batch_size", self.batch_size))
+        if isinstance(self.cache_bytes, (bool, np.bool_)) or not isinstance(self.cache_bytes, (int, np.integer)) \
+                or self.cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be a whole number of bytes >= 0, got {self.cache_bytes!r}")
         try:
             dtype = np.dtype(self.dtype)
         except TypeError as error:
@@ -112,56 +122,72 @@ class Compute:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Every option of a run, checked together. estimator: a name in ESTIMATOR_CHOICES, or an estimator class
-    (interaction_modes passes its own); "msapy" runs msapy's own lazy walk, the parity oracle."""
-    n_permutations: int = 1000
+    """Every option of a run, checked together. budget: distinct game evaluations, or a common.Budget; estimator:
+    a name in ESTIMATOR_CHOICES, or an estimator class (interaction_modes passes its own); runner: "local",
+    "msapy" (msapy's own lazy walk, the parity oracle) or a common.Ray(...)."""
+    budget: object
     seed: int = 1
-    sampler: str = "iid"
-    estimator: object = "chain"
+    sampler: str = DEFAULT_SAMPLER
+    estimator: object = DEFAULT_ESTIMATOR
     compute: Compute = Compute()
     progress: bool = True
     checkpoint: Checkpoint | None = None
-    ray: Ray | None = None
+    runner: object = "local"
     target: TargetSE | None = None
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (a frozen dataclass)
-        set_("n_permutations", _positive_int("n_permutations", self.n_permutations))
+        set_("budget", as_budget(self.budget))
         if isinstance(self.seed, (bool, np.bool_)) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         set_("seed", int(self.seed))
         if self.sampler != "auto" and self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {('auto', *SAMPLERS)}")
+        if self.estimator == "msapy":
+            raise ValueError("msapy's own walk is now a runner: runner='msapy' (with estimator='chain', the estimate "
+                             "it computes)")
         if isinstance(self.estimator, str) and self.estimator not in ESTIMATOR_CHOICES:
             raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {ESTIMATOR_CHOICES}")
         set_("progress", _flag("progress", self.progress))
         if not isinstance(self.compute, Compute):
             raise ValueError(f"compute must be a common.Compute(...), got {self.compute!r}")
-        for name, kind in (("checkpoint", Checkpoint), ("ray", Ray), ("target", TargetSE)):
+        for name, kind in (("checkpoint", Checkpoint), ("target", TargetSE)):
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"{name} must be a common.{kind.__name__}(...), got {value!r}")
+        if not isinstance(self.runner, Ray) and self.runner not in ("local", "msapy"):
+            raise ValueError(f"runner must be 'local', 'msapy' or a common.Ray(...), got {self.runner!r}")
+        named = ESTIMATORS.get(self.estimator) if isinstance(self.estimator, str) else self.estimator
+        if named is not None and not named.walks_orderings and self.sampler != "auto":
+            raise ValueError(f"the {named.name} estimator walks no orderings: sampler={self.sampler!r} does not "
+                             "apply (leave it 'auto')")
         if self.ray is not None:
             if self.checkpoint is not None:
                 raise ValueError("checkpoints are written by the local runner; on Ray, failed shards are run again "
-                                 "instead: give checkpoint or ray, not both")
+                                 "instead: give checkpoint or a Ray runner, not both")
             if self.target is not None:
                 raise ValueError("a target SE stops a local walk at a block boundary; on Ray the shards run to the end: "
-                                 "give n_permutations instead")
-        named = ESTIMATORS.get(self.estimator) if isinstance(self.estimator, str) else self.estimator
+                                 "give a budget instead")
         if self.target is not None and named is not None and not named.stops_early:
             raise ValueError(f"the {named.name} estimator fits once its whole plan is in, so it cannot stop at a "
                              "target SE: use estimator='auto' or 'chain-kernel' with a target")
-        if self.estimator == "msapy":
-            refused = [name for name, given in (("a checkpoint", self.checkpoint), ("Ray", self.ray),
+        if self.msapy:
+            refused = [name for name, given in (("a checkpoint", self.checkpoint),
                                                 ("a target SE (msapy keeps no spread)", self.target)) if given]
             if refused:
-                raise ValueError(f"estimator='msapy' runs msapy's own lazy walk, which cannot honour "
-                                 f"{', '.join(refused)}: use estimator='chain' for the same estimate")
+                raise ValueError(f"runner='msapy' runs msapy's own lazy walk, which cannot honour "
+                                 f"{', '.join(refused)}: use the local runner for the same estimate")
+            if named is not None and not named.msapy_parity:
+                raise ValueError(f"msapy's walk computes the chain mean only: runner='msapy' takes estimator='chain' "
+                                 f"(or 'auto', which then means it), not {named.name!r}")
 
     batch_size = property(lambda self: self.compute.batch_size)
     dtype = property(lambda self: self.compute.dtype)
 
     @property
     def msapy(self) -> bool:
-        return self.estimator == "msapy"
+        return self.runner == "msapy"
+
+    @property
+    def ray(self):
+        return self.runner if isinstance(self.runner, Ray) else None

@@ -69,7 +69,7 @@ def latin_block(n_players: int, rng) -> np.ndarray:
 
 class Latin(Sampler):
     about = ("blocks of n orderings in which every player takes every position once: each player's contributions "
-             "are stratified by coalition size (n_permutations: a multiple of the number of players)")
+             "are stratified by coalition size (a multiple of n orderings)")
 
     def group(self, n_players):
         return n_players
@@ -81,7 +81,7 @@ class Latin(Sampler):
 
 class LatinAntithetic(Sampler):
     about = ("a Latin block followed by the reverse of each of its orderings: stratified by size, and pairwise "
-             "interactions cancel (n_permutations: a multiple of twice the number of players)")
+             "interactions cancel (a multiple of 2n orderings)")
 
     def group(self, n_players):
         return 2 * n_players
@@ -96,7 +96,7 @@ class Orthogonal(Sampler):
     """Mitchell et al. (2022): orderings as points of the sphere in the sum-zero subspace (an ordering is the
     argsort of a point); 2(n - 1) orderings from the +- directions of a random orthonormal basis cover it evenly."""
     about = ("orthogonal spherical codes (Mitchell et al. 2022): 2(n-1) orderings per block from the +- directions "
-             "of a random orthonormal basis (n_permutations: a multiple of 2(n-1))")
+             "of a random orthonormal basis (a multiple of 2(n-1) orderings)")
 
     def group(self, n_players):
         return 2 * (n_players - 1)
@@ -117,20 +117,16 @@ SAMPLERS = {"iid": IID(), "antithetic": Antithetic(), "latin": Latin(), "latin-a
             "orthogonal": Orthogonal()}
 
 
-# best first, as measured by benchmarks/bench_estimators.py (RMSE against exact modes at equal evaluations); the
-# estimator that goes with them by default is chain-kernel (common.estimators.first_order_estimator)
+# best first, as measured by benchmarks/bench_estimators.py (RMSE against exact modes at equal evaluations)
 BEST_FIRST = ("orthogonal", "latin-antithetic", "antithetic", "iid")
 
 
-def auto_sampler(n_players: int, n_orderings: int) -> tuple[str, int]:
-    """The best measured sampler of which at least two blocks fit, and the count rounded to whole blocks
-    (to the nearest, so at most half a block more or fewer than asked)."""
+def auto_sampler(n_players: int, orderings: float) -> str:
+    """The best measured sampler of which at least two groups fit in `orderings` orderings."""
     for name in BEST_FIRST:
-        group = SAMPLERS[name].group(n_players)
-        blocks = int(np.floor(n_orderings / group + 0.5))
-        if blocks >= 2:
-            return name, blocks * group
-    return "iid", n_orderings
+        if orderings >= 2 * SAMPLERS[name].group(n_players):
+            return name
+    return "iid"
 
 
 def sample(sampler: str, n_players: int, n_orderings: int, seed: int) -> Orderings:
@@ -139,11 +135,11 @@ def sample(sampler: str, n_players: int, n_orderings: int, seed: int) -> Orderin
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {tuple(SAMPLERS)}")
     group = SAMPLERS[sampler].group(n_players)
     if n_orderings % group:
-        raise ValueError(f"the {sampler} sampler walks orderings in groups of {group}, so n_permutations must be a "
+        raise ValueError(f"the {sampler} sampler walks orderings in groups of {group}, so the number of orderings must be a "
                          f"multiple of {group}, got {n_orderings}")
     return Orderings(SAMPLERS[sampler].draw(n_players, n_orderings, seed), group)
 
 
-def sample_orderings(n_players: int, n_permutations: int, seed: int, sampler: str = "iid") -> np.ndarray:
-    """The (n_permutations, n_players) orderings of a sampler, as an array."""
-    return sample(sampler, n_players, n_permutations, seed).orderings
+def sample_orderings(n_players: int, n_orderings: int, seed: int, sampler: str = "iid") -> np.ndarray:
+    """The (n_orderings, n_players) orderings of a sampler, as an array."""
+    return sample(sampler, n_players, n_orderings, seed).orderings

@@ -48,7 +48,7 @@ def _timed(name, evaluations, compute) -> Ranking:
 def shapley(result, name: str = "shapley") -> Ranking:
     """The Shapley modes of a ShapleyResult, with the evaluations and seconds its run spent."""
     meta = result.metadata
-    return Ranking(name, np.asarray(result.modes, dtype=np.float64), int(meta.get("coalitions", 0)),
+    return Ranking(name, np.asarray(result.modes, dtype=np.float64), int(meta.get("evaluations", meta.get("coalitions", 0))),
                    float(meta.get("seconds", 0.0)))
 
 

@@ -66,13 +66,18 @@ class ShapleyResult:
     modes: np.ndarray            # (n, *output_shape)
     se: np.ndarray               # (n, *output_shape), Monte Carlo standard error; NaN where unknown
     players: list                # n labels
-    n_permutations: int
+    orderings: int | None        # orderings walked; None for estimators that walk none (kadd, exact)
     intact: np.ndarray           # V(all players intact), output_shape
     lesioned: np.ndarray         # V(all players lesioned), output_shape
     seed: int
     sampler: str
     engine: str = "batched"
     metadata: dict = field(default_factory=dict)
+
+    @property
+    def evaluations(self) -> int | None:
+        """The distinct game evaluations the run spent."""
+        return self.metadata.get("evaluations", self.metadata.get("coalitions"))
 
     @property
     def output_shape(self) -> tuple:
@@ -94,7 +99,7 @@ class ShapleyResult:
 
     def save(self, path, **extra_arrays) -> Path:
         """Write an .npz (atomically); `extra_arrays` are stored beside the result (e.g. intact images)."""
-        info = dict(players=_label_to_json(list(self.players)), n_permutations=self.n_permutations,
+        info = dict(players=_label_to_json(list(self.players)), orderings=self.orderings,
                     seed=self.seed, sampler=self.sampler, engine=self.engine, metadata=self.metadata)
         clash = set(extra_arrays) & RESULT_ARRAYS
         if clash:
@@ -103,12 +108,47 @@ class ShapleyResult:
                             lesioned=np.asarray(self.lesioned), players=np.array([str(p) for p in self.players]),
                             info=np.array(json.dumps(info, default=str)), **extra_arrays)
 
+    def to_shapiq(self, element=()):
+        """shapiq's InteractionValues (index "SV", order 1) of one output element (an index into the output shape;
+        () for a scalar game), with the empty coalition's value as its baseline."""
+        at = output_element(self.output_shape, element)
+        n = len(self.players)
+        lookup = {(): 0, **{(i,): i + 1 for i in range(n)}}
+        baseline = float(np.asarray(self.lesioned)[at])
+        values = np.concatenate([[baseline], self.modes[(slice(None), *at)]])
+        estimated = self.metadata.get("estimator") != "exact"
+        return shapiq_values(values, lookup, index="SV", n_players=n, baseline=baseline,
+                             evaluations=self.evaluations, estimated=estimated)
+
     def to_msapy(self):
         """msapy's ShapleyModeND: rows = flattened output elements, columns = players."""
         import pandas as pd
         from msapy.datastructures import ShapleyModeND
         table = pd.DataFrame(self.modes.reshape(len(self.players), -1).T.copy(), columns=list(self.players))
         return ShapleyModeND(table, list(self.output_shape))
+
+
+def output_element(shape: tuple, element) -> tuple:
+    """An index into an output of `shape`, checked: shapiq holds one value per interaction, so one element at a
+    time."""
+    element = tuple(np.atleast_1d(element).tolist()) if element != () else ()
+    if len(element) != len(shape) or not all(isinstance(k, int) and 0 <= k < size for k, size in zip(element, shape)):
+        raise ValueError(f"element must index one value of the output, whose shape is {tuple(shape)}: "
+                         + ("give element=() for a scalar game" if not shape else
+                            f"e.g. element={tuple(0 for _ in shape)}") + f"; got {element!r}")
+    return element
+
+
+def shapiq_values(values, lookup: dict, *, index: str, n_players: int, baseline: float, evaluations, estimated: bool):
+    """shapiq's InteractionValues (the optional 'bench' packages: shapiq 1.4.1)."""
+    try:
+        import shapiq
+    except ImportError as error:
+        raise ImportError("to_shapiq needs shapiq: pip install -e '.[bench]'") from error
+    orders = [len(k) for k in lookup]
+    return shapiq.InteractionValues(np.asarray(values, np.float64), index=index, max_order=max(orders),
+                                    min_order=min(orders), n_players=n_players, interaction_lookup=lookup,
+                                    estimated=estimated, estimation_budget=evaluations, baseline_value=float(baseline))
 
 
 def load(path) -> ShapleyResult:
@@ -120,7 +160,7 @@ def load(path) -> ShapleyResult:
                              f"{', '.join(missing)} (it holds {', '.join(sorted(f.files)) or 'no arrays'})")
         info = json.loads(str(f["info"]))
         return ShapleyResult(modes=f["modes"], se=f["se"], players=[_label_from_json(p) for p in info["players"]],
-                             n_permutations=info["n_permutations"], intact=f["intact"], lesioned=f["lesioned"],
+                             orderings=info.get("orderings", info.get("n_permutations")), intact=f["intact"], lesioned=f["lesioned"],
                              seed=info["seed"], sampler=info["sampler"], engine=info["engine"],
                              metadata=info["metadata"])
 

@@ -14,7 +14,11 @@ class RunningModes:
 
     def __init__(self, n_players: int, output_shape: tuple, dtype=np.float64):
         self.moments = Moments(1, n_players, output_shape, dtype)
-        self.count, self.mean, self.m2 = self.moments.count, self.moments.mean[0], self.moments.m2[0, 0]
+
+    # views made on each access, not kept: a copy of the estimator (a Ray shard's) must not lose them
+    count = property(lambda self: self.moments.count)
+    mean = property(lambda self: self.moments.mean[0])
+    m2 = property(lambda self: self.moments.m2[0, 0])
 
     def update(self, players: np.ndarray, samples: np.ndarray) -> None:
         """players: distinct indices (k,); samples: (k, *output_shape)."""

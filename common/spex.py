@@ -3,7 +3,7 @@ a cost that grows slowly with the number of players; and screening with SPEX, th
 `interaction_modes` and its error bars.
 
     found = spex_interactions(game, 64, budget=8000, index="fsii")        # {(i, j): value per output element}
-    table = sparse_interactions(game, 64, budget=8000, top=10).table()     # ranked pairs with standard errors
+    table = sparse_interactions(game, 64, 20_000, spex_budget=8000, top=10).table()  # ranked, with errors
 
 The game is evaluated once on SPEX's masks (1 = player intact); for a vector output the transform then runs on
 every output element, or on the summaries that `reduce` makes, from those same values: D outputs do not cost
@@ -114,20 +114,19 @@ def spex_interactions(game, players, budget: int, *, index: str = "fsii", max_or
     return out
 
 
-def sparse_interactions(game, players, budget: int, *, top: int = 10, n_permutations: int = 200, seed: int = 0,
+def sparse_interactions(game, players, budget, *, spex_budget: int = 8000, top: int = 10, seed: int = 0,
                         index: str = "SII", spex_index: str = "fsii", reduce=None, **options):
-    """Screen all pairs with SPEX within `budget`, then estimate the `top` pairs' interaction modes (with
-    standard errors) from `n_permutations` orderings: an InteractionResult whose .table() ranks them.
-    The SPEX candidates and its values are in result.metadata["spex"]."""
+    """Screen all pairs with SPEX within `spex_budget` of its samples, then estimate the `top` pairs' interaction
+    modes (with standard errors) within `budget` evaluations (interaction_modes' budget): an InteractionResult
+    whose .table() ranks them. The SPEX candidates and its values are in result.metadata["spex"]."""
     from .interactions import interaction_modes
     labels = player_labels(players)
-    found = spex_interactions(game, labels, budget, index=spex_index, max_order=2, seed=seed, reduce=reduce)
+    found = spex_interactions(game, labels, spex_budget, index=spex_index, max_order=2, seed=seed, reduce=reduce)
     pairs = [k for k in found if len(k) == 2][:top]
     if not pairs:
-        raise ValueError("SPEX found no pairwise interactions within this budget; raise the budget")
-    result = interaction_modes(game, labels, pairs=pairs, n_permutations=n_permutations, seed=seed, index=index,
-                               **options)
-    result.metadata["spex"] = dict(index=spex_index, budget=int(budget),
+        raise ValueError("SPEX found no pairwise interactions within this budget; raise spex_budget")
+    result = interaction_modes(game, labels, budget, pairs=pairs, seed=seed, index=index, **options)
+    result.metadata["spex"] = dict(index=spex_index, budget=int(spex_budget),
                                    evaluations=found.evaluations,
                                    candidates=[[list(k), np.asarray(found[k]).tolist()] for k in pairs])
     return result

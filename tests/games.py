@@ -72,17 +72,24 @@ class TanhGame:
 
 
 class Counting:
-    """Wraps a game and counts what it is asked (like shapiq's DummyGame.access_counter): calls and coalitions."""
+    """Wraps a game and counts what it is asked (like shapiq's DummyGame.access_counter): calls, coalitions, and
+    the distinct ones among them (`distinct`: a run never sends one twice, so it equals `coalitions`)."""
 
     def __init__(self, game):
-        self.game, self.calls, self.coalitions, self.sizes = game, 0, 0, []
+        self.game, self.calls, self.coalitions, self.sizes, self.seen = game, 0, 0, [], set()
         self.batch_size = getattr(game, "batch_size", None)  # the engine reads it
+        self.cost_per_coalition = getattr(game, "cost_per_coalition", None)
 
     def __call__(self, c):
         self.calls += 1
         self.coalitions += len(c)
         self.sizes.append(len(c))
+        self.seen.update(bytes(row) for row in np.packbits(np.asarray(c, bool), axis=1))
         return self.game(c)
+
+    @property
+    def distinct(self) -> int:
+        return len(self.seen)
 
 
 def exact_interactions(game, n, index="SII"):
@@ -263,3 +270,40 @@ def save_tiny_llama(path):
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+class ShardedRunner:
+    """A runner that walks an estimator's units in shards [0, cuts[0]), [cuts[0], cuts[1]), ..., each on a fresh
+    copy of the estimator, merged in order: what the Ray runner does, in this process and without the coalition
+    cache (every planned row is evaluated). No cuts: one straight walk, no merge."""
+    oracle = False
+
+    def __init__(self, game, cuts=()):
+        self.game, self.cuts = game, list(cuts)
+
+    def evaluate(self, coalitions):
+        return np.asarray(self.game(coalitions))
+
+    def walk(self, estimator):
+        import copy
+        if not self.cuts:
+            self._walk(estimator, 0, estimator.units)
+            return
+        template = copy.deepcopy(estimator)
+        bounds = [0, *self.cuts, estimator.units]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            part = copy.deepcopy(template)
+            self._walk(part, a, b)
+            estimator.merge(part)
+
+    def _walk(self, estimator, start, stop):
+        for unit in range(start, stop):
+            estimator.fold(np.asarray(self.game(estimator.plan(unit, unit + 1))))
+
+
+def problem_for(game, n, budget, seed=0):
+    """The Problem an estimator is built for, the game's output known."""
+    from common.estimators import Problem
+    from common.budget import as_budget
+    intact = np.asarray(game(np.ones((1, n), bool)))[0]
+    return Problem(n, as_budget(budget), seed).with_output(intact.shape, np.float64, None)

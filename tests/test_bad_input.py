@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import Checkpoint, Compute, Ray, TargetSE, load, shapley_modes
+from common import Budget, Checkpoint, Compute, Ray, TargetSE, load, shapley_modes
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = {".venv", ".git", "__pycache__", ".pytest_cache", ".cache"}
@@ -57,7 +57,9 @@ def cases(tmp):
     return [
         (mlp, ["--test-images", "-5"], "--test-images: must be a positive integer"),
         (mlp, ["--test-images", "0"], "--test-images: must be a positive integer"),
-        (mlp, ["--n-permutations", "0"], "--n-permutations: must be a positive integer"),
+        (mlp, ["--budget", "0"], "--budget: must be a whole number of evaluations"),
+        (mlp, ["--budget", "12x"], "--budget: must be a number of evaluations \\(20000\\) or of orderings"),
+        (mlp, ["--n-permutations", "200"], "--n-permutations 200 is now --budget 200n"),
         (mlp, ["--seed", "-1"], "--seed: must be an integer >= 0"),
         (mlp, ["--batch-size", "0"], "--batch-size: must be a positive integer"),
         (mlp, ["--checkpoint-every", "-1"], "--checkpoint-every: must be a finite number >= 0"),
@@ -71,12 +73,15 @@ def cases(tmp):
         (mlp, ["--target-relative"], "a target needs se, the standard error to stop at"),
         (mlp, ["--pairs", "1,2"], "--pairs needs --interactions pairs"),
         (mlp, ["--interactions", "pairs", "--pairs", "1"], "--pairs takes pairs of two indices"),
-        (mlp, ["--interactions", "pairs", "--estimator", "msapy"], "it cannot take --estimator msapy"),
-        (mlp, ["--engine", "msapy"], "--engine msapy: msapy's walk is now --estimator msapy"),
+        (mlp, ["--interactions", "pairs", "--backend", "msapy"], "--interactions runs on the batched engine"),
+        (mlp, ["--engine", "msapy"], "--engine msapy: msapy's walk is now --backend msapy"),
+        (mlp, ["--estimator", "msapy"], "--estimator msapy: msapy's walk is now --backend msapy"),
+        (mlp, ["--backend", "msapy", "--estimator", "kadd"], "msapy's walk computes the chain mean only"),
+        (mlp, ["--estimator", "kadd", "--sampler", "latin"], "the kadd estimator walks no orderings"),
         (mlp, ["--estimator", "chain-kernel", "--interactions", "spex"], "it cannot take --estimator chain-kernel"),
-        (mlp, ["--estimator", "msapy", "--target-se", "0.1"], "msapy's own lazy walk, which cannot honour a target"),
+        (mlp, ["--backend", "msapy", "--target-se", "0.1"], "msapy's own lazy walk, which cannot honour a target"),
         (mlp, ["--estimator", "kadd", "--target-se", "0.1"], "the kadd estimator fits once its whole plan is in"),
-        (mlp, ["--estimator", "msapy", "--checkpoint-every", "5"], "cannot honour a checkpoint"),
+        (mlp, ["--backend", "msapy", "--checkpoint-every", "5"], "cannot honour a checkpoint"),
         (mlp, ["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
         (mlp, ["--out", str(a_file)], "is a file; give a folder"),
         (mlp, ["--models", str(empty), "--out", str(tmp / "r")], "no models"),
@@ -95,7 +100,7 @@ def cases(tmp):
         ("DCGAN.cluster", ["--consensus-threshold", "2"], "--consensus-threshold is a fraction"),
         ("DCGAN.cluster", ["--resolution", "-1"], "--resolution: must be a finite number > 0"),
         ("DCGAN.lesion_clusters", ["--checkpoint", str(tmp / "missing.pt")], "--checkpoint .* no such file"),
-        (llm, ["--n-permutations", "0"], "--n-permutations: must be a positive integer"),
+        (llm, ["--budget", "0n"], "--budget: must be a whole number"),
         (llm, ["--items", "0"], "--items: must be a positive integer"),
         (llm, ["--batch-size", "0"], "--batch-size: must be a positive integer"),
         (llm, ["--threads", "0"], "--threads: must be a positive integer"),
@@ -148,18 +153,24 @@ def constant(c):
     (dict(compute=8), ValueError, r"compute must be a common.Compute\(...\)"),
     (dict(seed=-1), ValueError, "seed must be a non-negative integer"),
     (dict(seed=1.5), ValueError, "seed must be a non-negative integer"),
-    (dict(n_permutations=True), ValueError, "n_permutations must be a positive integer"),
+    (dict(budget=True), ValueError, "budget must be a positive integer"),
+    (dict(n_permutations=4), TypeError, r"n_permutations= is now budget \(distinct game evaluations; Budget\(orderings=k\)"),
+    (dict(ray=partial(Ray)), TypeError, r"ray= is now runner=Ray\(...\)"),
     (dict(resume=True), TypeError, r"resume= is now checkpoint=Checkpoint\(path, resume=True\)"),
     (dict(fingerprint="x"), TypeError, "fingerprint= is now checkpoint=Checkpoint"),
-    (dict(n_workers=2, backend="ray"), TypeError, r"n_workers= is now ray=Ray\(workers=...\); backend= is now"),
+    (dict(n_workers=2, backend="ray"), TypeError, r"n_workers= is now runner=Ray\(workers=...\); backend= is now"),
     (dict(colour="red"), TypeError, "unexpected keyword argument 'colour'"),
-    (dict(ray=partial(Ray, workers=0)), ValueError, "workers must be a positive integer"),
-    (dict(ray=partial(Ray, game_factory=3)), ValueError, "game_factory must be a picklable callable"),
-    (dict(ray=partial(Ray), checkpoint=partial(Checkpoint, "x.ckpt")), ValueError, "give checkpoint or ray, not both"),
-    (dict(ray=partial(Ray), target=partial(TargetSE, 0.1)), ValueError, "on Ray the shards run to the end"),
+    (dict(runner=partial(Ray, workers=0)), ValueError, "workers must be a positive integer"),
+    (dict(runner=partial(Ray, game_factory=3)), ValueError, "game_factory must be a picklable callable"),
+    (dict(runner=partial(Ray), checkpoint=partial(Checkpoint, "x.ckpt")), ValueError,
+     "give checkpoint or a Ray runner, not both"),
+    (dict(runner=partial(Ray), target=partial(TargetSE, 0.1)), ValueError, "on Ray the shards run to the end"),
+    (dict(runner="cluster"), ValueError, "runner must be 'local', 'msapy' or a common.Ray"),
     (dict(checkpoint="x.ckpt"), ValueError, r"checkpoint must be a common.Checkpoint\(...\)"),
-    (dict(estimator="msapy", checkpoint=partial(Checkpoint, "x.ckpt")), ValueError, "cannot honour a checkpoint"),
-    (dict(estimator="msapy", target=partial(TargetSE, 0.1)), ValueError, "cannot honour a target SE"),
+    (dict(runner="msapy", checkpoint=partial(Checkpoint, "x.ckpt")), ValueError, "cannot honour a checkpoint"),
+    (dict(runner="msapy", target=partial(TargetSE, 0.1)), ValueError, "cannot honour a target SE"),
+    (dict(runner="msapy", estimator="kadd"), ValueError, "msapy's walk computes the chain mean only"),
+    (dict(estimator="msapy"), ValueError, "msapy's own walk is now a runner: runner='msapy'"),
     (dict(target=partial(TargetSE, -1.0)), ValueError, "a target needs se, the standard error to stop at"),
     (dict(target=partial(TargetSE, 0.1, relative=1)), ValueError, "relative must be True or False"),
     (dict(checkpoint=partial(Checkpoint, "x.ckpt", every=-5)), ValueError, "checkpoint every must be a number of seconds"),
@@ -167,25 +178,29 @@ def constant(c):
     (dict(players=[1, 1]), ValueError, "distinct"),
     (dict(players="abcd"), TypeError, "players must be an int or a sequence"),
     (dict(progress="yes"), ValueError, "progress must be True or False"),
-    (dict(sampler="latin", n_permutations=5), ValueError, "multiple of 4"),
+    (dict(sampler="latin", estimator="chain", budget=partial(Budget, orderings=3)), ValueError,
+     r"groups of 4 \(latin sampler\): Budget\(orderings=3\) holds none; give at least 4"),
+    (dict(sampler="latin", estimator="kadd"), ValueError, "the kadd estimator walks no orderings"),
     (dict(estimator="kernel"), ValueError, "unknown estimator 'kernel'"),
-    (dict(estimator="chain-kernel", players=3), ValueError, "needs at least 4 players, got 3"),
+    (dict(estimator="chain-kernel", players=3, budget=7), ValueError, "needs at least 4 players, got 3"),
     (dict(estimator="chain-kernel"), ValueError, "needs sampler groups of at least as many orderings as players"),
     (dict(estimator="chain-kernel", sampler="antithetic"), ValueError, "got groups of 2 for 4 players"),
     (dict(estimator="surrogate", sampler="antithetic"), ValueError, "the surrogate estimator needs sampler groups"),
     (dict(estimator="kadd", target=partial(TargetSE, 0.1)), ValueError, "so it cannot stop at a target SE"),
-    (dict(estimator="kadd", n_permutations=1), ValueError, "needs at least 2 orderings' worth of evaluations"),
+    (dict(estimator="kadd", budget=partial(Budget, orderings=1)), ValueError,
+     r"needs a budget of at least 10 evaluations on 4 players; the budget buys 4 \(Budget\(orderings=1\): 1 x 4\)"),
+    (dict(estimator="exact", budget=15), ValueError, "evaluates every coalition: 2\\^4 = 16 evaluations, the budget buys 15"),
 ])
 def test_bad_api_arguments_are_named(kwargs, error, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = dict(game=constant, players=4, n_permutations=4, progress=False) | kwargs
+    args = dict(game=constant, players=4, budget=12, progress=False) | kwargs
     with pytest.raises(error, match=message):  # an option object checks itself, as it is made
         shapley_modes(**{k: v() if isinstance(v, partial) else v for k, v in args.items()})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_numpy_integer_seed_checkpoints_and_a_non_result_is_named(tmp_path):
-    r = shapley_modes(constant, 4, n_permutations=4, seed=np.int64(3), checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0),
+    r = shapley_modes(constant, 4, 12, seed=np.int64(3), checkpoint=Checkpoint(tmp_path / "r.ckpt", every=0),
                       progress=False)
     assert r.seed == 3 and isinstance(r.seed, int)
     np.savez(tmp_path / "other.npz", x=np.arange(3))
@@ -205,28 +220,29 @@ def test_a_damaged_model_file_is_named_and_never_loaded_unsafely(tmp_path):
 
 
 @pytest.mark.parametrize("api, argv", [
-    (dict(ray=partial(Ray), checkpoint=partial(Checkpoint, "x.ckpt")), ["--backend", "ray", "--resume"]),
-    (dict(ray=partial(Ray), target=partial(TargetSE, 0.1)), ["--backend", "ray", "--target-se", "0.1"]),
-    (dict(estimator=lambda: "msapy", checkpoint=partial(Checkpoint, "x.ckpt")), ["--estimator", "msapy", "--resume"]),
-    (dict(estimator=lambda: "msapy", target=partial(TargetSE, 0.1)), ["--estimator", "msapy", "--target-se", "0.1"]),
+    (dict(runner=partial(Ray), checkpoint=partial(Checkpoint, "x.ckpt")), ["--backend", "ray", "--resume"]),
+    (dict(runner=partial(Ray), target=partial(TargetSE, 0.1)), ["--backend", "ray", "--target-se", "0.1"]),
+    (dict(runner=lambda: "msapy", checkpoint=partial(Checkpoint, "x.ckpt")), ["--backend", "msapy", "--resume"]),
+    (dict(runner=lambda: "msapy", target=partial(TargetSE, 0.1)), ["--backend", "msapy", "--target-se", "0.1"]),
+    (dict(estimator=lambda: "kadd", sampler=lambda: "latin"), ["--estimator", "kadd", "--sampler", "latin"]),
     (dict(target=partial(TargetSE, None, relative=True)), ["--target-relative"]),
 ])
 def test_the_command_line_reports_the_api_rules_in_the_api_words(api, argv, tmp_path, sentinels, capsys):
     """Each rule between options lives once, in common.options: the scripts say what the API says, with exit 2."""
     with pytest.raises(ValueError) as error:
         options = {k: v() for k, v in api.items()}
-        shapley_modes(constant, 4, 4, progress=False, **options)
+        shapley_modes(constant, 4, 12, progress=False, **options)
     with pytest.raises(SystemExit) as stop:
         importlib.import_module("MLP.compute_msa").main(argv + ["--out", str(tmp_path / "r")])
     assert stop.value.code == 2 and str(error.value) in capsys.readouterr().err
 
 
 def test_shapley_modes_keeps_its_keywords_few():
-    """game, players, n_permutations, then at most 9 keyword-only options: the rest travel as Checkpoint, Ray and
+    """game, players, budget, then at most 9 keyword-only options: the rest travel as Budget, Checkpoint, Ray and
     TargetSE objects."""
     import inspect
     from common import interaction_modes
     for function in (shapley_modes, interaction_modes):
         kinds = [p.kind for p in inspect.signature(function).parameters.values()]
         assert kinds.count(inspect.Parameter.KEYWORD_ONLY) <= 9
-        assert kinds.count(inspect.Parameter.POSITIONAL_OR_KEYWORD) <= 4  # game, players, (pairs,) n_permutations
+        assert kinds.count(inspect.Parameter.POSITIONAL_OR_KEYWORD) <= 4  # game, players, budget, (pairs)

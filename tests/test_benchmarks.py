@@ -71,11 +71,14 @@ def test_bench_estimators_spends_the_same_evaluations_on_every_method():
         methods += list(bench.peers.PEERS)
     for method in methods:
         run = bench.run_method(method, game, 8, 28, seed=0)
-        assert budget / 2 < run["cost"] <= budget  # whole sampler groups (up to 16 orderings here) that fit
+        assert run["cost"] <= budget
+        if method not in bench.SAMPLERS:  # the estimators spend the evaluations; the samplers walk 28 orderings
+            assert budget / 2 < run["cost"]  # less than a unit of work left: a coalition, or 16 orderings here
         assert run["distinct"] <= run["rows"] and run["own_seconds"] <= run["seconds"]
         assert np.abs(run["modes"] - truth).max() < 0.5 * np.abs(truth).max()
         assert (run["se"] is None) == (method in bench.peers.PEERS)
-    assert bench.run_method("kadd", game, 8, 28, seed=0)["rows"] == bench.run_method("kadd", game, 8, 28, 0)["distinct"]
+    assert all(bench.run_method(m, game, 8, 28, seed=0)["rows"] == bench.run_method(m, game, 8, 28, 0)["distinct"]
+               for m in ("kadd", "iid"))  # our engine sends no coalition twice
 
 
 def test_bench_estimators_scores_every_method_on_the_same_pixels_of_an_image_game(tmp_path, monkeypatch, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, additive, assert_resumes_bit_identically, network_game, unanimity
 
-from common import SAMPLERS, Compute, TargetSE, shapley_modes
+from common import SAMPLERS, Budget, Compute, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 
@@ -15,7 +15,7 @@ def game_and_truth():
 
 
 def run(game, n, k, seed=0, sampler="orthogonal", **kwargs):
-    return shapley_modes(game, n, n_permutations=k, seed=seed, sampler=sampler, estimator="chain-kernel",
+    return shapley_modes(game, n, Budget(orderings=k), seed=seed, sampler=sampler, estimator="chain-kernel",
                          progress=False, **kwargs)
 
 
@@ -37,15 +37,15 @@ def test_beats_the_chain_mean_at_equal_evaluations(game_and_truth):
     """The point of it: on the same network, fewer evaluations for the same error than both plain estimators."""
     game, truth = game_and_truth
     mse = {}
-    for estimator, k in (("chain", 28), ("chain-kernel", 42)):  # 2 + 28 x 8 = 226 and 2 + 16 + 42 x 5 = 228
+    for estimator, sampler in (("chain", "orthogonal"), ("chain-kernel", "orthogonal"), ("iid", "iid")):
         errors = []
         for seed in range(30):
-            r = shapley_modes(game, 8, n_permutations=k, seed=seed, sampler="orthogonal", estimator=estimator,
-                              progress=False)
+            r = shapley_modes(game, 8, 228, seed=seed, sampler=sampler, progress=False,
+                              estimator="chain" if estimator == "iid" else estimator)
+            assert r.evaluations <= 228
             errors.append(np.mean((r.modes - truth) ** 2))
         mse[estimator] = np.mean(errors)
-    iid = np.mean([np.mean((shapley_modes(game, 8, n_permutations=28, seed=s, progress=False).modes - truth) ** 2)
-                   for s in range(30)])
+    iid = mse["iid"]
     assert mse["chain-kernel"] < mse["chain"] < iid
     assert np.sqrt(iid / mse["chain-kernel"]) > 1.5
 
@@ -64,7 +64,7 @@ def test_asks_the_border_once_and_n_minus_3_coalitions_an_ordering():
     n, k = 9, 32
     game = Counting(lambda c: np.tanh(c.astype(float) @ np.random.default_rng(1).normal(size=(n, 2))))
     r = run(game, n, k, compute=Compute(batch_size=10))  # 6 coalitions an ordering: calls hold one ordering, never two
-    assert game.coalitions == r.metadata["coalitions"] == 2 + 2 * n + k * (n - 3)
+    assert game.coalitions == game.distinct == r.evaluations <= 2 + 2 * n + k * (n - 3)
     assert max(game.sizes) <= 10
 
 
@@ -88,33 +88,11 @@ def test_resumed_run_is_bit_identical(tmp_path, batch_size):
     assert_resumes_bit_identically(run, game, 9, 64, tmp_path / "r.ckpt", calls=9, batch_size=batch_size)
 
 
-def test_state_merges_over_disjoint_orderings(game_and_truth):
-    from common.estimators import ChainKernelModes
-    from common.orderings import sample
-    game, _ = game_and_truth
-    n = 8
-    orderings = sample("orthogonal", n, 56, 4)
-    full = np.concatenate([np.ones((1, n), bool), np.eye(n, dtype=bool), ~np.eye(n, dtype=bool),
-                           np.zeros((1, n), bool)])
-    values = game(full).numpy()
-    intact, border = values[0], values[1:]
-
-    def walked(rows):
-        est = ChainKernelModes(n, intact, 14, border=border)
-        est.fold(game(est.plan(orderings.orderings[rows], rows.start)).numpy())
-        return est
-    whole, first, second = walked(slice(0, 56)), walked(slice(0, 28)), walked(slice(28, 56))
-    first.merge(second)
-    a, b = whole.finish(), first.finish()
-    np.testing.assert_allclose(b["modes"], a["modes"], atol=1e-12)
-    np.testing.assert_allclose(b["se"], a["se"], atol=1e-12)
-
-
 def test_target_se_stops_at_the_first_check_point_below_it(game_and_truth):
     game, _ = game_and_truth
     target = 1.5 * run(game, 8, 1400).se.max()  # about 1400 / 1.5^2 = 620 orderings reach it
     first, again = run(game, 8, 1400, target=TargetSE(target)), run(game, 8, 1400, target=TargetSE(target))
-    assert 14 * 2 < first.n_permutations < 1400 and first.n_permutations % 14 == 0
+    assert 14 * 2 < first.orderings < 1400 and first.orderings % 14 == 0
     assert first.se.max() <= target and first.metadata["target_reached"]
     np.testing.assert_array_equal(first.modes, again.modes)
     assert 0 <= first.metadata["weight_of_regression"] <= 1

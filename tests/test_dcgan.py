@@ -249,14 +249,14 @@ def tiny_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("dcgan_run")
     train.main(["--max-steps", "3", "--batch-size", "32", "--out-dir", str(run / "train"), "--threads", "1"])
     compute_msa.main(["--checkpoint", str(run / "train" / "generator.pt"), "--out", str(run / "msa.npz"),
-                      "--n-permutations", "2", "--n-images", "4", "--device", "cpu", "--no-progress"])
+                      "--budget", "2n", "--n-images", "4", "--device", "cpu", "--no-progress"])
     cluster.main(["--msa", str(run / "msa.npz"), "--out", str(run / "clusters.npz"), "--resolution", "1",
                   "--n-runs", "3"])
     lesion_clusters.main(["--checkpoint", str(run / "train" / "generator.pt"), "--msa", str(run / "msa.npz"),
                           "--clusters", str(run / "clusters.npz"), "--out", str(run / "lesions.png"),
                           "--n-images", "4", "--top", "2"])
     compute_msa.main(["--checkpoint", str(run / "train" / "generator.pt"), "--out", str(run / "msa_pairs.npz"),
-                      "--n-permutations", "4", "--n-images", "4", "--device", "cpu", "--no-progress",
+                      "--budget", "4n", "--n-images", "4", "--device", "cpu", "--no-progress",
                       "--interactions", "pairs", "--pairs", "112,113", "0,1", "64,100"])
     return run
 
@@ -284,10 +284,11 @@ def test_same_seed_same_modes_and_msapy_agrees(tiny_run, tmp_path):
     units = generator_units(g, noise)
     labels = [str(u) for u in units]
     game = images_game(g, units, noise, batch_size=16)
-    a = common.shapley_modes(game, labels, 1, seed=4, progress=False)
-    b = common.shapley_modes(game, labels, 1, seed=4, progress=False)
+    one = dict(seed=4, estimator="chain", sampler="iid", progress=False)
+    a = common.shapley_modes(game, labels, common.Budget(orderings=1), **one)
+    b = common.shapley_modes(game, labels, common.Budget(orderings=1), **one)
     np.testing.assert_array_equal(a.modes, b.modes)
-    m = common.shapley_modes(game, labels, 1, seed=4, estimator="msapy", progress=False)
+    m = common.shapley_modes(game, labels, common.Budget(orderings=1), runner="msapy", **one)
     np.testing.assert_allclose(a.modes, m.modes, atol=1e-5)
 
 
@@ -306,7 +307,7 @@ def test_notebook_executes_headless(tiny_run, tmp_path):
 def test_compute_msa_resumes_an_interrupted_run_bit_identically(tiny_run, tmp_path, monkeypatch):
     from DCGAN import compute_msa
     argv = ["--checkpoint", str(tiny_run / "train" / "generator.pt"), "--out", str(tmp_path / "msa.npz"),
-            "--n-permutations", "4", "--n-images", "2", "--device", "cpu", "--no-progress", "--batch-size", "115",
+            "--budget", "4n", "--n-images", "2", "--device", "cpu", "--no-progress", "--batch-size", "115",
             "--checkpoint-every", "0"]
     real_call, calls = LesionGame.__call__, [0]
 

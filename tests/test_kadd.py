@@ -8,9 +8,9 @@ import pytest
 from games import (Counting, additive, assert_resumes_bit_identically, coverage_floor, network_game, pairwise,
                    saturating)
 
-from common import Compute, TargetSE, shapley_modes
+from common import Budget, Compute, TargetSE, shapley_modes
+from common.estimators import KAdd, Problem
 from common.estimators.coalition_plan import stratified_coalitions
-from common.estimators.kadd import KAddModes
 from common.exact import exact_shapley_modes
 
 N = 10
@@ -23,18 +23,19 @@ def network():
 
 
 def run(game, n, k, seed=0, estimator="kadd", **kwargs):
-    return shapley_modes(game, n, n_permutations=k, seed=seed, estimator=estimator, progress=False, **kwargs)
+    """k orderings' worth (k x n evaluations), or k evaluations for a Budget or an int given as `budget`."""
+    budget = kwargs.pop("budget") if "budget" in kwargs else Budget(orderings=k)
+    return shapley_modes(game, n, budget, seed=seed, estimator=estimator, progress=False, **kwargs)
 
 
 def test_every_coalition_gives_the_exact_values_once_each(network):
     game, truth = network
     counted = Counting(game)
-    r = run(counted, N, 1000)  # more than every coalition's worth: the walk stops at 2^n - 2 coalitions
+    r = run(counted, N, 1000)  # more than every coalition's worth: the exact values, each coalition once
     np.testing.assert_allclose(r.modes, truth, atol=1e-10)
     np.testing.assert_array_equal(r.se, 0)
-    assert r.n_permutations == -(-(2 ** N - 2) // N)
-    assert counted.coalitions == r.metadata["coalitions"] == 2 + r.n_permutations * N  # the last ordering pads
-    assert r.metadata["coalitions"] - 2 ** N < N
+    assert r.metadata["estimator"] == "exact" and r.orderings is None
+    assert counted.coalitions == counted.distinct == r.evaluations == 2 ** N
 
 
 @pytest.mark.parametrize("paired", [False, True])
@@ -66,12 +67,9 @@ def test_the_plan_is_distinct_stratified_and_spends_the_budget(paired):
 
 def test_asks_distinct_coalitions_n_an_ordering():
     n, k = 12, 40
-    seen = []
-    game = Counting(lambda c: seen.append(c.copy()) or np.tanh(c.astype(float) @ np.ones((n, 2))))
+    game = Counting(lambda c: np.tanh(c.astype(float) @ np.ones((n, 2))))
     r = run(game, n, k, compute=Compute(batch_size=7))
-    rows = np.concatenate(seen)
-    assert game.coalitions == r.metadata["coalitions"] == 2 + k * n and max(game.sizes) <= 7
-    assert len(np.unique(np.packbits(rows, axis=1), axis=0)) == len(rows)
+    assert game.coalitions == game.distinct == r.evaluations == k * n and max(game.sizes) <= 7  # the budget, spent
 
 
 @pytest.mark.parametrize("orderings, order", [(N // 2, 1), (N, 1), (4 * N, 2), (8 * N, 2), (4 * N, "too many")])
@@ -93,13 +91,16 @@ def test_error_bars_cover_the_exact_values_at_the_budgets_users_run(network, ord
 
 
 def test_beats_the_chain_estimators_at_equal_evaluations(network):
-    """At 4n orderings' worth: chain-kernel needs 2 + 2n + k (n - 3) for k orderings, kadd 2 + k n."""
+    """At 400 evaluations, 4n orderings' worth, each estimator spending them its own way."""
     game, truth = network
     mse = lambda rs: np.mean([np.mean((r.modes - truth) ** 2) for r in rs])  # noqa: E731
-    seeds = range(10)
-    iid = mse([run(game, N, 4 * N, s, "chain") for s in seeds])
-    kernel = mse([run(game, N, 54, s, "chain-kernel", sampler="orthogonal") for s in seeds])  # 400 evaluations
-    kadd = mse([run(game, N, 4 * N, s) for s in seeds])                                     # 402
+    seeds, budget = range(10), 4 * N * N
+    runs = {name: [run(game, N, None, s, name, budget=budget, **extra) for s in seeds]
+            for name, extra in (("chain", dict(sampler="iid")), ("chain-kernel", dict(sampler="orthogonal")),
+                                ("kadd", {}))}
+    unit = {"chain": N, "chain-kernel": 2 * (N - 1) * (N - 3), "kadd": 1}  # a unit's rows: an ordering, a group
+    assert all(budget - unit[name] < r.evaluations <= budget for name, rs in runs.items() for r in rs)
+    iid, kernel, kadd = (mse(runs[name]) for name in ("chain", "chain-kernel", "kadd"))
     assert kadd < kernel < iid
     assert np.sqrt(iid / kadd) > 2
 
@@ -136,12 +137,14 @@ def test_resumed_run_is_bit_identical(network, tmp_path, batch_size):
 
 def test_state_merges_over_disjoint_orderings(network):
     game, _ = network
-    intact, empty = game(np.ones((1, N), bool))[0], game(np.zeros((1, N), bool))
-    dummy = np.zeros((30, N), int)
+    intact, empty = np.asarray(game(np.ones((1, N), bool))[0]), np.asarray(game(np.zeros((1, N), bool)))
+
+    problem = Problem(N, Budget(orderings=30), 5).with_output(intact.shape, np.float64, None)
 
     def walked(start, stop):
-        est = KAddModes(N, intact, border=empty, n_orderings=30, seed=5)
-        est.fold(game(est.plan(dummy[start:stop], start)))
+        est = KAdd(problem)
+        est.intact, est.empty = intact, empty.reshape(-1)
+        est.fold(np.asarray(game(est.plan(start, stop))))
         return est
     whole, first = walked(0, 30), walked(0, 11)
     first.merge(walked(11, 30))
@@ -154,7 +157,7 @@ def test_state_merges_over_disjoint_orderings(network):
 
 def test_refuses_what_it_cannot_do():
     game = additive(np.ones((12, 1)))
-    with pytest.raises(ValueError, match="at least 2 orderings' worth"):
+    with pytest.raises(ValueError, match="needs a budget of at least 26 evaluations on 12 players"):
         run(game, 12, 1)
     with pytest.raises(ValueError, match="cannot stop at a target SE"):
         run(game, 12, 40, target=TargetSE(0.01))

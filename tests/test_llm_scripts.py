@@ -104,7 +104,7 @@ def saved_model(tmp_path_factory, tokenizer):
 def msa_file(saved_model, tmp_path_factory):
     from LLM import compute_msa
     out = tmp_path_factory.mktemp("runs") / "msa_small.npz"
-    compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations", "2",
+    compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--budget", "2n",
                       "--seed", "3", "--device", "cpu", "--threads", "1", "--out", str(out), "--no-progress",
                       "--sampler", "iid"])
     return out
@@ -129,8 +129,8 @@ def test_compute_msa_writes_modes_per_expert_and_task(msa_file):
 def test_compute_msa_is_reproducible(msa_file, saved_model, tmp_path):
     from common import load
     from LLM import compute_msa
-    again = compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations",
-                              "2", "--seed", "3", "--device", "cpu", "--threads", "1", "--batch-size", "3",
+    again = compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--budget",
+                              "2n", "--seed", "3", "--device", "cpu", "--threads", "1", "--batch-size", "3",
                               "--out", str(tmp_path / "again.npz"), "--no-progress"])
     np.testing.assert_array_equal(load(again).modes, load(msa_file).modes)
 
@@ -139,7 +139,7 @@ def test_compute_msa_resumes_an_interrupted_run_bit_identically(msa_file, saved_
     from common import load
     from LLM import compute_msa
     out = tmp_path / "resumed.npz"
-    argv = ["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations", "2", "--seed", "3",
+    argv = ["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--budget", "2n", "--seed", "3",
             "--device", "cpu", "--threads", "1", "--batch-size", "16", "--out", str(out), "--no-progress",
             "--checkpoint-every", "0"]
     real_call, calls = LMGame.__call__, [0]
@@ -216,13 +216,13 @@ def test_notebook_runs_headless_on_a_small_run(msa_file, removal_file, saved_mod
     from common.notebooks import run_notebook
     from LLM import compute_msa, removal_curves
     pairs = tmp_path / "pairs.npz"  # expert pairs, and a heads run of a tiny Llama, for the notebook's new sections
-    compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--n-permutations", "4",
+    compute_msa.main(["--model", str(saved_model), "--sizes", "tiny", "--items", "1", "--budget", "4n",
                       "--device", "cpu", "--threads", "1", "--out", str(pairs), "--no-progress", "--interactions",
                       "pairs", "--pairs", "0,1", "0,2", "8,9"])
     llama = save_tiny_llama(tmp_path / "llama")
     units = tmp_path / "units.npz"
     compute_msa.main(["--model", str(llama), "--units", "heads", "--score", "logprob", "--sizes", "tiny", "--items",
-                      "1", "--n-permutations", "4", "--device", "cpu", "--threads", "1", "--out", str(units),
+                      "1", "--budget", "4n", "--device", "cpu", "--threads", "1", "--out", str(units),
                       "--no-progress"])
     removal_curves.main(["--msa", str(units), "--ks", "0,1", "--limit", "2", "--device", "cpu", "--threads", "1",
                          "--out", str(tmp_path / "units_removal.npz")])

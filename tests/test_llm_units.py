@@ -174,7 +174,7 @@ def test_compute_msa_on_heads_of_any_causal_lm_then_removal_curves(saved_llama, 
     from LLM import compute_msa, removal_curves
     out = tmp_path / "msa.npz"
     compute_msa.main(["--model", str(saved_llama), "--units", units, "--ablation", ablation, "--score", "logprob",
-                      "--sizes", "tiny", "--items", "1", "--n-permutations", "4", "--sampler", "antithetic",
+                      "--sizes", "tiny", "--items", "1", "--budget", "4n", "--sampler", "antithetic",
                       "--device", "cpu", "--threads", "1", "--out", str(out), "--no-progress"])
     result, extra = load(out), load_extra(out)
     n = 8 if units == "heads" else 4

@@ -6,7 +6,7 @@ import pytest
 import torch
 from games import exact_shapley
 
-from common import load, shapley_modes
+from common import Budget, load, shapley_modes
 from common.mnist import load_mnist, load_mnist5k
 from MLP import compute_msa, figures, train
 from MLP.analysis import (claims, digit_correlation, distributed_index, load_results,
@@ -158,10 +158,10 @@ def test_fast_game_equals_generic_hooked_game_and_brute_force():
     np.testing.assert_allclose(fast_p(coalitions), slow_p(coalitions).numpy(), atol=1e-15)
     assert not np.allclose(fast_p(coalitions), fast(coalitions))
     truth = exact_shapley(fast, 10)
-    r = shapley_modes(fast, 10, n_permutations=300, seed=0, progress=False)
+    r = shapley_modes(fast, 10, Budget(orderings=300), seed=0, estimator="chain", sampler="iid", progress=False)
     assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).mean() >= 0.95
-    a = shapley_modes(slow, 10, n_permutations=15, seed=2, progress=False)
-    b = shapley_modes(fast, 10, n_permutations=15, seed=2, progress=False, estimator="msapy")
+    a = shapley_modes(slow, 10, Budget(orderings=15), seed=2, estimator="chain", sampler="iid", progress=False)
+    b = shapley_modes(fast, 10, Budget(orderings=15), seed=2, sampler="iid", progress=False, runner="msapy")
     np.testing.assert_allclose(a.modes, b.modes, atol=1e-12)
 
 
@@ -172,9 +172,10 @@ def test_tiny_run_end_to_end_and_notebook(tmp_path, monkeypatch):
     assert len(list(models.glob("*.pt"))) == 6
     model, config = load_model(models / "mlp_N008_l1_t00.pt")
     assert config["reg"] == "l1" and isinstance(model, MLP) and config["test_accuracy"] > 0.3
-    compute_msa.main(["--models", str(models), "--out", str(results), "--n-permutations", "12", "--seed", "3"])
+    compute_msa.main(["--models", str(models), "--out", str(results), "--budget", "12n", "--seed", "3"])
     r = load(results / "mlp_N012_none_t00.npz")
-    assert r.modes.shape == (12, 10) and r.se.shape == (12, 10) and r.n_permutations == 12 and r.seed == 3
+    assert r.modes.shape == (12, 10) and r.se.shape == (12, 10) and r.seed == 3
+    assert r.evaluations <= 12 * 12 and r.metadata["budget"] == {"orderings": 12}
     assert r.efficiency_gap() < 1e-9 and r.metadata["config"]["n_hidden"] == 12
     df, loaded = load_results(results)
     assert len(df) == 6 and set(df.reg) == {"none", "l1", "l2"}
@@ -189,12 +190,12 @@ def test_tiny_run_end_to_end_and_notebook(tmp_path, monkeypatch):
     second = table.iloc[1]
     assert (second.verdict == "holds") == (mean_d["none"] > max(mean_d["l1"], mean_d["l2"]))
     before = (results / "mlp_N012_none_t00.npz").stat().st_mtime_ns
-    compute_msa.main(["--models", str(models), "--out", str(results), "--n-permutations", "12"])  # resumes: skips
+    compute_msa.main(["--models", str(models), "--out", str(results), "--budget", "12n"])  # resumes: skips
     assert (results / "mlp_N012_none_t00.npz").stat().st_mtime_ns == before
     figures.main(["--results", str(results), "--out", str(tmp_path / "fig")])
     assert (tmp_path / "fig" / "figure1.png").stat().st_size > 50_000
 
-    compute_msa.main(["--models", str(models), "--out", str(tmp_path / "pairs"), "--n-permutations", "20",
+    compute_msa.main(["--models", str(models), "--out", str(tmp_path / "pairs"), "--budget", "20n",
                       "--interactions", "pairs", "--no-progress"])  # every pair of each of the 6 networks
     from common import load_interactions
     pairs = load_interactions(tmp_path / "pairs" / "mlp_N008_none_t00_interactions.npz")

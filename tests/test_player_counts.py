@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from games import Counting
 
-from common import shapley_modes
+from common import Budget, shapley_modes
 from common.estimators import ESTIMATORS
 from common.estimators.coalition_plan import stratified_coalitions
 
@@ -17,7 +17,9 @@ SIZES = (2, 3, 4, 5, 8, 12, 20, 39, 40, 41, 64, 66, 67, 80, 90, 91, 128, 200, 30
 # the surrogate fits a network per pair of sampler groups (2-20 s a run here): the sizes around the int64 and
 # auto boundaries, and both ends
 SURROGATE_SIZES = (2, 3, 4, 5, 8, 12, 39, 40, 66, 67, 90, 91, 300)
-BUDGETS = (3, 40)  # orderings' worth: below and above where auto takes the order-2 regression at 67-90 units
+# 3 orderings (3n evaluations for kadd), and 40n evaluations: below and above where auto takes the order-2 regression
+# at 67-90 units; 40n buys every coalition of up to 8 players (the exact values)
+BUDGETS = (lambda n: Budget(orderings=3), lambda n: 40 * n)
 
 
 class MixedGame:
@@ -32,23 +34,27 @@ class MixedGame:
         return np.concatenate([z @ self.w, np.tanh(z @ self.u)], 1)
 
 
-def accepts(estimator: str, n: int, orderings: int, sampler: str) -> bool:
+def accepts(estimator: str, n: int, budget, sampler: str) -> bool:
     """What each estimator says it runs (the classes' own declarations are what is under test)."""
-    if estimator in ("auto", "chain"):
+    evaluations = budget if isinstance(budget, int) else budget.evaluations_for(n)
+    every = evaluations >= 2 ** n and (isinstance(budget, int) or estimator in ("auto", "kadd"))  # the exact values
+    if estimator in ("auto", "chain") or every:
         return True
     if estimator == "kadd":
-        return n >= 3 and orderings >= 2
+        return n >= 3
     return n >= 4 and sampler == "orthogonal"  # chain-kernel, surrogate: sampler groups of at least n orderings
 
 
-def check(estimator, n, orderings, sampler):
+def check(estimator, n, budget, sampler):
     game = Counting(MixedGame(n))
-    if not accepts(estimator, n, orderings, sampler):
+    if not accepts(estimator, n, budget, sampler):
         with pytest.raises(ValueError, match=estimator if estimator != "auto" else "."):
-            shapley_modes(game, n, orderings, estimator=estimator, sampler=sampler, progress=False)
+            shapley_modes(game, n, budget, estimator=estimator, sampler=sampler, progress=False)
         assert game.calls == 0, "refused after asking the game"
         return None
-    r = shapley_modes(game, n, orderings, estimator=estimator, sampler=sampler, progress=False)
+    r = shapley_modes(game, n, budget, estimator=estimator, sampler=sampler, progress=False)
+    spent = budget if isinstance(budget, int) else budget.evaluations_for(n)
+    assert game.coalitions == game.distinct == r.evaluations <= spent
     assert r.modes.shape == (n, 6) and np.isfinite(r.modes).all() and np.isfinite(r.se).all()
     np.testing.assert_allclose(r.modes.sum(0), r.intact - r.lesioned, atol=1e-8 * max(1, np.abs(r.intact).max()))
     if estimator == "surrogate":
@@ -60,12 +66,14 @@ def check(estimator, n, orderings, sampler):
 
 @pytest.mark.parametrize("n", SIZES)
 def test_auto_chain_and_kadd_run_or_refuse_at_every_size(n):
-    for orderings in BUDGETS:
-        picked = check("auto", n, orderings, "auto")
-        if 67 <= n <= 90 and orderings == 40:
+    for budget in BUDGETS:
+        picked = check("auto", n, budget(n), "auto")
+        if 67 <= n <= 90 and isinstance(budget(n), int):
             assert picked == "kadd"  # where the binomial counts overflowed int64
+        if n <= 8 and isinstance(budget(n), int):
+            assert picked == "exact"
         for estimator in ("chain", "kadd"):
-            check(estimator, n, orderings, "auto")
+            check(estimator, n, budget(n), "auto")
 
 
 @pytest.mark.parametrize("estimator, n", [("chain-kernel", n) for n in SIZES] +
@@ -75,8 +83,8 @@ def test_the_chain_regressions_run_on_two_orthogonal_blocks_and_refuse_smaller_g
     budget that gives them error bars; antithetic pairs are refused at every size."""
     assert estimator in ESTIMATORS
     if n >= 4:
-        check(estimator, n, 4 * (n - 1), "orthogonal")
-    check(estimator, n, 40, "antithetic")
+        check(estimator, n, Budget(orderings=4 * (n - 1)), "orthogonal")
+    check(estimator, n, Budget(orderings=40), "antithetic")
 
 
 @pytest.mark.parametrize("n, budget, paired", [(67, 2680, False), (90, 360, False), (90, 3600, True),

@@ -19,16 +19,16 @@ READMES = [ROOT / "README.md", *(ROOT / folder / "README.md" for folder in ("MLP
            *sorted((ROOT / "docs").glob("*.md"))]
 SMALLEST = {  # appended to every run of the script: the recipe, at its smallest size
     "MLP/train.py": "--sizes 8 12 --trials 1 --epochs 1",
-    "MLP/compute_msa.py": "--n-permutations 4 --no-progress",
-    "MLP/demo.py": "--sizes 8 12 --trials 1 --epochs 1 --n-permutations 4",
+    "MLP/compute_msa.py": "--budget 4n --no-progress",
+    "MLP/demo.py": "--sizes 8 12 --trials 1 --epochs 1 --budget 4n",
     "LLM/train_tiny_moe.py": "--steps 3 --layers 2 --experts 4 --hidden 32 --ffn 32",
-    "LLM/compute_msa.py": "--n-permutations 2 --items 1 --layers 0:2 --sizes tiny --no-progress",
+    "LLM/compute_msa.py": "--budget 2n --items 1 --layers 0:2 --sizes tiny --no-progress",
     "LLM/removal_curves.py": "--limit 3 --ks 0,1",
     "DCGAN/train.py": "--max-steps 2 --batch-size 8 --n-fixed 4 --sample-every 1000",
-    "DCGAN/compute_msa.py": "--n-permutations 2 --n-images 2 --no-progress",
+    "DCGAN/compute_msa.py": "--budget 2n --n-images 2 --no-progress",
     "DCGAN/cluster.py": "--n-runs 2",
     "DCGAN/lesion_clusters.py": "--n-images 2",
-    "DCGAN/demo.py": "--steps 2 --n-permutations 2 --n-runs 2",
+    "DCGAN/demo.py": "--steps 2 --budget 2n --n-runs 2",
 }
 
 
@@ -129,8 +129,8 @@ def test_the_readme_python_example_runs_unchanged(tmp_path):
 
 @pytest.mark.parametrize("block", python_examples())
 def test_the_docs_python_examples_continue_it(block, tmp_path, monkeypatch):
-    """Each runs after the ten lines (at 20 orderings there), at a smaller SPEX budget than printed. In this
+    """Each runs after the ten lines (at 1,000 evaluations there), at a smaller SPEX budget than printed. In this
     process, not a new one: SPEX's kernels compile once a process (about 25 s), shared with tests/test_spex.py."""
     monkeypatch.chdir(tmp_path)
-    first = ten_lines().replace("n_permutations=1000", "n_permutations=20")
+    first = ten_lines().replace("10_000", "1_000")
     exec(compile(first + block.replace("budget=8000", "budget=2000"), "<docs example>", "exec"), {})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from games import dies_after
 
-from common import Checkpoint, Compute, load, shapley_modes
+from common import Budget, Checkpoint, Compute, load, shapley_modes
 from common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from MLP import train
 
@@ -24,18 +24,17 @@ def nonlinear_game(c):
 @pytest.mark.parametrize("sampler, batch_size", [("iid", 7), ("iid", 20), ("antithetic", 5), ("antithetic", 30)])
 def test_resumed_run_is_bit_identical(tmp_path, sampler, batch_size):
     ckpt = tmp_path / "run.ckpt"
-    full = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler,
-                         progress=False, compute=Compute(batch_size=batch_size))
+    run = dict(seed=3, sampler=sampler, estimator="chain", progress=False, compute=Compute(batch_size=batch_size))
+    full = shapley_modes(nonlinear_game, 9, Budget(orderings=24), **run)
     for _ in range(2):  # each attempt dies after 6 batches
         with pytest.raises(KeyboardInterrupt):
-            shapley_modes(dies_after(nonlinear_game, 6), 9, n_permutations=24, seed=3, sampler=sampler,
-                          progress=False, checkpoint=Checkpoint(ckpt, every=0, resume=True),
-                          compute=Compute(batch_size=batch_size))
-    done = load_checkpoint(ckpt, _config_of(ckpt), state_arrays())
-    assert 0 < done < 24
-    resumed = shapley_modes(nonlinear_game, 9, n_permutations=24, seed=3, sampler=sampler,
-                            progress=False, checkpoint=Checkpoint(ckpt, every=0, resume=True),
-                            compute=Compute(batch_size=batch_size))
+            shapley_modes(dies_after(nonlinear_game, 6), 9, Budget(orderings=24),
+                          checkpoint=Checkpoint(ckpt, every=0, resume=True), **run)
+    with np.load(ckpt) as f:
+        done = int(f["done"])  # units: orderings, or antithetic pairs
+    assert 0 < done < 24 // (2 if sampler == "antithetic" else 1)
+    resumed = shapley_modes(nonlinear_game, 9, Budget(orderings=24), checkpoint=Checkpoint(ckpt, every=0, resume=True),
+                            **run)
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
 
@@ -44,45 +43,54 @@ def state_arrays(n=9, shape=(4,)):
     return dict(count=np.zeros(n, np.int64), mean=np.zeros((n, *shape)), m2=np.zeros((n, *shape)))
 
 
-def _config_of(path):
-    import json
-    with np.load(path) as f:
-        return json.loads(str(f["config"]))
-
-
 def test_checkpoint_refuses_other_runs_and_damage(tmp_path):
     ckpt = tmp_path / "run.ckpt"
+    run = dict(estimator="chain", sampler="iid", progress=False, compute=Compute(batch_size=9))
     with pytest.raises(KeyboardInterrupt):
-        shapley_modes(dies_after(nonlinear_game, 4), 9, n_permutations=20, seed=3, progress=False,
-                      checkpoint=Checkpoint(ckpt, every=0, fingerprint="model-a"), compute=Compute(batch_size=9))
+        shapley_modes(dies_after(nonlinear_game, 4), 9, Budget(orderings=20), seed=3,
+                      checkpoint=Checkpoint(ckpt, every=0, fingerprint="model-a"), **run)
     with pytest.raises(FileExistsError, match="resume"):
-        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, progress=False, checkpoint=Checkpoint(ckpt),
-                      compute=Compute(batch_size=9))
+        shapley_modes(nonlinear_game, 9, Budget(orderings=20), seed=3, checkpoint=Checkpoint(ckpt), **run)
     with pytest.raises(CheckpointError, match=r"seed: checkpoint has 3, this run has 4"):
-        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=4, progress=False,
-                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"), compute=Compute(batch_size=9))
+        shapley_modes(nonlinear_game, 9, Budget(orderings=20), seed=4,
+                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"), **run)
     with pytest.raises(CheckpointError, match="fingerprint: checkpoint has 'model-a', this run has 'model-b'"):
-        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, progress=False,
-                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-b"), compute=Compute(batch_size=9))
+        shapley_modes(nonlinear_game, 9, Budget(orderings=20), seed=3,
+                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-b"), **run)
+    with pytest.raises(CheckpointError, match="budget: checkpoint has"):
+        shapley_modes(nonlinear_game, 9, Budget(orderings=30), seed=3,
+                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"), **run)
     assert (tmp_path / "run.ckpt.prev").exists()  # the last good one before the newest
     good = ckpt.read_bytes()
     ckpt.write_bytes(good[: len(good) // 2])  # truncated
     with pytest.raises(CheckpointError, match="damaged"):
-        shapley_modes(nonlinear_game, 9, n_permutations=20, seed=3, progress=False,
-                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"), compute=Compute(batch_size=9))
+        shapley_modes(nonlinear_game, 9, Budget(orderings=20), seed=3,
+                      checkpoint=Checkpoint(ckpt, resume=True, fingerprint="model-a"), **run)
     assert ckpt.read_bytes() == good[: len(good) // 2] and (tmp_path / "run.ckpt.prev").exists()  # nothing deleted
     # a flipped byte inside the arrays is caught by the checksum
     arrays = state_arrays()
     arrays["mean"][:] = 1.0
     save_checkpoint(ckpt, {"a": 1}, 3, arrays)
     back = state_arrays()
-    assert load_checkpoint(ckpt, {"a": 1}, back) == 3 and (back["mean"] == 1).all()
+    assert load_checkpoint(ckpt, {"a": 1}, back) == (3, {}) and (back["mean"] == 1).all()
     raw = bytearray(ckpt.read_bytes())
     pos = raw.find(np.float64(1.0).tobytes())
     raw[pos:pos + 8] = np.float64(2.0).tobytes()
     ckpt.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="damaged"):
         load_checkpoint(ckpt, {"a": 1}, state_arrays())
+
+
+def test_a_checkpoint_of_the_previous_engine_is_refused_and_says_why(tmp_path):
+    """Before budgets in evaluations a checkpoint held no coalition cache and counted orderings: it cannot be
+    continued, and the message says so rather than listing mismatched settings."""
+    import json
+    with open(tmp_path / "run.ckpt", "wb") as f:  # np.savez on a path would add .npz
+        np.savez(f, done=np.int64(3), config=np.array(json.dumps({"n_permutations": 20, "seed": 3})),
+                 digest=np.array("x"), state_count=np.zeros(9, np.int64))
+    with pytest.raises(CheckpointError, match="another version of the engine .*delete it to start over"):
+        shapley_modes(nonlinear_game, 9, Budget(orderings=20), seed=3, progress=False,
+                      checkpoint=Checkpoint(tmp_path / "run.ckpt", resume=True))
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +102,7 @@ def one_model(tmp_path_factory):
 
 def compute(models, out, *extra):
     return [sys.executable, "-m", "MLP.compute_msa", "--models", str(models), "--out", str(out),
-            "--n-permutations", "1200", "--seed", "5", "--checkpoint-every", "0", *extra]
+            "--budget", "1200n", "--seed", "5", "--checkpoint-every", "0", *extra]
 
 
 @pytest.mark.parametrize("extra", [(), ("--interactions", "pairs", "--pairs", "0,1", "5,9", "2,3", "7,40", "11,12",
@@ -129,9 +137,8 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(one_model, tmp_p
     assert not (out / "mlp_N060_l2_t00.ckpt").exists()
 
 
-# the signals' tests walk 3000 orderings; chain-kernel keeps them to seconds (the SIGKILL test above runs the
-# default estimator, the surrogate, whose fits take most of its time)
-CHAIN_KERNEL_3000 = ("--n-permutations", "3000", "--estimator", "chain-kernel")
+# the signals' tests walk 3000 orderings; chain-kernel keeps them to seconds
+CHAIN_KERNEL_3000 = ("--budget", "3000n", "--estimator", "chain-kernel")
 
 
 @pytest.fixture(scope="module")
@@ -193,12 +200,12 @@ def test_checkpoint_files_stale_temporaries_links_and_permissions(tmp_path, monk
     def no_links(*args):
         raise OSError("this file system has no hard links")
     monkeypatch.setattr(os, "link", no_links)
-    shapley_modes(nonlinear_game, 9, n_permutations=6, seed=1, progress=False,
+    shapley_modes(nonlinear_game, 9, Budget(orderings=6), seed=1, progress=False,
                   checkpoint=Checkpoint(ckpt, every=0, resume=True), compute=Compute(batch_size=9))
     assert not any(p.exists() for p in stale) and other.exists()  # ours cleaned at the start, others left
     assert (tmp_path / "run.ckpt.prev").exists()  # kept by a copy where links fail
     mask = os.umask(0o022)
     os.umask(mask)
-    result = shapley_modes(nonlinear_game, 9, n_permutations=2, seed=1, progress=False)
+    result = shapley_modes(nonlinear_game, 9, Budget(orderings=2), seed=1, progress=False)
     path = result.save(tmp_path / "result.npz")
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # a normal file, not mkstemp's 0600

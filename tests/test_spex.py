@@ -9,6 +9,7 @@ from games import Counting, exact_interactions, planted_game
 if importlib.util.find_spec("spectralexplain") is None:
     pytest.skip("SPEX is not installed (pip install -e '.[interactions]')", allow_module_level=True)
 
+from common import Budget  # noqa: E402
 from common.spex import INDICES, sparse_interactions, spex_interactions  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def test_every_index_seeded_and_checked():
 
 def test_screen_with_spex_then_refine_the_top_pairs_with_error_bars():
     game, planted = planted_game(10, 1, seed=2)
-    result = sparse_interactions(lambda c: game(c)[:, 0], 10, budget=3000, top=4, n_permutations=400, seed=0,
+    result = sparse_interactions(lambda c: game(c)[:, 0], 10, Budget(orderings=400), spex_budget=3000, top=4, seed=0,
                                  progress=False)
     table = result.table()
     assert sorted(tuple(sorted(p)) for p in result.pairs.tolist()[:3]) == planted[0]

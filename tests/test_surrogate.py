@@ -3,9 +3,10 @@ variate. Against exact Shapley modes of a saturating game, where the surrogate m
 network that is nearly additive, where it must not hurt; what it asks of the game; checkpoints; merging."""
 import numpy as np
 import pytest
-from games import Counting, assert_resumes_bit_identically, coverage_floor, network_game, saturating
+from games import (Counting, ShardedRunner, assert_resumes_bit_identically, coverage_floor, network_game,
+                   problem_for, saturating)
 
-from common import Compute, TargetSE, shapley_modes
+from common import Budget, Compute, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 N = 10
@@ -19,7 +20,7 @@ def truths():
 
 
 def run(game, n, k, seed=0, estimator="surrogate", **kwargs):
-    return shapley_modes(game, n, n_permutations=k, seed=seed, sampler="orthogonal", estimator=estimator,
+    return shapley_modes(game, n, Budget(orderings=k), seed=seed, sampler="orthogonal", estimator=estimator,
                          progress=False, **kwargs)
 
 
@@ -67,7 +68,7 @@ def test_asks_what_chain_kernel_asks_and_nothing_more():
     game = Counting(saturating)
     k = 3 * 2 * (N - 1)  # three groups: a pair and one left without a partner, which enters plain
     r = run(game, N, k, compute=Compute(batch_size=7))
-    assert game.coalitions == r.metadata["coalitions"] == 2 + 2 * N + k * (N - 3)
+    assert game.coalitions == game.distinct == r.evaluations <= 2 + 2 * N + k * (N - 3)
     assert max(game.sizes) <= 7
     assert np.isfinite(r.se).all() and r.efficiency_gap() < 1e-10
 
@@ -83,22 +84,10 @@ def test_resumed_run_is_bit_identical(tmp_path, batch_size):
 @pytest.mark.parametrize("groups, cut", [(2, 1), (4, 2)])
 def test_state_merges_over_disjoint_orderings(groups, cut):
     """Halves merge into the whole; groups left without a partner in each half pair up when merged."""
-    from common.estimators import SurrogateModes
-    from common.orderings import sample
-    g = 2 * (N - 1)
-    orderings = sample("orthogonal", N, groups * g, 4)
-    values = saturating(np.concatenate([np.ones((1, N), bool), np.eye(N, dtype=bool), ~np.eye(N, dtype=bool),
-                                        np.zeros((1, N), bool)]))
-    intact, border = values[0], values[1:]
-
-    def walked(rows):
-        est = SurrogateModes(N, intact, g, border=border)
-        est.fold(saturating(est.plan(orderings.orderings[rows], rows.start)))
-        return est
-    whole = walked(slice(0, groups * g))
-    first, second = walked(slice(0, cut * g)), walked(slice(cut * g, groups * g))
-    first.merge(second)
-    a, b = whole.finish(), first.finish()
+    from common.estimators import Surrogate
+    problem = problem_for(saturating, N, Budget(orderings=groups * 2 * (N - 1)), seed=4)
+    a = Surrogate(problem, sampler="orthogonal").run(ShardedRunner(saturating))
+    b = Surrogate(problem, sampler="orthogonal").run(ShardedRunner(saturating, [cut]))
     np.testing.assert_allclose(b["modes"], a["modes"], atol=1e-10)
     np.testing.assert_allclose(b["se"], a["se"], atol=1e-10)
 
@@ -108,7 +97,7 @@ def test_target_se_stops_at_the_first_check_point_below_it():
     target = 1.25 * run(saturating, N, 12 * group).se.max()  # about 12 / 1.25^2 = 8 groups reach it
     first, again = (run(saturating, N, 16 * group, target=TargetSE(target),
                         compute=Compute(batch_size=(N - 3) * group)) for _ in range(2))
-    assert 2 * group < first.n_permutations < 16 * group and first.n_permutations % group == 0
+    assert 2 * group < first.orderings < 16 * group and first.orderings % group == 0
     assert first.se.max() <= target and first.metadata["target_reached"]
     np.testing.assert_array_equal(first.modes, again.modes)
 

@@ -14,85 +14,86 @@ shrink with the group's size. State: ten O(n x output) float64 arrays and two n 
 """
 import numpy as np
 
-from ..moments import Moments
-from .chain_walk import ChainWalk, Group, OnChainWalk, unfit
+from ..orderings import SAMPLERS
+from .base import Estimator, intact_and_empty
+from .chain_walk import STATE_VERSION, ChainWalk, KernelEstimate, chain_rows, prologue, unfit
+from .walking import (OrderingStream, first_unit_cost, fixed_units, group_of, refuses_orderings,
+                      resolve_sampler)
 
-class ChainKernelModes(OnChainWalk):
+
+def refuses_chains(name: str, problem, sampler: str) -> str | None:
+    """chain-kernel's and the surrogate's refusals: too few players, groups smaller than n, too few orderings."""
+    why = unfit(problem.n_players, group_of(problem, sampler), name)
+    if why:
+        return why + " (sampler='auto' takes orthogonal where the budget buys two of its groups)"
+    return refuses_orderings(name, problem, sampler)
+
+
+def chains_minimum(problem, sampler: str) -> int:
+    """The prologue, the ends and one sampler group of chains."""
+    name = resolve_sampler(problem, sampler)
+    group = SAMPLERS[name].group(problem.n_players)
+    orderings = OrderingStream(name, problem.n_players, problem.seed).get(0, group)
+    return first_unit_cost(chain_rows(orderings), prologue(problem.n_players))
+
+
+class ChainKernel(Estimator):
     name = "chain-kernel"
     about = ("the chain mean averaged with a KernelSHAP regression on the same chains, which skip the coalitions of "
              "size 0, 1 and n-1 (evaluated once): n-3 evaluations an ordering; needs sampler groups of at least n "
              "orderings (orthogonal, latin, latin-antithetic)")
+    settings = dict(sampler="auto")
+    walks_orderings = True
 
-    def __init__(self, n_players, intact, group=1, dtype=np.float64, border=None):
-        why = unfit(n_players, group, self.name)
-        if why:
-            raise ValueError(why)
-        super().__init__(n_players, intact, group, dtype)
-        self.walk = ChainWalk(n_players, self.intact, self.group, border, self.fold_group)
-        self.rows_per_ordering = self.walk.rows_per_ordering
-        d = self.intact.size
-        self.moments = Moments(2, n_players, (d,))  # per group: the chain mean p and the group's own regression k
-        self.b_sum, self.gram_sum = np.zeros((n_players, d)), np.zeros((n_players, n_players))  # pooled regression
+    @classmethod
+    def refuses(cls, problem, sampler="auto"):
+        return refuses_chains(cls.name, problem, sampler)
 
-    def fold_group(self, group: Group):
-        """Fold one group's chain mean and own regression into the moments, its regression sums into the pooled."""
-        self.moments.add(np.stack([group.p, self.walk.regression(group.b, group.gram)]))
-        self.b_sum += group.b
-        self.gram_sum += group.gram
+    @classmethod
+    def minimum_evaluations(cls, problem, sampler="auto"):
+        return chains_minimum(problem, sampler)
 
-    @property
-    def groups(self) -> int:
-        return int(self.moments.count[0])
+    @classmethod
+    def state_bytes(cls, problem, sampler="auto"):
+        n, d = problem.n_players, problem.output_size
+        return n * d * (10 * 8 + np.dtype(problem.dtype).itemsize) + 3 * n * n * 8 + (2 * n + 1) * d * 8
+
+    def __init__(self, problem, *, sampler="auto"):
+        super().__init__(problem)
+        self.sampler = resolve_sampler(problem, sampler)
+        self.orderings = OrderingStream(self.sampler, self.n, problem.seed)
+        self.group = self.orderings.group
+        self.rows_per_unit = self.group * (self.n - 3)
+        self.units = fixed_units(problem, self.group)
+
+    def config(self):
+        return dict(super().config(), sampler=self.sampler, state_version=STATE_VERSION)
+
+    def run(self, runner):
+        intact = runner.evaluate(intact_and_empty(self.n))[0]
+        border = runner.evaluate(np.concatenate([prologue(self.n), intact_and_empty(self.n)[1:]]))
+        self.walk = ChainWalk(self.n, intact, self.group, border, self.fold_group)
+        self.kernel = KernelEstimate(self.walk)
+        runner.walk(self)
+        return self.kernel.finish((self.n, *self.output_shape), self.dtype)
+
+    def fold_group(self, group):
+        self.kernel.add(group)
+
+    def plan(self, first, stop):
+        return self.walk.plan(self.orderings.get(first * self.group, stop * self.group), first * self.group)
+
+    def fold(self, values):
+        self.walk.fold(values)
 
     def state(self):
-        m = self.moments
-        return dict(est_count=m.count, est_mean=m.mean, est_m2=m.m2, b_sum=self.b_sum, gram_sum=self.gram_sum)
+        return self.kernel.state()
 
     def load_state(self, arrays):
-        self.moments.load(arrays["est_count"], arrays["est_mean"], arrays["est_m2"])
-        for name in ("b_sum", "gram_sum"):
-            getattr(self, name)[...] = arrays[name]
+        self.kernel.load_state(arrays)
 
     def merge(self, other):
-        self.moments.merge(other.moments)
-        self.b_sum += other.b_sum
-        self.gram_sum += other.gram_sum
-
-    def weight_of_regression(self) -> float:
-        """The weight a of the regression in (1 - a) chain mean + a regression that minimises the summed variance
-        over every mode element, from the groups' spread; 1/2 until there are two groups or when neither varies.
-        One number for all elements, so that it is estimated from all of them."""
-        if self.groups < 2:
-            return 0.5
-        (var_p, cov), (_, var_k) = self.moments.covariance_sums()
-        spread = var_p + var_k - 2 * cov
-        return 0.5 if spread <= 1e-300 else float(np.clip((var_p - cov) / spread, 0.0, 1.0))
+        self.kernel.merge(other.kernel)
 
     def max_se(self, relative=False):
-        if self.groups < 2:
-            return float("inf")
-        a = self.weight_of_regression()
-        se = self.moments.max_standard_error((1 - a, a))
-        if not relative:
-            return se
-        scale = self.moments.value_range((1 - a, a))
-        return se / scale if scale > 0 else float("inf")
-
-    def pooled_regression(self):
-        """The regression on every group's chains at once (its bias shrinks as groups are added)."""
-        return self.walk.regression(self.b_sum / self.groups, self.gram_sum / self.groups)
-
-    def finish(self):
-        shape = (self.n, *self.intact.shape)
-        m = self.groups
-        if m == 0:
-            raise ValueError("no sampler group was walked: nothing to estimate")
-        a = self.weight_of_regression()
-        modes = ((1 - a) * self.moments.mean[0] + a * self.pooled_regression()).reshape(shape).astype(self.dtype)
-        se = self.moments.standard_error_array((1 - a, a)).reshape(shape)
-        return dict(modes=modes, se=se.astype(self.dtype), weight_of_regression=a, se_dof=m - 1)
-
-    @staticmethod
-    def state_bytes(n_players: int, output_size: int, itemsize: int = 8) -> int:
-        """About how much memory the estimator's arrays take (ChainMeanModes': 2 or 3 x n x output x itemsize)."""
-        return n_players * output_size * (10 * 8 + itemsize) + 3 * n_players * n_players * 8
+        return self.kernel.max_se(relative)

@@ -1,76 +1,82 @@
-"""First-order Shapley modes from lesion chains (msapy's lazy walk, many coalitions per call).
+"""First-order Shapley modes as the mean marginal contribution along lesion chains: msapy's estimator, many
+coalitions per call (chains.py holds the accumulator).
 
-For each ordering, start from the intact network and lesion the players one by one; the drop in value at each
-step is that player's marginal contribution. One sample is the mean contribution over a sampler group (one
-ordering for iid, an ordering and its reverse for antithetic); a per-player running mean and variance
-(Welford) of the samples gives the modes and their standard errors in O(n x output size) memory.
+It walks orderings, in the sampler's groups: the paper's iid orderings, or antithetic pairs, Latin blocks,
+orthogonal codes. n planned coalitions an ordering, of which the coalition cache sends each distinct one once (the
+empty coalition ends every chain; the chains of few players revisit theirs).
 """
 import numpy as np
 
-from ..running_stats import RunningModes
-from .base import Estimator, chain_coalitions
+from ..orderings import SAMPLERS
+from .base import Estimator, chain_coalitions, intact_and_empty
+from .chains import ChainContributions
+from .walking import OrderingStream, first_unit_cost, fixed_units, refuses_orderings, resolve_sampler
 
 
-class ChainMeanModes(Estimator):
+class ChainMean(Estimator):
     name = "chain"
     about = "the mean marginal contribution along each ordering's lesion chain (msapy's estimator)"
+    settings = dict(sampler="auto")
+    walks_orderings = True
+    msapy_parity = True
 
-    def __init__(self, n_players, intact, group=1, dtype=np.float64):
-        super().__init__(n_players, intact, group, dtype)
-        self.rows_per_ordering = n_players
-        self.stats = RunningModes(n_players, self.intact.shape, dtype)
-        self.pending = np.zeros_like(self.stats.mean) if self.group > 1 else None  # sums inside a group
+    @classmethod
+    def refuses(cls, problem, sampler="auto"):
+        return refuses_orderings(cls.name, problem, sampler)
 
-    def plan(self, orderings, first):
-        self.orderings, self.first, self.row = orderings, first, 0
-        self.previous = self.intact
+    @classmethod
+    def minimum_evaluations(cls, problem, sampler="auto"):
+        name = resolve_sampler(problem, sampler)
+        group = SAMPLERS[name].group(problem.n_players)
+        return first_unit_cost(chain_coalitions(OrderingStream(name, problem.n_players, problem.seed).get(0, group)))
+
+    @classmethod
+    def state_bytes(cls, problem, sampler="auto"):
+        return 3 * problem.n_players * problem.output_size * np.dtype(problem.dtype).itemsize
+
+    def __init__(self, problem, *, sampler="auto"):
+        super().__init__(problem)
+        self.sampler = resolve_sampler(problem, sampler)
+        self.orderings = OrderingStream(self.sampler, self.n, problem.seed)
+        self.group = self.orderings.group
+        self.rows_per_unit = self.group * self.n
+        self.units = fixed_units(problem, self.group)
+        self.chains = ChainContributions(self.n, self.output_shape, self.group, self.dtype)
+
+    def config(self):
+        return dict(super().config(), sampler=self.sampler)
+
+    def run(self, runner):
+        self.chains.intact = runner.evaluate(intact_and_empty(self.n))[0]
+        if runner.oracle:  # msapy walks the same orderings and computes this very mean itself
+            modes = runner.oracle_modes(self)
+            return dict(modes=modes, se=np.full_like(modes, np.nan))
+        runner.walk(self)
+        return self.chains.finish()
+
+    def walked_orderings(self) -> np.ndarray:
+        return self.orderings.get(0, self.units * self.group)
+
+    def plan(self, first, stop):
+        orderings = self.orderings.get(first * self.group, stop * self.group)
+        self.chains.start(orderings, first * self.group)
+        self.row = 0
         return chain_coalitions(orderings)
 
     def fold(self, values):
         rows = np.arange(self.row, self.row + len(values))
         self.row += len(values)
         which, step = np.divmod(rows, self.n)
-        self._fold_chain(which, step, values)
-
-    def _fold_chain(self, which, step, values):
-        """Fold consecutive chain rows (of ordering `which`, lesion `step`) in as marginal contributions."""
-        before = np.concatenate([self.previous[None], values[:-1]])
-        before[step == 0] = self.intact
-        contributions = before - values
-        self.previous = values[-1]
-        for j in np.unique(which):  # one segment per ordering: each player appears at most once in it
-            seg = which == j
-            self._update(self.stats, self.pending, self.orderings[j, step[seg]], contributions[seg], j)
-
-    def _update(self, stats, pending, index, samples, j):
-        """Fold ordering j's samples into `stats`: as they are, or as the mean over j's sampler group."""
-        position = (self.first + j) % self.group
-        if self.group == 1:
-            stats.update(index, samples)
-        elif position == 0:
-            pending[index] = samples
-        elif position < self.group - 1:
-            pending[index] += samples
-        else:
-            stats.update(index, (pending[index] + samples) / self.group)
+        self.chains.fold(which, step, values)
 
     def state(self):
-        return dict(count=self.stats.count, mean=self.stats.mean, m2=self.stats.m2)
+        return self.chains.state()
 
     def load_state(self, arrays):
-        self.stats.load(arrays["count"], arrays["mean"], arrays["m2"])
+        self.chains.load_state(arrays)
 
     def merge(self, other):
-        self.stats.merge(other.stats)
+        self.chains.stats.merge(other.chains.stats)
 
     def max_se(self, relative=False):
-        se = self.stats.max_standard_error()
-        if not relative or not np.isfinite(se):
-            return se
-        scale = self.stats.value_range()
-        return se / scale if scale > 0 else float("inf")
-
-    def finish(self):
-        dof = int(self.stats.count.min()) - 1  # samples (orderings, or sampler groups) less one
-        se = self.stats.standard_error(consume=True)
-        return dict(modes=self.stats.mean, se=se, se_dof=dof)
+        return self.chains.max_se(relative)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Estimator, chain_coalitions
+from ..moments import Moments
+from .base import chain_coalitions
 
 MIN_PLAYERS = 4  # below this every coalition is in the prologue: enumerate instead (common.exact)
 STATE_VERSION = 2  # the moments of the estimates in one array (common.moments); version 1 named them apart
@@ -22,7 +23,7 @@ def unfit(n_players: int, group: int, name: str = "chain-kernel") -> str | None:
     None where it can."""
     if n_players < MIN_PLAYERS:
         return (f"the {name} estimator needs at least {MIN_PLAYERS} players, got {n_players}: use "
-                "estimator='chain', or common.exact.exact_shapley_modes")
+                "estimator='chain' or 'kadd'")
     # Each group's own regression gives the weight and the error bars, so a group must hold many more coalitions
     # than there are players: with antithetic pairs of 200-unit chains, each pair's regression leaned on the
     # size-1 and n-1 coalitions (the same in every pair), its spread understated the pooled regression's, and the
@@ -31,6 +32,12 @@ def unfit(n_players: int, group: int, name: str = "chain-kernel") -> str | None:
         return (f"the {name} estimator needs sampler groups of at least as many orderings as players "
                 f"(orthogonal, latin, latin-antithetic), got groups of {group} for {n_players} players")
     return None
+
+
+def chain_rows(orderings: np.ndarray) -> np.ndarray:
+    """The chains' coalitions without their first step and last two (in the prologue): n - 3 an ordering."""
+    k, n = orderings.shape
+    return chain_coalitions(orderings).reshape(k, n, n)[:, 1:n - 2].reshape(-1, n)
 
 
 def prologue(n_players: int) -> np.ndarray:
@@ -96,8 +103,7 @@ class ChainWalk:
 
     def plan(self, orderings, first):
         self.orderings, self.first, self.row = orderings, first, 0
-        n = self.n
-        return chain_coalitions(orderings).reshape(len(orderings), n, n)[:, 1:n - 2].reshape(-1, n)
+        return chain_rows(orderings)
 
     def fold(self, values):
         values = np.asarray(values).reshape(len(values), -1)
@@ -145,23 +151,65 @@ class ChainWalk:
         return constrained_fit(gram + self.border_gram, b + self.border_b, self.total if total is None else total)
 
 
-class OnChainWalk(Estimator):
-    """The base of estimators whose coalitions are a ChainWalk's (`self.walk`): chain-kernel and the surrogate."""
-    walk: ChainWalk
+class KernelEstimate:
+    """The chain mean and the KernelSHAP regression of the same chains, group by group, and their weighted average
+    (chain_kernel.py says why): the moments of the two estimates over groups, and the pooled regression sums."""
 
-    @classmethod
-    def refuses(cls, n_players, group, n_orderings):
-        return unfit(n_players, group, cls.name)
+    def __init__(self, walk: ChainWalk):
+        n, d = walk.n, walk.intact.size
+        self.walk = walk
+        self.moments = Moments(2, n, (d,))  # per group: the chain mean p and the group's own regression k
+        self.b_sum, self.gram_sum = np.zeros((n, d)), np.zeros((n, n))  # the pooled regression's sums
 
-    @staticmethod
-    def prologue(n_players):
-        return prologue(n_players)
+    def add(self, group: Group):
+        """Fold one group's chain mean and own regression into the moments, its regression sums into the pooled."""
+        self.moments.add(np.stack([group.p, self.walk.regression(group.b, group.gram)]))
+        self.b_sum += group.b
+        self.gram_sum += group.gram
 
-    def config(self):
-        return dict(super().config(), state_version=STATE_VERSION)
+    @property
+    def groups(self) -> int:
+        return int(self.moments.count[0])
 
-    def plan(self, orderings, first):
-        return self.walk.plan(orderings, first)
+    def state(self):
+        m = self.moments
+        return dict(est_count=m.count, est_mean=m.mean, est_m2=m.m2, b_sum=self.b_sum, gram_sum=self.gram_sum)
 
-    def fold(self, values):
-        self.walk.fold(values)
+    def load_state(self, arrays):
+        self.moments.load(arrays["est_count"], arrays["est_mean"], arrays["est_m2"])
+        self.b_sum[...], self.gram_sum[...] = arrays["b_sum"], arrays["gram_sum"]
+
+    def merge(self, other: "KernelEstimate"):
+        self.moments.merge(other.moments)
+        self.b_sum += other.b_sum
+        self.gram_sum += other.gram_sum
+
+    def weight_of_regression(self) -> float:
+        """The weight a of the regression in (1 - a) chain mean + a regression that minimises the summed variance
+        over every mode element, from the groups' spread; 1/2 until there are two groups or when neither varies.
+        One number for all elements, so that it is estimated from all of them."""
+        if self.groups < 2:
+            return 0.5
+        (var_p, cov), (_, var_k) = self.moments.covariance_sums()
+        spread = var_p + var_k - 2 * cov
+        return 0.5 if spread <= 1e-300 else float(np.clip((var_p - cov) / spread, 0.0, 1.0))
+
+    def max_se(self, relative=False):
+        if self.groups < 2:
+            return float("inf")
+        a = self.weight_of_regression()
+        se = self.moments.max_standard_error((1 - a, a))
+        if not relative:
+            return se
+        scale = self.moments.value_range((1 - a, a))
+        return se / scale if scale > 0 else float("inf")
+
+    def finish(self, shape: tuple, dtype) -> dict:
+        m = self.groups
+        if m == 0:
+            raise ValueError("no sampler group was walked: nothing to estimate")
+        a = self.weight_of_regression()
+        pooled = self.walk.regression(self.b_sum / m, self.gram_sum / m)  # its bias shrinks as groups are added
+        modes = ((1 - a) * self.moments.mean[0] + a * pooled).reshape(shape).astype(dtype)
+        se = self.moments.standard_error_array((1 - a, a)).reshape(shape)
+        return dict(modes=modes, se=se.astype(dtype), weight_of_regression=a, se_dof=m - 1)

@@ -3,7 +3,7 @@ the budget allows, paired KernelSHAP below.
 
 The game is fitted by least squares, with the Shapley kernel's weights, by the best game of order two:
 v(S) ~ v(empty) + sum_{i in S} m_i + sum_{i < j in S} m_ij, constrained to be exact on the intact network. Its
-Shapley values, m_i + 1/2 sum_j m_ij, are the modes: with every coalition they equal the game's own (tested), and
+Shapley values, m_i + 1/2 sum_j m_ij, are the modes: on a game of order two they are its own (tested), and
 with a sample they keep what the pairs of units explain, which the chains leave as noise. One design matrix serves
 every output element: one solve, many right-hand sides. The pairs' coefficients take the ridge penalty whose fit
 best predicts held-out coalitions: none on a game of order two, more where higher orders leave noise in few
@@ -12,9 +12,10 @@ above MAX_ORDER_2_PARAMETERS coefficients, the order-1 game (KernelSHAP, n coeff
 complementary pairs (with pairs, the order-2 terms would cancel out of the Shapley values anyway).
 
 The coalitions (coalition_plan.py) are drawn once for the whole run from the seed, distinct and stratified by
-size; the order-2 fit takes them unpaired (20% more accurate than pairs at 4n orderings' worth). The run's
-orderings only say how many coalitions to evaluate (n an ordering, the plain chain's cost): blocks of orderings
-take consecutive slices of the plan, so a resumed run or a Ray shard evaluates exactly the same coalitions.
+size, as many as the budget buys beside the intact and empty ones (a budget that buys every coalition gets the
+exact values instead: common/estimators/exact.py); the order-2 fit takes them unpaired (20% more accurate than
+pairs at 4n orderings' worth). The walk's units are n consecutive coalitions of the plan, so a resumed run or a
+Ray shard evaluates exactly the same coalitions.
 
 Error bars: the design-based variance of the fit, linearised (each unit of the sample's residual through the
 fit's influence, the residual scaled up by its leverage: HC3), within each stratum and with the
@@ -23,10 +24,11 @@ freedom (Satterthwaite's, the 10th percentile over elements) are recorded, and `
 interval where they are few. The state is every value evaluated, (coalitions, output) floats: `auto` takes it only
 where that and the normal matrix fit. The fit needs the whole plan, so the estimator cannot stop at a target SE.
 """
+import math
+
 import numpy as np
 
-from ..exact import shapley_coefficients
-from .base import Estimator
+from .base import Estimator, intact_and_empty
 from .coalition_plan import stratified_coalitions
 
 MIN_PLAYERS = 3
@@ -41,6 +43,18 @@ MAX_ORDER_2_PARAMETERS = 4096
 RIDGE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 LOO_ROWS = 2048
 CHUNK = 4096  # rows of the design matrix built at a time
+# auto takes it from min(n/2, RECOMMENDED_ORDERINGS_PER_ROOT_N sqrt(n)) orderings' worth (its first-order fit
+# overtook antithetic orderings at 4, 6, 9 and 11 on MLPs of 12, 20, 32 and 60 units), where its fit costs under a
+# tenth of the evaluations at about this much per coalition and squared coefficient (2-9e-10 s measured on one
+# CPU core at 20-64 units)
+RECOMMENDED_ORDERINGS_PER_ROOT_N = 1.6
+SECONDS_PER_ROW_PARAMETER2 = 1e-9
+
+
+def planned_rows(problem) -> int:
+    """The coalitions of its plan: the budget less the intact and empty ones, fewer than all the others (a budget
+    that buys every coalition gets the exact values instead)."""
+    return max(min(problem.evaluations - 2, 2 ** min(problem.n_players, 62) - 3), 0)
 
 
 def parameters(n_players: int, order: int = 2) -> int:
@@ -48,67 +62,82 @@ def parameters(n_players: int, order: int = 2) -> int:
     return n_players + (n_players * (n_players - 1) // 2 if order == 2 else 0)
 
 
-class KAddModes(Estimator):
+class KAdd(Estimator):
     name = "kadd"
     about = ("a Shapley-kernel regression of order 2 (kADD-SHAP; order 1 on complementary pairs for small budgets) "
-             "on distinct coalitions stratified by size: n evaluations an ordering, state (coalitions x output); "
-             "cannot stop at a target SE")
+             "on distinct coalitions stratified by size, its own plan for the whole budget; state (coalitions x "
+             "output); cannot stop at a target SE")
     stops_early = False
-    takes_run = True
+    distinct_plan = True
 
     @classmethod
-    def refuses(cls, n_players, group, n_orderings):
-        if n_players < MIN_PLAYERS:
-            return (f"the {cls.name} estimator needs at least {MIN_PLAYERS} players, got {n_players}: use "
-                    "common.exact.exact_shapley_modes")
-        if n_orderings < 2:
-            return f"the {cls.name} estimator needs at least 2 orderings' worth of evaluations, got {n_orderings}"
+    def refuses(cls, problem):
+        n = problem.n_players
+        if n < MIN_PLAYERS:
+            return f"the {cls.name} estimator needs at least {MIN_PLAYERS} players, got {n}: use estimator='chain'"
         return None
 
-    @staticmethod
-    def order_for(n_players: int, n_orderings: int) -> int:
-        """2 where the plan buys ORDER_2_ROWS_PER_PARAMETER coalitions per coefficient of the order-2 game (or
-        every coalition) and it has at most MAX_ORDER_2_PARAMETERS, else 1."""
-        p, rows = parameters(n_players, 2), n_orderings * n_players
-        enough = rows >= ORDER_2_ROWS_PER_PARAMETER * p or rows >= 2 ** min(n_players, 60) - 2
-        return 2 if enough and p <= MAX_ORDER_2_PARAMETERS else 1
+    @classmethod
+    def minimum_evaluations(cls, problem):
+        return 2 * problem.n_players + 2  # two orderings' worth: complementary pairs to fit n coefficients
+
+    @classmethod
+    def recommended(cls, problem):
+        """From min(n/2, RECOMMENDED_ORDERINGS_PER_ROOT_N sqrt n) orderings' worth, up to MAX_ORDER_2_PARAMETERS
+        coefficients of the order-2 game."""
+        n = problem.n_players
+        enough = min(n / 2, RECOMMENDED_ORDERINGS_PER_ROOT_N * math.sqrt(n))
+        return problem.budget.orderings_worth(n) >= enough and parameters(n, 2) <= MAX_ORDER_2_PARAMETERS
+
+    @classmethod
+    def state_bytes(cls, problem):
+        """Every value, and the normal matrix with its inverse."""
+        n, rows = problem.n_players, planned_rows(problem)
+        p = parameters(n, cls.order_for(n, rows))
+        return rows * (problem.output_size * 8 + n + 24) + p * (3 * p + 2 * problem.output_size) * 8
+
+    @classmethod
+    def fit_seconds(cls, problem):
+        n, rows = problem.n_players, planned_rows(problem)
+        return SECONDS_PER_ROW_PARAMETER2 * rows * parameters(n, cls.order_for(n, rows)) ** 2
 
     @staticmethod
-    def most_orderings(n_players):
-        """Every coalition but the intact and empty ones: the regression is then exact."""
-        return -(-(2 ** n_players - 2) // n_players) if n_players < 40 else None
+    def order_for(n_players: int, rows: int) -> int:
+        """2 where the plan holds ORDER_2_ROWS_PER_PARAMETER coalitions per coefficient of the order-2 game and it
+        has at most MAX_ORDER_2_PARAMETERS, else 1."""
+        p = parameters(n_players, 2)
+        return 2 if rows >= ORDER_2_ROWS_PER_PARAMETER * p and p <= MAX_ORDER_2_PARAMETERS else 1
 
-    @staticmethod
-    def prologue(n_players):
-        return np.zeros((0, n_players), bool)  # only the fully lesioned network's value, as `border`
-
-    def __init__(self, n_players, intact, group=1, dtype=np.float64, *, border=None, n_orderings, seed):
-        why = self.refuses(n_players, group, n_orderings)
-        if why:
-            raise ValueError(why)
-        super().__init__(n_players, intact, group, dtype)
-        self.rows_per_ordering = n_players
-        self.n_orderings, self.seed = int(n_orderings), int(seed)
-        self.order = self.order_for(n_players, n_orderings)
-        self.design = stratified_coalitions(n_players, n_orderings * n_players, seed, paired=self.order == 1)
+    def __init__(self, problem):
+        super().__init__(problem)
+        n = self.n
+        rows = planned_rows(problem)
+        self.order = self.order_for(n, rows)
+        self.design = stratified_coalitions(n, rows, problem.seed, paired=self.order == 1)
         self.coalitions, self.weight = self.design.coalitions, self.design.weight
-        if border is None or len(border) != 1:
-            raise ValueError("border: the fully lesioned network's value, shape (1, *output)")
-        self.empty = np.asarray(border[0], np.float64).reshape(-1)
-        self.values = np.zeros((len(self.coalitions), self.intact.size))
+        self.rows_per_unit = n
+        self.units = -(-len(self.coalitions) // n)
+        d = self.problem.output_size
+        self.values = np.zeros((len(self.coalitions), d))
         self.filled = np.zeros(len(self.coalitions), bool)
         self.fitted = None  # the last fit (max_se and finish both ask for it)
 
     def config(self):
         return dict(super().config(), planned=len(self.coalitions))
 
-    def plan(self, orderings, first):
-        """The next slice of the run's plan; rows past its end (a plan shorter than the budget: every coalition)
-        repeat the intact network, whose values are not used."""
-        r = self.rows_per_ordering
-        self.cursor, stop = first * r, (first + len(orderings)) * r
-        rows = self.coalitions[self.cursor:stop]
-        return np.concatenate([rows, np.ones((stop - self.cursor - len(rows), self.n), bool)])
+    def run(self, runner):
+        intact, empty = runner.evaluate(intact_and_empty(self.n))
+        self.intact, self.empty = np.asarray(intact), np.asarray(empty, np.float64).reshape(-1)
+        runner.walk(self)
+        return self.finish()
+
+    def plan(self, first, stop):
+        """Units [first, stop) of the plan, n coalitions each; rows past its end repeat the intact coalition, which
+        the cache holds (its values are not used)."""
+        r = self.rows_per_unit
+        self.cursor, end = first * r, stop * r
+        rows = self.coalitions[self.cursor:end]
+        return np.concatenate([rows, np.ones((end - self.cursor - len(rows), self.n), bool)])
 
     def fold(self, values):
         values = np.asarray(values, np.float64).reshape(len(values), -1)
@@ -158,8 +187,6 @@ class KAddModes(Estimator):
     def _solve(self):
         """The constrained weighted least squares, and its design-based standard errors."""
         n, d = self.n, self.intact.size
-        if (self.design.units == self.design.population).all():
-            return self._enumerated()
         total = self.intact.reshape(d).astype(np.float64) - self.empty
         p = parameters(n, self.order)
         gram, b = np.zeros((p, p)), np.zeros((p, d))
@@ -200,15 +227,6 @@ class KAddModes(Estimator):
         dof = float(np.percentile(variance[spread] ** 2 / shares[spread], 10)) if spread.any() else float("inf")
         return modes, np.sqrt(variance), dof, ridge
 
-    def _enumerated(self):
-        """Every coalition is in: the Shapley values themselves (what the fit would return, without building it).
-        The plan holds neither the empty nor the intact coalition, whose weights are -1/n and 1/n for every
-        player."""
-        d = self.intact.size
-        modes = shapley_coefficients(self.coalitions).T @ (self.values - self.empty)  # v(empty)'s term drops out
-        modes += (self.intact.reshape(d) - self.empty) / self.n
-        return modes, np.zeros((self.n, d)), float("inf"), 0.0
-
     def _ridge(self, gram, b, total):
         """(ridge, scale): the penalty on the pairs' coefficients is ridge x scale, where scale is their mean
         diagonal x coefficients / coalitions and ridge the one of RIDGE_GRID whose fit predicts held-out values best
@@ -226,12 +244,6 @@ class KAddModes(Estimator):
             leverage = ((x @ project) * x).sum(1) * w
             return float((w[:, None] * ((y - x @ coef) / np.maximum(1 - leverage, 1e-9)[:, None]) ** 2).sum())
         return min(RIDGE_GRID, key=held_out_error), scale
-
-    @staticmethod
-    def state_bytes(n_players: int, output_size: int, n_orderings: int) -> int:
-        """About how much memory the estimator takes: every value, and the normal matrix with its inverse."""
-        p = parameters(n_players, KAddModes.order_for(n_players, n_orderings))
-        return n_orderings * n_players * (output_size * 8 + n_players + 24) + p * (3 * p + 2 * output_size) * 8
 
 
 def _constrained(gram, b, total):

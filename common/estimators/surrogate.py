@@ -29,9 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..moments import Moments
-from .base import chain_coalitions
-from .chain_walk import ChainWalk, Group, OnChainWalk, constrained_fit, prologue, unfit
+from .base import Estimator, chain_coalitions, intact_and_empty
+from .chain_kernel import chains_minimum, refuses_chains
+from .chain_walk import STATE_VERSION, ChainWalk, Group, constrained_fit, prologue
 from .surrogate_fit import MAX_FIT_ROWS, SURROGATE_SEED, fit_surrogate, surrogate_shapley
+from .walking import OrderingStream, fixed_units, group_of, resolve_sampler
+
+RECOMMENDED_MAX_OUTPUT = 1024  # auto takes it for outputs of up to this many elements (scores, accuracies)
+SECONDS_PER_GROUP = 1.0  # its fits' cost, by rule, for auto
 
 
 def kept_orderings(n_players: int, group: int) -> int:
@@ -91,7 +96,7 @@ def control_variate(walk: ChainWalk, group: Group, surrogate, phi: np.ndarray) -
                           total + phi.sum(0) - walk.total, beta)
 
 
-class SurrogateModes(OnChainWalk):
+class Surrogate(Estimator):
     name = "surrogate"
     about = ("chain-kernel with a small network fitted to the game as a control variate (cross-fitted, no extra "
              "game evaluations)")
@@ -101,15 +106,47 @@ class SurrogateModes(OnChainWalk):
     SUMS = ("b_sum", "b_cv", "gram_sum", "cv_b", "cv_total", "beta_sum", "pending", "pending_first",
             "pending_orders", "pending_chains", "pending_p", "pending_b", "pending_gram")
 
-    def __init__(self, n_players, intact, group=1, dtype=np.float64, border=None):
-        why = unfit(n_players, group, self.name)
-        if why:
-            raise ValueError(why)
-        super().__init__(n_players, intact, group, dtype)
-        n, d = n_players, self.intact.size
-        self.walk = ChainWalk(n, self.intact, self.group, border, self._group_done,
-                              keep=kept_orderings(n, self.group))
-        self.rows_per_ordering = self.walk.rows_per_ordering
+    settings = dict(sampler="auto")
+    walks_orderings = True
+    shard_multiple = 2  # the cross-fitted pairs of groups: a shard holds whole pairs, so Ray pairs as a local run
+
+    @classmethod
+    def refuses(cls, problem, sampler="auto"):
+        return refuses_chains(cls.name, problem, sampler)
+
+    @classmethod
+    def minimum_evaluations(cls, problem, sampler="auto"):
+        return chains_minimum(problem, sampler)
+
+    @classmethod
+    def recommended(cls, problem, sampler="auto"):
+        return problem.output_size <= RECOMMENDED_MAX_OUTPUT
+
+    @classmethod
+    def state_bytes(cls, problem, sampler="auto"):
+        """About how much memory the estimator's arrays take: 28 float64 arrays of the modes' size (the four
+        estimates' moments, the sums), two groups' kept chains (at most MAX_FIT_ROWS x output each), the border and
+        three n x n matrices."""
+        n, d = problem.n_players, problem.output_size
+        kept = kept_orderings(n, group_of(problem, sampler))
+        return 8 * (n * d * (28 + 2 * kept) + (2 * n + 1) * d + 3 * n * n)
+
+    @classmethod
+    def fit_seconds(cls, problem, sampler="auto"):
+        """About a second a sampler group (0.7-6 s measured at 10-200 units): its fit and its phi_g."""
+        group = group_of(problem, sampler)
+        units = problem.budget.orderings_worth(problem.n_players) / group
+        return SECONDS_PER_GROUP * units
+
+    def __init__(self, problem, *, sampler="auto"):
+        super().__init__(problem)
+        self.sampler = resolve_sampler(problem, sampler)
+        self.orderings = OrderingStream(self.sampler, self.n, problem.seed)
+        self.group = self.orderings.group
+        self.rows_per_unit = self.group * (self.n - 3)
+        self.units = fixed_units(problem, self.group)
+        n, d = self.n, self.problem.output_size
+        self.keep = kept_orderings(n, self.group)
         self.moments = Moments(len(self.ESTIMATES), n, (d,))
         # pooled regression sums, of the game and with the control variate, and the latter's offsets
         self.b_sum, self.b_cv, self.gram_sum = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, n))
@@ -118,8 +155,24 @@ class SurrogateModes(OnChainWalk):
         # the group waiting for its partner
         self.pending, self.pending_first = np.zeros((), np.int64), np.zeros((), np.int64)
         self.pending_orders = np.zeros((self.group, n), np.int64)
-        self.pending_chains = np.zeros((self.walk.keep, n, d))
+        self.pending_chains = np.zeros((self.keep, n, d))
         self.pending_p, self.pending_b, self.pending_gram = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, n))
+
+    def config(self):
+        return dict(super().config(), sampler=self.sampler, state_version=STATE_VERSION)
+
+    def run(self, runner):
+        self.intact = runner.evaluate(intact_and_empty(self.n))[0]
+        border = runner.evaluate(np.concatenate([prologue(self.n), intact_and_empty(self.n)[1:]]))
+        self.walk = ChainWalk(self.n, self.intact, self.group, border, self._group_done, keep=self.keep)
+        runner.walk(self)
+        return self.finish()
+
+    def plan(self, first, stop):
+        return self.walk.plan(self.orderings.get(first * self.group, stop * self.group), first * self.group)
+
+    def fold(self, values):
+        self.walk.fold(values)
 
     @property
     def groups(self) -> int:
@@ -244,11 +297,3 @@ class SurrogateModes(OnChainWalk):
         return dict(modes=modes.reshape(shape).astype(self.dtype), se=se.astype(self.dtype),
                     weight_of_regression=float(w[1] + w[3]), weight_of_surrogate=float(w[2] + w[3]),
                     surrogate_coefficient=float(self.beta_sum) / m, se_dof=m - 1)
-
-    @staticmethod
-    def state_bytes(n_players: int, output_size: int, group: int) -> int:
-        """About how much memory the estimator's arrays take: 28 float64 arrays of the modes' size (the four
-        estimates' moments, the sums), two groups' kept chains (at most MAX_FIT_ROWS x output each) and three
-        n x n matrices."""
-        kept = kept_orderings(n_players, group)
-        return 8 * (n_players * output_size * (28 + 2 * kept) + 3 * n_players * n_players)

@@ -64,17 +64,18 @@ def fit_surrogate(coalitions: np.ndarray, values: np.ndarray, seed: int):
 
 def surrogate_shapley(surrogate, n_players: int, seed: int) -> np.ndarray:
     """phi_g: chain-kernel on the surrogate over SHAPLEY_GROUPS groups of orthogonal orderings (fewer where they
-    would exceed SHAPLEY_ROWS evaluations, two at least), (n, D)."""
+    would exceed SHAPLEY_ROWS evaluations, two at least), (n, D). The surrogate is cheap: no runner, no cache."""
     from ..orderings import sample
-    from .chain_kernel import ChainKernelModes
+    from .chain_walk import ChainWalk, KernelEstimate, prologue
 
-    group = 2 * (n_players - 1)
-    groups = max(2, min(SHAPLEY_GROUPS, SHAPLEY_ROWS // (group * n_players)))
-    orderings = sample("orthogonal", n_players, groups * group, seed)
-    ends = surrogate(np.stack([np.ones(n_players, bool), np.zeros(n_players, bool)]))
-    border = np.concatenate([surrogate(ChainKernelModes.prologue(n_players)), ends[1:]])
-    estimator = ChainKernelModes(n_players, ends[0], orderings.group, border=border)
-    step = orderings.group * max(1, 2 ** 20 // (orderings.group * n_players ** 2))  # ~a million mask entries a call
-    for a in range(0, len(orderings.orderings), step):
-        estimator.fold(surrogate(estimator.plan(orderings.orderings[a:a + step], a)))
-    return estimator.finish()["modes"]
+    n = n_players
+    group = 2 * (n - 1)
+    groups = max(2, min(SHAPLEY_GROUPS, SHAPLEY_ROWS // (group * n)))
+    orderings = sample("orthogonal", n, groups * group, seed).orderings
+    ends = surrogate(np.stack([np.ones(n, bool), np.zeros(n, bool)]))
+    walk = ChainWalk(n, ends[0], group, np.concatenate([surrogate(prologue(n)), ends[1:]]), lambda g: kernel.add(g))
+    kernel = KernelEstimate(walk)
+    step = group * max(1, 2 ** 20 // (group * n ** 2))  # ~a million mask entries a call
+    for a in range(0, len(orderings), step):
+        walk.fold(surrogate(walk.plan(orderings[a:a + step], a)))
+    return kernel.finish((n, ends.shape[1]), np.float64)["modes"]

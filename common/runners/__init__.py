@@ -1,7 +1,9 @@
-"""Runners walk the orderings through a game for an estimator: locally (batched, checkpoints, signals), on Ray
-(shards on actors, merged), or through msapy's own lazy interface (the parity oracle)."""
-from .local import Precision, RunInterrupted, run_local, walk
-from .msapy import run_msapy
-from .ray import run_ray
+"""Runners walk an estimator's units through a game: locally (batched, checkpoints, signals), on Ray (shards on
+actors, merged), or through msapy's own lazy interface (the parity oracle)."""
+from .local import LocalRunner, Precision, RunInterrupted
+from .msapy import MsapyRunner
+from .ray import RayRunner
 
-__all__ = ["Precision", "RunInterrupted", "run_local", "run_msapy", "run_ray", "walk"]
+RUNNERS = ("local", "msapy")  # or a common.Ray(...)
+
+__all__ = ["LocalRunner", "MsapyRunner", "Precision", "RUNNERS", "RayRunner", "RunInterrupted"]

@@ -1,0 +1,66 @@
+"""What the estimators that walk orderings share, by composition: their sampler (common/orderings.py), the orderings
+drawn lazily from the seed in sampler groups, and a unit of work = one sampler group.
+
+A budget of evaluations leaves the number of groups open: the runner counts, before evaluating anything, how many
+the budget buys through the coalition cache. Budget(orderings=k) walks k orderings, rounded down to whole groups.
+"""
+import numpy as np
+
+from ..coalitions import coalition_keys
+from ..orderings import SAMPLERS, auto_sampler, sample
+from .base import intact_and_empty
+
+
+def resolve_sampler(problem, sampler: str) -> str:
+    """The sampler's name; "auto": the best measured one of which the budget buys at least two groups."""
+    if sampler != "auto" and sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {('auto', *SAMPLERS)}")
+    if sampler == "auto":
+        return auto_sampler(problem.n_players, problem.budget.orderings_worth(problem.n_players))
+    return sampler
+
+
+def group_of(problem, sampler: str) -> int:
+    return SAMPLERS[resolve_sampler(problem, sampler)].group(problem.n_players)
+
+
+def fixed_units(problem, group: int) -> int | None:
+    """Budget(orderings=k): k // group sampler groups; an evaluation budget: None (the runner counts them)."""
+    return None if problem.budget.orderings is None else problem.budget.orderings // group
+
+
+def refuses_orderings(name: str, problem, sampler: str) -> str | None:
+    """A Budget(orderings=k) smaller than one sampler group."""
+    group = group_of(problem, sampler)
+    if problem.budget.orderings is not None and problem.budget.orderings < group:
+        return (f"the {name} estimator walks orderings in groups of {group} ({resolve_sampler(problem, sampler)} "
+                f"sampler): Budget(orderings={problem.budget.orderings}) holds none; give at least {group}")
+    return None
+
+
+def first_unit_cost(rows: np.ndarray, once: np.ndarray | None = None) -> int:
+    """The distinct evaluations of a run's first unit: its planned rows, the intact and empty coalitions and the
+    coalitions evaluated once (`once`)."""
+    parts = [rows, intact_and_empty(rows.shape[1])] + ([once] if once is not None else [])
+    return len(np.unique(coalition_keys(np.concatenate(parts))))
+
+
+class OrderingStream:
+    """A sampler's orderings for a seed, drawn as far as asked: every sampler draws its groups in sequence from
+    one generator, so the first k of a longer draw are the k of a shorter one."""
+
+    def __init__(self, sampler: str, n_players: int, seed: int):
+        self.sampler, self.n, self.seed = sampler, n_players, seed
+        self.group = SAMPLERS[sampler].group(n_players)
+        self.drawn = np.zeros((0, n_players), np.int64)
+
+    def get(self, first: int, stop: int) -> np.ndarray:
+        """Orderings [first, stop), by ordering index."""
+        if stop > len(self.drawn):
+            count = max(stop, 2 * len(self.drawn))
+            count = -(-count // self.group) * self.group
+            self.drawn = sample(self.sampler, self.n, count, self.seed).orderings
+        return self.drawn[first:stop]
+
+    def __getstate__(self):  # a copy sent to a Ray worker redraws what it needs
+        return dict(self.__dict__, drawn=np.zeros((0, self.n), np.int64))
