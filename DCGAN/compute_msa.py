@@ -10,7 +10,7 @@ Output: an .npz (common.load reads the result; common.result.load_extra the arra
 """
 import json
 import sys
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,25 +48,34 @@ def layer_info(units, generator: Generator):
                 unit_layer=layer, layer_names=np.array(sites), layer_sizes=np.array(generator.layer_sizes()))
 
 
-def build_game(checkpoint, device="auto", n_images=None, batch_size=32, max_rows=4096):
-    """(game, units, generator, noise, saved checkpoint); `partial(build_game, ...)` is picklable, so each Ray
-    worker loads its own copy of the generator (on its own GPU)."""
-    from common.device import pick_device
-    generator, noise, ckpt = load_generator(checkpoint, pick_device(device))
-    if n_images is not None:
-        noise = noise[:n_images]
-    units = generator_units(generator, noise)
-    return images_game(generator, units, noise, batch_size, max_rows), units, generator, noise, ckpt
+@dataclass(frozen=True, kw_only=True)
+class GameSettings:
+    """Everything the game depends on. Picklable: `build()` makes it here and on every Ray worker (each loads its
+    own copy of the generator, on its own GPU), and `GameSettings(**result.metadata["settings"]).build()` makes it
+    again from a result."""
+    checkpoint: str             # written by DCGAN/train.py
+    device: str = "auto"
+    n_images: int | None = None  # the first N of the checkpoint's fixed noise vectors (default all)
+    batch_size: int = 32
+    max_rows: int = 4096
+
+    def load(self):
+        """(generator, its units, the noise, the saved checkpoint)."""
+        from common.device import pick_device
+        generator, noise, ckpt = load_generator(Path(self.checkpoint), pick_device(self.device))
+        if self.n_images is not None:
+            noise = noise[:self.n_images]
+        return generator, generator_units(generator, noise), noise, ckpt
+
+    def build(self) -> LesionGame:
+        generator, units, noise, _ = self.load()
+        return images_game(generator, units, noise, self.batch_size, self.max_rows)
 
 
 def mean_brightness(images):
     """SPEX's summary of a coalition's images: each image's mean intensity, (C, B)."""
     images = np.asarray(images)
     return images.reshape(images.shape[0], images.shape[1], -1).mean(-1)
-
-
-def game_only(*settings):
-    return build_game(*settings)[0]
 
 
 def add_arguments(p):
@@ -89,9 +98,10 @@ def build(args):
         raise UsageError(f"no generator checkpoint at {args.checkpoint}; train one first: python DCGAN/train.py "
                          "--out-dir ...")
     device = cli.setup_device(args)
-    batch_size = 32 if args.batch_size is None else args.batch_size
-    settings = (args.checkpoint, args.device, args.n_images, batch_size, args.max_rows)
-    game, units, generator, noise, ckpt = build_game(*settings)
+    settings = GameSettings(checkpoint=str(args.checkpoint), device=args.device, n_images=args.n_images,
+                            batch_size=32 if args.batch_size is None else args.batch_size, max_rows=args.max_rows)
+    generator, units, noise, ckpt = settings.load()
+    game = images_game(generator, units, noise, settings.batch_size, settings.max_rows)
     out_shape = (len(noise), generator.cfg["channels"], generator.cfg["image_size"], generator.cfg["image_size"])
     print(f"{len(units)} filters {generator.layer_sizes()}, a budget of {args.budget}; value shape "
           f"{out_shape} ({args.dtype}); device {device}")
@@ -99,7 +109,7 @@ def build(args):
     extras.update(noise=noise.cpu().numpy(),
                   config_json=np.array(json.dumps(dict(generator.cfg, widths=list(generator.cfg["widths"])))))
     yield GameSpec(
-        game, [str(u) for u in units], args.out, dtype=np.dtype(args.dtype), factory=partial(game_only, *settings),
+        settings, [str(u) for u in units], args.out, dtype=np.dtype(args.dtype), game=game,
         fingerprint=dict(generator=model_fingerprint(generator), noise=tensor_fingerprint(noise)),
         metadata=dict(checkpoint=str(args.checkpoint), device=str(device), config=generator.cfg,
                       train_info=ckpt.get("train_info", "{}")),

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from common.cli import non_negative_int, positive_int
-from common.lesion import LesionGame, Unit, lesioned
+from common.lesion import LesionGame, lesioned
 from common.removal import scored, without_groups
-from DCGAN.model import load_generator
 from DCGAN import RUNS
 
 
@@ -89,13 +88,21 @@ def main(argv=None):
             p.error(f"{option} {path}: no such file")
 
     import common
-    generator, noise, _ = load_generator(args.checkpoint)
-    players = common.load(args.msa).players
+    from dataclasses import replace
+
+    from DCGAN.compute_msa import GameSettings
+    result = common.load(args.msa)
+    if "settings" not in result.metadata:
+        raise SystemExit(f"{args.msa} was written before results kept their game's settings: run "
+                         "DCGAN/compute_msa.py again")
+    settings = replace(GameSettings(**result.metadata["settings"]), checkpoint=str(args.checkpoint), n_images=None)
+    generator, units, noise, _ = settings.load()  # the run's game, on the generator given here
     with np.load(args.clusters) as f:
         labels, cluster_players = f["labels"], [str(x) for x in f["players"]]
-    if list(map(str, players)) != cluster_players:
+    if [str(u) for u in units] != [str(p) for p in result.players]:
+        raise SystemExit(f"the filters of {args.checkpoint} are not the players of {args.msa}")
+    if [str(p) for p in result.players] != cluster_players:
         raise SystemExit(f"{args.clusters} was not computed from {args.msa}: the player lists differ")
-    units = [Unit.parse(str(x)) for x in players]
     noise = noise[:args.n_images]
     if args.lesion:
         groups = args.lesion

@@ -46,6 +46,7 @@ class GenBlock(nn.Module):
         self.conv = nn.ConvTranspose2d(c_in, c_out, 4, 1 if first else 2, 0 if first else 1, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
         self.act = nn.ReLU()  # lesion site
+        self.act.unit_axis = 1  # its units are channels (common.lesion.unit_axis)
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
@@ -56,6 +57,7 @@ class OutBlock(nn.Module):
         super().__init__()
         self.conv = nn.ConvTranspose2d(c_in, channels, 4, 2, 1, bias=False)
         self.act = nn.Sigmoid()  # lesion site: the R, G, B output channels are players too
+        self.act.unit_axis = 1
 
     def forward(self, x):
         return self.act(self.conv(x))

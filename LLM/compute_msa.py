@@ -88,7 +88,8 @@ def reference_run(model, tokenizer, tasks):
 
 @dataclass(frozen=True, kw_only=True)
 class GameSettings:
-    """Everything the game depends on; picklable, so a Ray worker builds its own copy with `build()`."""
+    """Everything the game depends on. Picklable: `build()` makes the game here and on every Ray worker, and
+    `GameSettings(**result.metadata["settings"])` makes it again from a result (LLM/removal_curves.py does)."""
     model: str
     load_in_4bit: bool
     device: str
@@ -102,10 +103,9 @@ class GameSettings:
     per_call: int
     layers: str | None = None
 
-    def build(self) -> LMGame:
-        """The game (loads the model)."""
+    def load(self):
+        """(model, tokenizer, players): the model and its units as the run ablates them."""
         model, tokenizer, _ = load_model(self.model, load_in_4bit=self.load_in_4bit, device=self.device)
-        tasks = build_tasks(self.sizes, self.items, self.items_seed)
         reference = (reference_run(model, tokenizer, build_tasks(self.sizes, None, self.items_seed))
                      if self.ablation == "mean" else None)
         try:
@@ -113,6 +113,12 @@ class GameSettings:
                                     layers=None if self.layers is None else parse_layers(self.layers))
         except ValueError as error:  # --layers beyond the model's layers: known only once it is loaded
             raise SystemExit(f"--layers: {error}") from None
+        return model, tokenizer, players
+
+    def build(self) -> LMGame:
+        """The game (loads the model)."""
+        model, tokenizer, players = self.load()
+        tasks = build_tasks(self.sizes, self.items, self.items_seed)
         return LMGame(model, tokenizer, tasks, players, self.score, coalitions_per_call=self.per_call)
 
 
@@ -209,7 +215,7 @@ def build(args):
     intact_answers, intact, chance = intact_report(game, tasks, args)
     small = sum(p.numel() for p in model.parameters()) < 50_000_000  # hash a small model's weights; name a large one
     yield GameSpec(
-        game, players, out, factory=settings.build,
+        settings, players, out, game=game,
         fingerprint=dict(model=model_fingerprint(model) if small else model_name, load_in_4bit=bool(load_in_4bit),
                          units=kind, ablation=args.ablation, exclusion=args.exclusion, score=args.score,
                          sizes=args.sizes, items=args.items, items_seed=args.items_seed,

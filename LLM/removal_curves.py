@@ -26,9 +26,8 @@ from common.result import atomic_savez, load_extra
 from LLM import gsm8k
 from LLM import tasks as T
 from LLM.generate import encode_chat, generate_answers, left_pad
-from LLM.load import check_model_name, load_model
+from LLM.load import check_model_name
 from LLM.moe import EXCLUSIONS
-from LLM.units import model_players, parse_layers
 from common.device import pick_device, set_cpu_threads
 from common.extras import require_extra
 from common.removal import removal_masks
@@ -102,9 +101,8 @@ def main(argv=None):
     if device.type == "cpu":
         set_cpu_threads(args.threads)
     result, extra = load(args.msa), load_extra(args.msa)
-    model_name = args.model or result.metadata.get("model") or str(extra["model"])
-    exclusion = args.exclusion or result.metadata.get("exclusion", "paper")
-    load_in_4bit = args.load_in_4bit if args.load_in_4bit is not None else bool(result.metadata.get("load_in_4bit"))
+    settings = run_settings(result, args)
+    model_name, exclusion = settings.model, settings.exclusion
     tiny = result.metadata.get("sizes") == "tiny"
     data = args.data or ("tiny-arithmetic" if tiny else "gsm8k")
     ks = ks if ks is not None else default_ks(len(result.players))
@@ -112,7 +110,7 @@ def main(argv=None):
         raise SystemExit(f"k up to {max(ks)} but the run has only {len(result.players)} players")
     out = args.out or RUNS / f"removal_{args.msa.stem.removeprefix('msa_')}.npz"
     if result.metadata.get("units", "experts") != "experts":
-        return unit_removal(args, result, extra, ks, device, out)
+        return unit_removal(args, settings, result, extra, ks, out)
 
     if data == "gsm8k":
         prompts, references = gsm8k.items(args.data_file, args.train_file, args.limit)
@@ -120,9 +118,8 @@ def main(argv=None):
     else:
         prompts, references = tiny_arithmetic_items(args.limit)
         max_new_tokens = T.TINY.arithmetic_tokens if args.max_new_tokens is None else args.max_new_tokens
-    model, tokenizer, device = load_model(model_name, load_in_4bit=load_in_4bit, device=args.device)
-    layers = None if result.metadata.get("layers") is None else parse_layers(result.metadata["layers"])
-    players = model_players(model, "experts", exclusion=exclusion, layers=layers)
+    model, tokenizer, players = settings.load()
+    device = next(model.parameters()).device
     if [tuple(p) for p in result.players] != players.labels:
         raise SystemExit(f"the experts of {model_name} are not the players of {args.msa}")
 
@@ -170,7 +167,21 @@ def held_out_task(name: str, sizes: str, used: int | None, n: int, items_seed: i
     return T.Task(name, rest[:n], task.max_new_tokens)
 
 
-def unit_removal(args, result, extra, ks, device, out):
+def run_settings(result, args):
+    """The Shapley run's game settings (LLM/compute_msa.GameSettings), with this command line's model, exclusion,
+    4-bit loading and device where it gives them."""
+    from dataclasses import replace
+
+    from LLM.compute_msa import GameSettings
+    if "settings" not in result.metadata:
+        raise SystemExit(f"{args.msa} was written before results kept their game's settings: run LLM/compute_msa.py "
+                         "again")
+    settings = GameSettings(**result.metadata["settings"])
+    given = dict(model=args.model, exclusion=args.exclusion, load_in_4bit=args.load_in_4bit, device=args.device)
+    return replace(settings, **{k: v for k, v in given.items() if v is not None})
+
+
+def unit_removal(args, settings, result, extra, ks, out):
     """Heads, MLP blocks or sub-layers: remove the k units with the lowest or the highest mode for one task, and
     score held-out items of that task with the run's own score (log-probability or generated answers)."""
     from LLM.generate import LMGame
@@ -179,13 +190,7 @@ def unit_removal(args, result, extra, ks, device, out):
     gain = np.asarray(extra["intact_scores"]) - np.asarray(extra["chance"])
     task = args.task or tasks[int(np.nanargmax(gain))]
     column = tasks.index(task)
-    model, tokenizer, device = load_model(meta["model"], device=args.device)
-    reference = None
-    if meta.get("ablation") == "mean":
-        from LLM.compute_msa import build_tasks, reference_run
-        reference = reference_run(model, tokenizer, build_tasks(meta["sizes"], None, meta.get("items_seed", 0)))
-    layers = None if meta.get("layers") is None else parse_layers(meta["layers"])
-    players = model_players(model, meta["units"], meta.get("ablation", "zero"), reference=reference, layers=layers)
+    model, tokenizer, players = settings.load()
     if list(players.labels) != [str(p) for p in result.players]:
         raise SystemExit(f"the {meta['units']} of {meta['model']} are not the players of {args.msa}")
     held_out = held_out_task(task, meta["sizes"], meta.get("items"), 20 if args.limit is None else args.limit, meta.get("items_seed", 0))

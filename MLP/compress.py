@@ -11,7 +11,6 @@ The ranking saw the test images (the Shapley game scores them); benchmarks/bench
 held-out images.
 """
 import argparse
-import sys
 from pathlib import Path
 
 import torch

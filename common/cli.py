@@ -246,16 +246,27 @@ def setup_device(args):
 @dataclass
 class GameSpec:
     """One game of an experiment and everything its .npz needs."""
-    game: object                  # coalitions (C, n) bool -> (C, *output_shape)
+    settings: object              # a frozen, picklable dataclass whose build() makes the game, here and on Ray
     players: object               # an int n, or n labels
     out: Path                     # the .npz to write; the checkpoint goes beside it as .ckpt
     fingerprint: dict             # what the run depends on (model hash, data, settings): a checkpoint must match
-    factory: object = None        # picklable, builds the game on a Ray worker
     extras: object = None         # arrays saved beside the result: a dict, or a callable result -> dict
     metadata: dict = field(default_factory=dict)
     dtype: object = None          # accumulator precision (default float64)
     progress: bool | None = None  # None: unless --no-progress
     spex_reduce: object = None    # for --interactions spex on large outputs: (C, *output) -> (C, k)
+    game: object = None           # settings.build(), where build(args) made it already (to look at it first)
+
+    def the_game(self):
+        if self.game is None:
+            self.game = self.settings.build()
+        return self.game
+
+
+def settings_record(settings) -> dict:
+    """The settings as the result's metadata keeps them: Settings(**record).build() makes the game again."""
+    from dataclasses import asdict
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
 
 
 def versions() -> dict:
@@ -337,9 +348,10 @@ def main(experiment, argv=None):
             options = run_options(args, out.with_suffix(".ckpt"), fingerprint=run_fingerprint(spec.fingerprint),
                                   dtype=spec.dtype, progress=spec.progress)
             if options.ray is not None:
-                options = _with_factory(options, spec.factory)
-            result = run_to_npz(spec.game, spec.players, out, options, fingerprint=spec.fingerprint,
-                                interactions=interactions, extras=spec.extras, metadata=spec.metadata,
+                options = _with_factory(options, spec.settings.build)
+            result = run_to_npz(spec.the_game(), spec.players, out, options, fingerprint=spec.fingerprint,
+                                interactions=interactions, extras=spec.extras,
+                                metadata=dict(spec.metadata, settings=settings_record(spec.settings)),
                                 spex_reduce=spec.spex_reduce)
             meta = result.metadata
             print(f"wrote {out}: modes {result.modes.shape} ({meta['estimator']}), {meta['evaluations']:,} "

@@ -87,7 +87,8 @@ def load_interactions(path) -> InteractionResult:
         info = json.loads(str(f["info"]))
         players = [_label_from_json(p) for p in info["players"]]
         first = ShapleyResult(modes=f["first_modes"], se=f["first_se"], players=players,
-                              orderings=info.get("orderings", info.get("n_permutations")), intact=f["intact"], lesioned=f["lesioned"],
+                              orderings=info.get("orderings", info.get("n_permutations")), intact=f["intact"],
+                              lesioned=f["lesioned"],
                               seed=info["seed"], sampler=info["sampler"], metadata=info["metadata"])
         return InteractionResult(pairs=f["pairs"], modes=f["modes"], se=f["se"], index=info["index"],
                                  first_order=first, metadata=info["metadata"])

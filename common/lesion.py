@@ -7,6 +7,11 @@ dimension, on the module's output (a forward hook) or on its input (a forward pr
     model.layers.3.mlp[0:576]                    output features 0..575: the whole MLP block's output
     model.layers.3.self_attn.o_proj[in 128:192]  input features 128..191 of o_proj: attention head 2 (d = 64)
 
+A unit's features lie on the axis its module defines: the one it declares (a `unit_axis` attribute: an activation
+after a convolution says 1), the last for linear layers, layer norms and embeddings (TransformerLens' (batch,
+position, d)), the channels (axis 1) for convolutions and batch norms, the last for any module whose output has two
+axes; for another module (a transformer block) give `dim`, or the axis is refused with the choices named.
+
 `lesioned(model, units, mask)` ablates the units whose mask entry is False (True = intact, everywhere) and
 removes its hooks on exit, even on error. Ablation is zero by default, or the unit's mean activation over a
 reference batch (`means`, from `unit_means`: TransformerLens' mean ablation). Two batch layouts:
@@ -70,13 +75,39 @@ def _first_tensor(value):
     return value[0] if isinstance(value, (tuple, list)) else value
 
 
-def find_units(model: torch.nn.Module, module_names, example_input, dim: int = 1) -> list[Unit]:
-    """Every single-feature unit along `dim` of the outputs of the named modules, found by one forward pass."""
+_CHANNELS = (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._BatchNorm,
+             torch.nn.modules.instancenorm._InstanceNorm, torch.nn.GroupNorm)
+_FEATURES = (torch.nn.Linear, torch.nn.Bilinear, torch.nn.LayerNorm, torch.nn.Embedding, torch.nn.EmbeddingBag,
+             *((torch.nn.RMSNorm,) if hasattr(torch.nn, "RMSNorm") else ()))
+
+
+def unit_axis(module: torch.nn.Module, x: torch.Tensor, dim: int | None = None, name: str = "") -> int:
+    """The axis of `x` (a module's output, or its input for units on the input side) that holds the units: `dim`
+    if given, else the module's own (its `unit_axis` attribute; channels for convolutions and batch norms, the last
+    for linear layers, norms and embeddings, the last for any output of two axes); ValueError naming the choices
+    otherwise."""
+    if dim is None:
+        dim = getattr(module, "unit_axis", None)
+    if dim is not None:
+        return dim % x.ndim
+    if isinstance(module, _CHANNELS):
+        return 1
+    if isinstance(module, _FEATURES) or x.ndim <= 2:
+        return x.ndim - 1
+    raise ValueError(f"which axis of {name or type(module).__name__}'s tensor of shape {tuple(x.shape)} holds its "
+                     f"units cannot be told from a {type(module).__name__}: give dim=1 (channels, as after a "
+                     "convolution) or dim=-1 (features, as in a transformer's (batch, position, d))")
+
+
+def find_units(model: torch.nn.Module, module_names, example_input, dim: int | None = None) -> list[Unit]:
+    """Every single-feature unit of the outputs of the named modules, on the axis each module defines (or `dim`),
+    found by one forward pass."""
     sizes = {}
 
     def record(name):
         def hook(module, args, out):
-            sizes.setdefault(name, _first_tensor(out).shape[dim])
+            out = _first_tensor(out)
+            sizes.setdefault(name, out.shape[unit_axis(module, out, dim, name)])
         return hook
     handles = [module_named(model, name).register_forward_hook(record(name)) for name in module_names]
     try:
@@ -113,16 +144,17 @@ def watching(model: torch.nn.Module, units, take):
 
 
 @torch.no_grad()
-def unit_means(model: torch.nn.Module, units, run, dim: int = -1, *, absolute: bool = False) -> dict:
+def unit_means(model: torch.nn.Module, units, run, dim: int | None = None, *, absolute: bool = False) -> dict:
     """Each unit's mean activation over a reference batch, for mean ablation: {unit: tensor of its features}.
 
     `run()` makes the reference forward passes (e.g. over unpadded prompts); the mean is over every position
-    but the feature dimension `dim`. absolute=True: the mean of |activation| instead."""
+    but the units' axis (the module's own, or `dim`). absolute=True: the mean of |activation| instead."""
     sums, counts = {}, {}
 
     def take(key, x):
+        d = unit_axis(module_named(model, key[0]), x, dim, key[0])
         x = x.detach().double()  # float64 sums: long reference runs lose no precision
-        x = (x.abs() if absolute else x).movedim(dim, -1).reshape(-1, x.shape[dim])
+        x = (x.abs() if absolute else x).movedim(d, -1).reshape(-1, x.shape[d])
         sums[key] = sums.get(key, 0) + x.sum(0)
         counts[key] = counts.get(key, 0) + len(x)
     with watching(model, units, take):
@@ -167,7 +199,7 @@ class _SiteAblation:
     """The units of one site (a module's input or output): x -> x * keep + fill per coalition and feature, with
     keep (and fill, for mean ablation) built once per device, dtype and width."""
 
-    def __init__(self, members, mask: torch.Tensor, means, dim: int, layout: _Layout):
+    def __init__(self, members, mask: torch.Tensor, means, dim: int | None, layout: _Layout):
         self.members, self.mask, self.means, self.dim, self.layout = members, mask, means, dim, layout
         self.factors = {}
 
@@ -182,7 +214,7 @@ class _SiteAblation:
         return keep, fill
 
     def __call__(self, module, x: torch.Tensor) -> torch.Tensor:
-        d = self.dim % x.ndim
+        d = unit_axis(module, x, self.dim)
         key = (x.device, x.dtype, x.shape[d])
         if key not in self.factors:
             self.factors[key] = self._factors(x, d)
@@ -205,9 +237,10 @@ class _SiteAblation:
 
 
 @contextmanager
-def lesioned(model: torch.nn.Module, units, mask, dim: int = 1, per_row: bool = False, means: dict | None = None):
+def lesioned(model: torch.nn.Module, units, mask, dim: int | None = None, per_row: bool = False,
+             means: dict | None = None):
     """Ablate the units whose entry in `mask` is False while the context is open; the hooks are removed on exit,
-    errors included.
+    errors included. The units lie on each module's own axis (unit_axis), or on `dim`.
 
     mask: (n,) for one coalition or (C, n) for C coalitions (True = intact), numpy or torch.
     Expand layout: inputs of batch size B give outputs of batch size C x B, coalition-major (row c * B + b).
@@ -245,7 +278,8 @@ class LesionGame:
     `batch_size` (coalitions per engine call) is read by the engine; `max_rows` caps C x B per forward pass.
     """
 
-    def __init__(self, model, units, inputs, value_fn, *, dim: int = 1, batch_size: int = 64, max_rows: int = 65536,
+    def __init__(self, model, units, inputs, value_fn, *, dim: int | None = None, batch_size: int = 64,
+                 max_rows: int = 65536,
                  means: dict | None = None):
         self.model, self.units, self.inputs, self.value_fn = model, list(units), inputs, value_fn
         self.dim, self.batch_size, self.means = dim, batch_size, means

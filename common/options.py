@@ -166,8 +166,8 @@ class RunOptions:
                 raise ValueError("checkpoints are written by the local runner; on Ray, failed shards are run again "
                                  "instead: give checkpoint or a Ray runner, not both")
             if self.target is not None:
-                raise ValueError("a target SE stops a local walk at a block boundary; on Ray the shards run to the end: "
-                                 "give a budget instead")
+                raise ValueError("a target SE stops a local walk at a block boundary; on Ray the shards run to the "
+                                 "end: give a budget instead")
         if self.target is not None and named is not None and not named.stops_early:
             raise ValueError(f"the {named.name} estimator fits once its whole plan is in, so it cannot stop at a "
                              "target SE: use estimator='auto' or 'chain-kernel' with a target")

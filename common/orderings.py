@@ -135,8 +135,8 @@ def sample(sampler: str, n_players: int, n_orderings: int, seed: int) -> Orderin
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {tuple(SAMPLERS)}")
     group = SAMPLERS[sampler].group(n_players)
     if n_orderings % group:
-        raise ValueError(f"the {sampler} sampler walks orderings in groups of {group}, so the number of orderings must be a "
-                         f"multiple of {group}, got {n_orderings}")
+        raise ValueError(f"the {sampler} sampler walks orderings in groups of {group}, so the number of orderings "
+                         f"must be a multiple of {group}, got {n_orderings}")
     return Orderings(SAMPLERS[sampler].draw(n_players, n_orderings, seed), group)
 
 

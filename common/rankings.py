@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.lesion import module_named, unit_means, watching
+from common.lesion import module_named, unit_axis, unit_means, watching
 from common.prune import input_axis
 
 
@@ -48,8 +48,8 @@ def _timed(name, evaluations, compute) -> Ranking:
 def shapley(result, name: str = "shapley") -> Ranking:
     """The Shapley modes of a ShapleyResult, with the evaluations and seconds its run spent."""
     meta = result.metadata
-    return Ranking(name, np.asarray(result.modes, dtype=np.float64), int(meta.get("evaluations", meta.get("coalitions", 0))),
-                   float(meta.get("seconds", 0.0)))
+    spent = int(meta.get("evaluations", meta.get("coalitions", 0)))
+    return Ranking(name, np.asarray(result.modes, dtype=np.float64), spent, float(meta.get("seconds", 0.0)))
 
 
 def _values(game, coalitions) -> np.ndarray:
@@ -96,7 +96,7 @@ def weight_norm(model: torch.nn.Module, units, consumers: dict | None = None) ->
     return _timed("weight norm", 0, compute)
 
 
-def activation_magnitude(model: torch.nn.Module, units, run, dim: int = 1) -> Ranking:
+def activation_magnitude(model: torch.nn.Module, units, run, dim: int | None = None) -> Ranking:
     """Each unit's mean |activation| over the inputs that `run()` feeds the model (averaged over a slice's
     features): blind to what the rest of the network does with it."""
     def compute():
@@ -105,7 +105,7 @@ def activation_magnitude(model: torch.nn.Module, units, run, dim: int = 1) -> Ra
     return _timed("mean |activation|", 0, compute)
 
 
-def gradient_times_activation(model: torch.nn.Module, units, objective, dim: int = 1) -> Ranking:
+def gradient_times_activation(model: torch.nn.Module, units, objective, dim: int | None = None) -> Ranking:
     """Attribution patching (Taylor pruning): the first-order estimate of what zero-ablating each unit costs,
     sum over positions of d objective / d activation x activation, per element of `objective(model)`, a
     differentiable stand-in for the game's score (e.g. log-probabilities for an accuracy). One forward pass, one
@@ -130,7 +130,7 @@ def gradient_times_activation(model: torch.nn.Module, units, objective, dim: int
             for key, g in zip(keys, grads):
                 x = seen[key]
                 g = torch.zeros_like(x) if g is None else g
-                d = dim % x.ndim
+                d = unit_axis(module_named(model, key[0]), x, dim, key[0])
                 per_feature[key] = (g.detach() * x.detach()).double().movedim(d, -1).reshape(-1, x.shape[d]).sum(0)
             for i, unit in enumerate(units):
                 scores[i, k] = float(per_feature[(unit.module, unit.side)][unit.features].sum())

@@ -11,11 +11,10 @@ True = player intact, returns an array (numpy or torch) of shape (C, *output_sha
 """
 import time
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from .budget import Budget
-from .estimators import ESTIMATORS, ChainMean, Exact, Problem, auto_estimator
+from .estimators import ESTIMATORS, Problem, auto_estimator, named_estimator
 from .estimators.base import intact_and_empty
 from .game import CheckedGame, batch_size_for, player_labels
 from .options import Checkpoint, Compute, RunOptions, TargetSE
@@ -53,17 +52,11 @@ def estimate(game, players, options: RunOptions, *, settings=None, enumerate_all
     labels = player_labels(players)
     n = len(labels)
     problem = Problem(n, options.budget, options.seed, dtype=options.dtype)
-    cls = options.estimator
-    if isinstance(cls, str):
-        cls = ChainMean if cls == "auto" and options.msapy else ESTIMATORS.get(cls, cls)
-    given = dict(settings or {})
-    walks = cls == "auto" or cls.walks_orderings
-    if enumerate_all and n <= 40 and 2 ** n <= problem.evaluations and \
-            (options.budget.evaluations is not None or not walks or cls == "auto") and not options.msapy:
-        cls, given = Exact, {}  # the budget buys every coalition: the values themselves
-    if cls != "auto":
-        if cls.walks_orderings:
-            given.setdefault("sampler", options.sampler)
+    asked = ESTIMATORS.get(options.estimator, options.estimator) if isinstance(options.estimator, str) else \
+        options.estimator
+    cls, given = named_estimator(asked, problem, sampler=options.sampler, settings=dict(settings or {}),
+                                 oracle=options.msapy, enumerate_all=enumerate_all)
+    if cls is not None:
         given = cls.checked_settings(**given)
         _refuse(cls, problem, given)
     game = _the_game(game, options)
@@ -72,7 +65,7 @@ def estimate(game, players, options: RunOptions, *, settings=None, enumerate_all
     intact, lesioned = runner.evaluate(intact_and_empty(n))
     runner.batch_size = batch_size_for(options.batch_size, checked, intact.size)
     problem = problem.with_output(intact.shape, options.dtype, getattr(game, "cost_per_coalition", None))
-    if cls == "auto":
+    if cls is None:
         cls, given = auto_estimator(problem, sampler=options.sampler, target=options.target is not None)
     estimator = cls(problem, **given)
     if options.progress:

@@ -140,19 +140,27 @@ def dies_after(game, calls: int):
     return dying
 
 
-def assert_resumes_bit_identically(run, game, n, k, path, *, calls, batch_size, seed=3):
-    """run(game, n, k, seed=..., **options), killed after `calls` game calls and resumed from its checkpoint at
-    `path`, gives the uninterrupted run's modes and standard errors bit for bit."""
+def assert_resumes_bit_identically(run, game, n, k, path, *, batch_size, seed=3, calls=None):
+    """run(game, n, k, seed=..., **options), killed after `calls` game calls (default: half of the straight run's)
+    and resumed from its checkpoint
+    at `path`, gives the uninterrupted run's modes and standard errors bit for bit, and counts the evaluations of
+    both processes as the straight run's: the resumed process sends only what the first had not saved."""
     import pytest
 
     from common import Checkpoint, Compute
     compute = Compute(batch_size=batch_size)
-    full = run(game, n, k, seed=seed, compute=compute)
+    straight = Counting(game)
+    full = run(straight, n, k, seed=seed, compute=compute)
+    first, second = Counting(dies_after(game, straight.calls // 2 if calls is None else calls)), Counting(game)
     with pytest.raises(KeyboardInterrupt):
-        run(dies_after(game, calls), n, k, seed=seed, checkpoint=Checkpoint(path, every=0), compute=compute)
-    resumed = run(game, n, k, seed=seed, checkpoint=Checkpoint(path, every=0, resume=True), compute=compute)
+        run(first, n, k, seed=seed, checkpoint=Checkpoint(path, every=0), compute=compute)
+    assert path.exists(), "no block was complete when the run died: a longer run, or smaller batches"
+    resumed = run(second, n, k, seed=seed, checkpoint=Checkpoint(path, every=0, resume=True), compute=compute)
     np.testing.assert_array_equal(resumed.modes, full.modes)
     np.testing.assert_array_equal(resumed.se, full.se)
+    assert resumed.evaluations == full.evaluations and second.coalitions < full.evaluations
+    lost = len(first.seen & second.seen)  # evaluated after the last checkpoint, before the kill
+    assert second.coalitions - lost == full.evaluations - first.coalitions
 
 
 def planted_game(n, n_outputs, seed=0):

@@ -85,7 +85,7 @@ def test_no_border_coalition_is_evaluated_twice():
 def test_resumed_run_is_bit_identical(tmp_path, batch_size):
     def game(c):
         return np.tanh(c.astype(float) @ np.random.default_rng(0).normal(size=(9, 4))) ** 2
-    assert_resumes_bit_identically(run, game, 9, 64, tmp_path / "r.ckpt", calls=9, batch_size=batch_size)
+    assert_resumes_bit_identically(run, game, 9, 64, tmp_path / "r.ckpt", batch_size=batch_size)
 
 
 def test_target_se_stops_at_the_first_check_point_below_it(game_and_truth):

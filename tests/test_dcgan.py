@@ -273,6 +273,9 @@ def test_end_to_end_writes_and_reloads_the_npz(tiny_run):
     g, noise, _ = load_generator(tiny_run / "train" / "generator.pt")
     with torch.no_grad():
         np.testing.assert_allclose(g(torch.from_numpy(extra["noise"])).numpy(), result.intact, atol=1e-6)
+    from DCGAN.compute_msa import GameSettings  # the result's settings make its game again
+    again = GameSettings(**result.metadata["settings"]).build()
+    np.testing.assert_allclose(np.asarray(again(np.ones((1, 115), bool)))[0], result.intact, atol=1e-6)
     with np.load(tiny_run / "clusters.npz") as f:
         assert len(f["labels"]) == 115 and np.all(np.isfinite(f["correlation"]))
     assert (tiny_run / "lesions.png").stat().st_size > 1000

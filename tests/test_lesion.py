@@ -41,7 +41,8 @@ def test_single_coalition_mask_and_conv_channels():
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3))
     x = torch.randn(3, 2, 9, 9)
-    units = find_units(model, ["1"], x)
+    units = find_units(model, ["0"], x)  # a convolution's units are its channels (relu(0) = 0: the same lesion)
+    assert [u.index for u in find_units(model, ["1"], x, dim=1)] == [u.index for u in units] == [0, 1, 2, 3]
     keep = np.array([True, False, True, False])
     with torch.no_grad(), lesioned(model, units, keep):
         out = model(x)
@@ -50,6 +51,26 @@ def test_single_coalition_mask_and_conv_channels():
         by_hand[0].weight[~torch.as_tensor(keep)] = 0
         by_hand[0].bias[~torch.as_tensor(keep)] = 0
         torch.testing.assert_close(out, by_hand(x))
+
+
+def test_units_lie_on_the_axis_their_module_defines():
+    """(batch, position, d) activations: a Linear's units are its d features, never the positions; a module that
+    cannot say (an activation on 3 axes) is refused with the choices, unless it declares its axis or dim is given."""
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.GELU(), torch.nn.LayerNorm(5), torch.nn.Linear(5, 3))
+    x = torch.randn(4, 7, 6)
+    assert [len(find_units(model, [name], x)) for name in ("0", "2", "3")] == [5, 5, 3]
+    with pytest.raises(ValueError, match=r"give dim=1 \(channels, as after a convolution\) or dim=-1 \(features"):
+        find_units(model, ["1"], x)
+    assert len(find_units(model, ["1"], x, dim=-1)) == 5
+    model[1].unit_axis = -1  # a module may declare its units' axis (the DCGAN's activations declare channels)
+    units = find_units(model, ["1"], x)
+    keep = np.array([True, False, True, True, False])
+    with torch.no_grad(), lesioned(model, units, keep):
+        out = model(x)
+    with torch.no_grad():
+        by_hand = model[3](model[2](model[1](model[0](x)) * torch.as_tensor(keep, dtype=torch.float32)))
+    torch.testing.assert_close(out, by_hand)
 
 
 def test_work_before_the_first_site_is_done_once():

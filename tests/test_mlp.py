@@ -177,6 +177,9 @@ def test_tiny_run_end_to_end_and_notebook(tmp_path, monkeypatch):
     assert r.modes.shape == (12, 10) and r.se.shape == (12, 10) and r.seed == 3
     assert r.evaluations <= 12 * 12 and r.metadata["budget"] == {"orderings": 12}
     assert r.efficiency_gap() < 1e-9 and r.metadata["config"]["n_hidden"] == 12
+    again = compute_msa.GameSettings(**r.metadata["settings"]).build()  # the result's settings make its game again
+    np.testing.assert_array_equal(np.asarray(again(np.stack([np.ones(12, bool), np.zeros(12, bool)]))),
+                                  np.stack([r.intact, r.lesioned]))
     df, loaded = load_results(results)
     assert len(df) == 6 and set(df.reg) == {"none", "l1", "l2"}
     row = df.set_index("name").loc["mlp_N012_none_t00"]

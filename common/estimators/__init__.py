@@ -1,7 +1,7 @@
 """Estimators: one class per file behind the contract of base.py, and the registry that the API and the command
 lines read their names, choices and descriptions from. Adding an estimator: its file, and one entry in ESTIMATORS.
 """
-from .auto import auto_estimator, describe
+from .auto import auto_estimator, describe, named_estimator
 from .base import Estimator, Problem
 from .chain_kernel import ChainKernel
 from .chain_mean import ChainMean
@@ -11,7 +11,7 @@ from .pair_interactions import PairInteractions
 from .surrogate import Surrogate
 
 __all__ = ["ChainKernel", "ChainMean", "ESTIMATORS", "Estimator", "Exact", "KAdd", "PairInteractions", "Problem",
-           "Surrogate", "auto_estimator"]
+           "Surrogate", "auto_estimator", "named_estimator"]
 
 # shapley_modes(estimator=...): the estimators of first-order modes, by name
 ESTIMATORS = {cls.name: cls for cls in (ChainMean, ChainKernel, Surrogate, KAdd, Exact)}

@@ -1,5 +1,7 @@
-"""estimator="auto": a policy over the estimators' declarations, never a clock (the same run picks the same
-estimator everywhere). Best measured first (docs/estimators.md), the first that
+"""What runs, decided over the estimators' declarations and never by a clock, so that the same run picks the same
+estimator everywhere. Before the game is asked anything, `named_estimator`: a budget that buys every coalition
+gets the exact values, msapy's walk the chain mean. Once the output is known, estimator="auto"
+(`auto_estimator`): best measured first (docs/estimators.md), the first that
 
 - does not refuse the problem, runs on its budget and is `recommended` for it (where it was measured to pay),
 - can stop at a target SE, where one is set,
@@ -11,12 +13,30 @@ A sampler given explicitly reaches only the estimators that walk orderings.
 """
 from .chain_kernel import ChainKernel
 from .chain_mean import ChainMean
+from .exact import Exact
 from .kadd import KAdd
 from .surrogate import Surrogate
 
 BEST_FIRST = (KAdd, Surrogate, ChainKernel, ChainMean)
 AUTO_MAX_BYTES = 2 * 2 ** 30
 FIT_SHARE = 0.1  # the most of the evaluations' cost an estimator's own fits may take
+
+
+def named_estimator(asked, problem, *, sampler: str, settings: dict, oracle: bool = False, enumerate_all: bool = True):
+    """(class, settings) to build for what was asked, decided before the game is evaluated; (None, settings) for
+    auto, which needs the output. A budget of evaluations that buys every coalition gets the exact values (so do
+    k orderings' worth of an estimator that walks none, or of auto); msapy's walk computes the chain mean."""
+    if asked == "auto" and oracle:
+        asked = ChainMean
+    n = problem.n_players
+    walks = asked == "auto" or asked.walks_orderings
+    buys_all = n <= 40 and 2 ** n <= problem.evaluations
+    if enumerate_all and buys_all and not oracle and (problem.budget.evaluations is not None or not walks or
+                                                      asked == "auto"):
+        return Exact, {}
+    if asked == "auto":
+        return None, settings
+    return asked, dict(settings, sampler=settings.get("sampler", sampler)) if asked.walks_orderings else settings
 
 
 def auto_estimator(problem, *, sampler: str = "auto", target: bool = False):

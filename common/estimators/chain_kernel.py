@@ -17,8 +17,7 @@ import numpy as np
 from ..orderings import SAMPLERS
 from .base import Estimator, intact_and_empty
 from .chain_walk import STATE_VERSION, ChainWalk, KernelEstimate, chain_rows, prologue, unfit
-from .walking import (OrderingStream, first_unit_cost, fixed_units, group_of, refuses_orderings,
-                      resolve_sampler)
+from .walking import OrderingStream, first_unit_cost, group_of, refuses_orderings, resolve_sampler, walk_orderings
 
 
 def refuses_chains(name: str, problem, sampler: str) -> str | None:
@@ -60,11 +59,7 @@ class ChainKernel(Estimator):
 
     def __init__(self, problem, *, sampler="auto"):
         super().__init__(problem)
-        self.sampler = resolve_sampler(problem, sampler)
-        self.orderings = OrderingStream(self.sampler, self.n, problem.seed)
-        self.group = self.orderings.group
-        self.rows_per_unit = self.group * (self.n - 3)
-        self.units = fixed_units(problem, self.group)
+        walk_orderings(self, sampler, self.n - 3)
 
     def config(self):
         return dict(super().config(), sampler=self.sampler, state_version=STATE_VERSION)

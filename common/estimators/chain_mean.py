@@ -10,7 +10,7 @@ import numpy as np
 from ..orderings import SAMPLERS
 from .base import Estimator, chain_coalitions, intact_and_empty
 from .chains import ChainContributions
-from .walking import OrderingStream, first_unit_cost, fixed_units, refuses_orderings, resolve_sampler
+from .walking import OrderingStream, first_unit_cost, refuses_orderings, resolve_sampler, walk_orderings
 
 
 class ChainMean(Estimator):
@@ -36,11 +36,7 @@ class ChainMean(Estimator):
 
     def __init__(self, problem, *, sampler="auto"):
         super().__init__(problem)
-        self.sampler = resolve_sampler(problem, sampler)
-        self.orderings = OrderingStream(self.sampler, self.n, problem.seed)
-        self.group = self.orderings.group
-        self.rows_per_unit = self.group * self.n
-        self.units = fixed_units(problem, self.group)
+        walk_orderings(self, sampler, self.n)
         self.chains = ChainContributions(self.n, self.output_shape, self.group, self.dtype)
 
     def config(self):

@@ -19,7 +19,7 @@ class Exact(Estimator):
         n = problem.n_players
         if n > 40 or 2 ** n > problem.evaluations:
             return (f"the {cls.name} estimator evaluates every coalition: 2^{n} = {2 ** n:,} evaluations, the budget "
-                    f"buys {problem.evaluations:,}")
+                    f"buys {problem.evaluations:,}; estimator='auto' takes one that samples")
         return None
 
     @classmethod

@@ -19,7 +19,7 @@ from ..orderings import SAMPLERS
 from ..running_stats import RunningModes
 from .base import Estimator, chain_coalitions, intact_and_empty
 from .chains import ChainContributions, grouped_update
-from .walking import OrderingStream, first_unit_cost, fixed_units, refuses_orderings, resolve_sampler
+from .walking import OrderingStream, first_unit_cost, refuses_orderings, resolve_sampler, walk_orderings
 
 INDICES = ("SII", "STII")
 
@@ -80,12 +80,8 @@ class PairInteractions(Estimator):
         if index not in INDICES:
             raise ValueError(f"unknown interaction index {index!r}; choose one of {INDICES}")
         self.pairs, self.index = check_pairs(pairs, self.n), index
-        self.sampler = resolve_sampler(problem, sampler)
-        self.orderings = OrderingStream(self.sampler, self.n, problem.seed)
-        self.group = self.orderings.group
         self.rows_per_ordering = self.n + 2 * len(self.pairs)
-        self.rows_per_unit = self.group * self.rows_per_ordering
-        self.units = fixed_units(problem, self.group)
+        walk_orderings(self, sampler, self.rows_per_ordering)
         self.chains = ChainContributions(self.n, self.output_shape, self.group, self.dtype)
         self.pair_stats = RunningModes(len(self.pairs), self.output_shape, self.dtype)
         self.pair_pending = np.zeros_like(self.pair_stats.mean) if self.group > 1 else None

@@ -33,7 +33,7 @@ from .base import Estimator, chain_coalitions, intact_and_empty
 from .chain_kernel import chains_minimum, refuses_chains
 from .chain_walk import STATE_VERSION, ChainWalk, Group, constrained_fit, prologue
 from .surrogate_fit import MAX_FIT_ROWS, SURROGATE_SEED, fit_surrogate, surrogate_shapley
-from .walking import OrderingStream, fixed_units, group_of, resolve_sampler
+from .walking import group_of, walk_orderings
 
 RECOMMENDED_MAX_OUTPUT = 1024  # auto takes it for outputs of up to this many elements (scores, accuracies)
 SECONDS_PER_GROUP = 1.0  # its fits' cost, by rule, for auto
@@ -140,11 +140,7 @@ class Surrogate(Estimator):
 
     def __init__(self, problem, *, sampler="auto"):
         super().__init__(problem)
-        self.sampler = resolve_sampler(problem, sampler)
-        self.orderings = OrderingStream(self.sampler, self.n, problem.seed)
-        self.group = self.orderings.group
-        self.rows_per_unit = self.group * (self.n - 3)
-        self.units = fixed_units(problem, self.group)
+        walk_orderings(self, sampler, self.n - 3)
         n, d = self.n, self.problem.output_size
         self.keep = kept_orderings(n, self.group)
         self.moments = Moments(len(self.ESTIMATES), n, (d,))

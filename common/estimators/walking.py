@@ -38,6 +38,17 @@ def refuses_orderings(name: str, problem, sampler: str) -> str | None:
     return None
 
 
+def walk_orderings(estimator, sampler: str, rows_per_ordering: int) -> None:
+    """What an estimator that walks orderings holds: its sampler, its orderings (drawn as far as asked), their
+    group, and its units of work (a group each; `units` None where the budget is in evaluations)."""
+    problem = estimator.problem
+    estimator.sampler = resolve_sampler(problem, sampler)
+    estimator.orderings = OrderingStream(estimator.sampler, problem.n_players, problem.seed)
+    estimator.group = estimator.orderings.group
+    estimator.rows_per_unit = estimator.group * rows_per_ordering
+    estimator.units = fixed_units(problem, estimator.group)
+
+
 def first_unit_cost(rows: np.ndarray, once: np.ndarray | None = None) -> int:
     """The distinct evaluations of a run's first unit: its planned rows, the intact and empty coalitions and the
     coalitions evaluated once (`once`)."""

@@ -119,7 +119,7 @@ class LocalRunner(Runner):
         evaluator = CachedGame(self.game, self.known, live, cached, self.output_shape)
         shape = np.array(self.output_shape, np.int64)
         arrays = lambda: {**estimator.state(), **self.known.state("known"), "known_shape": shape,  # noqa: E731
-                          **live.state("live")}
+                          "spent": np.int64(self.evaluations + evaluator.evaluations), **live.state("live")}
         config = dict(self.config, **estimator.config(),
                       planned_evaluations=self.planned_evaluations(estimator))
         checkpointer = None if self.checkpoint is None else Checkpointer(self.checkpoint.path, self.checkpoint.every,
@@ -127,8 +127,9 @@ class LocalRunner(Runner):
         start = 0
         if self.resuming:
             buffers = {**estimator.state(), **live.state("live")}
-            start, _ = load_checkpoint(self.checkpoint.path, config, buffers, fresh=KNOWN)
+            start, saved = load_checkpoint(self.checkpoint.path, config, buffers, fresh=(*KNOWN, "spent"))
             live.load(*(buffers[f"live_{k}"] for k in ("keys", "values", "used")))
+            self.evaluations += int(saved["spent"])  # what the run spent before it stopped
         total = estimator.units
         per_unit = getattr(estimator, "group", 1)
         if estimator.stops_early and (self.target is not None or self.progress):
