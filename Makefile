@@ -1,10 +1,11 @@
 # make demo: the CPU MLP demo on 5,000 real MNIST digits.  make test: the test suite.  make figures: docs/figures.
+# make demo-dcgan: the DCGAN demo (it needs the optional extras, which make test installs too).
 # Both create their own virtual environment (.venv) on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench figures clean-venv
+.PHONY: demo demo-dcgan test bench figures clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ $(VENV)/.all: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.core
 	cd MLP && ../$(BIN)/python demo.py
+
+demo-dcgan: $(VENV)/.all
+	$(BIN)/python DCGAN/demo.py
 
 test: $(VENV)/.all
 	$(BIN)/python -m pytest -q tests

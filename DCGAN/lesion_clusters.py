@@ -44,27 +44,36 @@ def effect_sizes(generator, noise, units, labels) -> dict:
 
 
 def plot_lesions(rows, titles, path=None, max_images: int = 8):
-    """rows: list of (unlesioned, lesioned) pairs; one block of 3 rows x max_images faces per pair."""
+    """rows: list of (unlesioned, lesioned) pairs; one block of 3 rows x max_images images per pair: the images,
+    the images with the cluster lesioned, and the difference on one scale around 0 per block."""
     import matplotlib
     if path is not None:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    from common.figures import note, picture, shared_colorbar
+    from DCGAN.figures import rgb
     k = min(max_images, len(rows[0][0]))
-    fig, axes = plt.subplots(3 * len(rows), k, figsize=(1.3 * k, 1.3 * 3 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(3 * len(rows), k, figsize=(1.5 * k + 2.5, 1.4 * 3 * len(rows)), squeeze=False,
+                             layout="constrained")
     for r, ((a, b), title) in enumerate(zip(rows, titles)):
         diff = (b - a).mean(1)  # (B, H, W), signed
-        lim = max(np.abs(diff[:k]).max(), 1e-8)
+        lim = max(float(np.abs(diff[:k]).max()), 1e-8)
+        norm, image = Normalize(-lim, lim), None
         for j in range(k):
-            for i, (img, kw) in enumerate([(a[j].transpose(1, 2, 0), {}), (b[j].transpose(1, 2, 0), {}),
-                                           (diff[j], dict(cmap="bwr", vmin=-lim, vmax=lim))]):
-                ax = axes[3 * r + i, j]
-                ax.imshow(np.clip(img, 0, 1) if i < 2 else img, **kw)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if j == 0:
-                    ax.set_ylabel(["unlesioned", "lesioned", "difference"][i], fontsize=7)
+            picture(axes[3 * r, j], rgb(a[j]))
+            picture(axes[3 * r + 1, j], rgb(b[j]))
+            image = axes[3 * r + 2, j].imshow(diff[j], cmap="RdBu_r", norm=norm)
+            axes[3 * r + 2, j].axis("off")
+        for i, name in enumerate(("unlesioned", "lesioned", "difference")):
+            axes[3 * r + i, 0].text(-0.08, 0.5, name, transform=axes[3 * r + i, 0].transAxes, ha="right",
+                                    va="center", fontsize=7)
+        if np.abs(diff[:k]).max() == 0:
+            note(axes[3 * r + 2, 0], "no change")
         axes[3 * r, 0].set_title(title, fontsize=8, loc="left")
-    fig.tight_layout()
+        axes[3 * r + 2, 0].set_title(f"difference: {title.split(':')[0].split(' (')[0]}", fontsize=6, loc="left")
+        shared_colorbar(fig, image, axes[3 * r + 2, :], label="lesioned - unlesioned")
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)

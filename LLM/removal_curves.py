@@ -133,25 +133,35 @@ def main(argv=None):
     answers = generate_answers(model, tokenizer, ids, mask, unique, max_new_tokens, players.ablated,
                                rows_per_call, progress=True, desc="removal curves")
     if data == "gsm8k":
-        correct = np.array([[gsm8k.correct(a, r) for a, r in zip(row, references)] for row in answers])
-        score = np.full(len(unique), np.nan)
+        correct = np.array([[gsm8k.correct(a, r) for a, r in zip(row, references)] for row in answers], float)
+        per_item = np.full(correct.shape, np.nan)
     else:
-        correct = np.array([[T.same_number(T.first_number(a), r) for a, r in zip(row, references)] for row in answers])
-        score = np.array([np.mean([T.score_arithmetic(a, r) for a, r in zip(row, references)]) for row in answers])
-    accuracy = correct.mean(1)[inverse].reshape(2, len(ks))
-    score = score[inverse].reshape(2, len(ks))
+        correct = np.array([[T.same_number(T.first_number(a), r) for a, r in zip(row, references)] for row in answers],
+                           float)
+        per_item = np.array([[T.score_arithmetic(a, r) for a, r in zip(row, references)] for row in answers])
+    accuracy, accuracy_se = (a[inverse].reshape(2, len(ks)) for a in mean_and_se(correct))
+    score, score_se = (a[inverse].reshape(2, len(ks)) for a in mean_and_se(per_item))
     print(f"{'k':>4}  accuracy: {'remove lowest':>14}{'remove highest':>15}" + (
         "" if data == "gsm8k" else f"   score: {'remove lowest':>14}{'remove highest':>15}"))
     for i, k in enumerate(ks):
         print(f"{k:>4}  {'':>9} {accuracy[0, i]:>14.3f}{accuracy[1, i]:>15.3f}" + (
             "" if data == "gsm8k" else f"   {'':>6} {score[0, i]:>14.3f}{score[1, i]:>15.3f}"))
     atomic_savez(out, ks=np.array(ks), accuracy_lowest=accuracy[0], accuracy_highest=accuracy[1],
-                 score_lowest=score[0], score_highest=score[1], order=order, data=np.array(data),
+                 accuracy_lowest_se=accuracy_se[0], accuracy_highest_se=accuracy_se[1], score_lowest=score[0],
+                 score_highest=score[1], score_lowest_se=score_se[0], score_highest_se=score_se[1], order=order,
+                 data=np.array(data),
                  n_items=np.array(len(prompts)), model=np.array(model_name), exclusion=np.array(exclusion),
                  seconds=np.array(time.perf_counter() - started),
                  example_answers=np.array(json.dumps([row[:3] for row in answers[:2]], ensure_ascii=False)))
     print(f"wrote {out}")
     return out
+
+
+def mean_and_se(per_item: np.ndarray):
+    """(mean, standard error) over the items of each row (NaN where there is one item, or no score)."""
+    n = per_item.shape[1]
+    spread = per_item.std(1, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(per_item), np.nan)
+    return per_item.mean(1), spread
 
 
 def held_out_task(name: str, sizes: str, used: int | None, n: int, items_seed: int) -> T.Task:
@@ -198,12 +208,19 @@ def unit_removal(args, settings, result, extra, ks, out):
     order = np.argsort(result.modes[:, column], kind="stable")
     highest, lowest = removal_masks(order, ks)
     started = time.perf_counter()
-    values = game(np.concatenate([lowest, highest]))[:, 0].reshape(2, len(ks))
+    coalitions = np.concatenate([lowest, highest])
+    if game.score == "logprob":
+        per_item = game.logprobs(coalitions)  # (coalitions, items)
+    else:
+        per_item = np.array([[held_out.score(answer, item) for (_, item), answer in zip(game.items, row)]
+                             for row in game.answers(coalitions)])
+    values, spread = (a.reshape(2, len(ks)) for a in mean_and_se(per_item))
     print(f"{task}, {len(held_out.items)} held-out items, {meta.get('score')} score; units ranked by their {task} mode")
     print(f"{'k':>4}{'remove lowest':>15}{'remove highest':>16}")
     for i, k in enumerate(ks):
         print(f"{k:>4}{values[0, i]:>15.3f}{values[1, i]:>16.3f}")
-    atomic_savez(out, ks=np.array(ks), score_lowest=values[0], score_highest=values[1], order=order,
+    atomic_savez(out, ks=np.array(ks), score_lowest=values[0], score_highest=values[1], score_lowest_se=spread[0],
+                 score_highest_se=spread[1], order=order,
                  task=np.array(task), units=np.array(meta["units"]), score=np.array(meta.get("score", "generate")),
                  n_items=np.array(len(held_out.items)), model=np.array(meta["model"]), data=np.array(f"held-out {task}"),
                  seconds=np.array(time.perf_counter() - started))

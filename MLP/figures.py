@@ -12,6 +12,7 @@ matplotlib.use("Agg") if __name__ == "__main__" else None
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.figures import legend_below, signed_heatmap  # noqa: E402
 from MLP import HERE  # noqa: E402
 from MLP.analysis import CHANCE, claims, digit_correlation, format_claims, load_results  # noqa: E402
 
@@ -35,7 +36,7 @@ def panel_a(ax, df):
         if reg in set(df.reg):
             _trend(ax, df, "D", reg)
     ax.set(xlabel="hidden units N", ylabel="index of distributed computation D", title="A  D falls with N")
-    ax.legend(frameon=False)
+    legend_below(ax)
 
 
 def panel_b(ax, df, reg="l2"):
@@ -46,8 +47,9 @@ def panel_b(ax, df, reg="l2"):
             ax.plot(g.index, g.values, color="0.8", lw=1, zorder=1)
     for d, color in ((1, "#8172B3"), (9, "#C44E52")):
         _trend(ax, sub.assign(reg=reg), f"D_digit{d}", reg, label=f"digit {d}", color=color)
-    ax.set(xlabel="hidden units N", ylabel="D per digit", title=f"B  digit complexity ({NAMES.get(reg, reg)}; grey: others)")
-    ax.legend(frameon=False)
+    ax.set(xlabel="hidden units N", ylabel="D per digit",
+           title=f"B  digit complexity ({NAMES.get(reg, reg)}; grey: the other digits)")
+    legend_below(ax, ncol=2)
 
 
 def panel_c(ax, df):
@@ -63,24 +65,23 @@ def panel_c(ax, df):
     ax.axhline(CHANCE, color="k", ls=":", lw=1)
     ax.text(x[-1] + 0.45, CHANCE, "chance", va="bottom", ha="right", fontsize=8)
     ax.set_xticks(x, [NAMES[r] for r in regs])
-    ax.set(ylim=(0, 1), ylabel="test accuracy", title=f"C  lesioning the top / bottom units (N={n})")
+    ax.set(ylim=(0, 1), ylabel="test accuracy (fraction correct)", xlabel="regularisation",
+           title=f"C  lesioning the top / bottom units (N={n})")
     from matplotlib.patches import Patch
-    ax.legend(handles=[Patch(facecolor="0.5", alpha=1 - 0.25 * i, hatch=h, edgecolor="white", label=l) for i, (h, l) in
-                       enumerate([("", "intact"), ("//", f"top {k} removed"), ("..", f"bottom {n - k} removed")])],
-              frameon=False, fontsize=8, loc="upper right")
+    legend_below(ax, handles=[Patch(facecolor="0.5", alpha=1 - 0.25 * i, hatch=h, edgecolor="white", label=l)
+                              for i, (h, l) in enumerate([("", "intact"), ("//", f"top {k} removed"),
+                                                          ("..", f"bottom {n - k} removed")])])
 
 
 def panel_d(axes, df, results, n=100):
     n = _closest(df, n)
-    for ax, reg in zip(axes, [r for r in COLORS if r in set(df.reg)]):
+    for i, (ax, reg) in enumerate(zip(axes, [r for r in COLORS if r in set(df.reg)])):
         name = df[(df.N == n) & (df.reg == reg)].sort_values("trial").name.iloc[0]
         modes = results[name].modes
         modes = modes[np.argsort(-modes.mean(1))]
-        vmax = np.abs(modes).max()
-        im = ax.imshow(modes.T, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        signed_heatmap(ax, modes.T, label="contribution to the digit's accuracy")
         ax.set(xlabel="unit (sorted by mean contribution)", ylabel="digit", yticks=range(10),
-               title=f"D  {NAMES[reg]}, N={n}")
-        plt.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="contribution to accuracy")
+               title=f"D{i + 1}  {NAMES[reg]}, N={n}")
 
 
 def panel_e(ax, df):
@@ -89,17 +90,16 @@ def panel_e(ax, df):
             _trend(ax, df, "weight_corr", reg)
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xlabel="hidden units N", ylabel="Pearson r (|weight| vs contribution)", title="E  do large weights matter?")
-    ax.legend(frameon=False)
+    legend_below(ax)
 
 
 def panel_f(ax, df, results, n=50):
     n = _closest(df, n)
     corr = np.mean([digit_correlation(results[name].modes) for name in df[df.N == n].name], axis=0)
-    off = corr[~np.eye(10, dtype=bool)]
-    im = ax.imshow(corr, cmap="magma", vmin=off.min(), vmax=off.max())
+    corr[np.eye(10, dtype=bool)] = np.nan  # a digit with itself (1): left out, so the scale shows the pairs
+    signed_heatmap(ax, corr, label="Pearson r of two digits' contributions", aspect="equal")
     ax.set(xticks=range(10), yticks=range(10), xlabel="digit", ylabel="digit",
            title=f"F  digit correlation of contributions (N={n})")
-    plt.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
 
 
 def panel_error_bars(ax, df, results, digit=1, show=20):
@@ -111,13 +111,15 @@ def panel_error_bars(ax, df, results, digit=1, show=20):
     ax.errorbar(np.arange(1, show + 1), result.modes[order, digit], yerr=2 * result.se[order, digit], fmt="o", ms=3,
                 capsize=2, color=COLORS.get(row["reg"], "k"))
     ax.axhline(0, color="k", lw=0.5)
-    ax.set(xlabel=f"rank among units, by contribution to digit {digit}", ylabel="contribution ± 2 SE",
-           title=f"our error bars: N={row['N']}, {NAMES.get(row['reg'], row['reg'])}, {result.metadata.get('evaluations', '?'):,} evaluations ({result.metadata.get('estimator', '?')})")
+    ax.set(xlabel=f"rank among units, by contribution to digit {digit}",
+           ylabel=f"contribution to digit {digit}'s accuracy ± 2 SE",
+           title=f"G  our error bars: N={row['N']}, {NAMES.get(row['reg'], row['reg'])}, "
+                 f"{result.metadata.get('evaluations', '?'):,} evaluations ({result.metadata.get('estimator', '?')})")
 
 
 def figure1(results_dir):
     df, results = load_results(results_dir)
-    fig = plt.figure(figsize=(17, 13), layout="constrained")
+    fig = plt.figure(figsize=(17, 15), layout="constrained")
     grid = fig.add_gridspec(3, 3)
     panel_a(fig.add_subplot(grid[0, 0]), df)
     panel_b(fig.add_subplot(grid[0, 1]), df)

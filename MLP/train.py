@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from common.cli import non_negative_int, positive_float, positive_int
-from common.device import pick_device
+from common.device import pick_device, set_cpu_threads
 from common.weights import load_weights
 from common.mnist import DATASETS, load_mnist
 from MLP.model import MLP, to_inputs
@@ -90,11 +90,14 @@ def main(argv=None):
     p.add_argument("--seed", type=non_negative_int, default=0, help="base seed; each model's seed derives from it")
     p.add_argument("--out", default=str(HERE / "models"), help="folder for the trained models")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads (default: the cores no other process keeps busy)")
     args = p.parse_args(argv)
     if args.trials < 1 or args.epochs < 1 or min(args.sizes) < 2:
         p.error("--trials and --epochs must be at least 1 and every size at least 2")
 
     device = pick_device(args.device)
+    threads = set_cpu_threads(args.threads) if device.type == "cpu" else None
     x_train, y_train, x_test, y_test = load_mnist(args.dataset, args.data_dir)
     x_train, y_train = to_inputs(x_train), torch.as_tensor(y_train)
     x_test, y_test = to_inputs(x_test).to(device), torch.as_tensor(y_test).to(device)
@@ -102,7 +105,8 @@ def main(argv=None):
     out = Path(args.out)
     todo = [j for j in jobs if not (out / f"{model_name(*j)}.pt").exists()]
     print(f"{len(jobs)} models on {args.dataset} ({len(x_train)} train / {len(x_test)} test images), "
-          f"{len(jobs) - len(todo)} already trained, {len(todo)} to train on {device}")
+          f"{len(jobs) - len(todo)} already trained, {len(todo)} to train on {device}"
+          + (f" ({threads} threads)" if threads else ""))
     bar = tqdm(todo, unit="model")
     for n_hidden, reg, trial in bar:
         seed = args.seed * 1_000_003 + n_hidden * 1009 + REGULARISATIONS.index(reg) * 101 + trial

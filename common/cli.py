@@ -104,7 +104,7 @@ def add_run_arguments(parser, *, budget: Budget | None = Budget(orderings=1000),
                    help="Ray workers, with --backend ray (default: one per GPU, else per CPU)")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--threads", type=positive_int, default=None,
-                   help="torch CPU threads (default: every core; on a machine busy with other jobs, fewer)")
+                   help="CPU threads (default: the cores no other process keeps busy)")
     g.add_argument("--out", type=Path, default=out, help=out_help + (" (default: %(default)s)" if out else ""))
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     i = parser.add_argument_group("interactions between units (optional; writes <out>_interactions.npz too)")
@@ -330,6 +330,8 @@ def _interactions(interactions: Interactions, game, players, spex_reduce, budget
 def main(experiment, argv=None):
     """Parse the experiment's and the shared options, build its games, and run each one to its .npz. Returns the
     files written. Bad options exit 2 before anything loads; a run stopped by a signal exits 128 + its number."""
+    from tqdm.auto import tqdm
+
     from .fingerprint import run_fingerprint
 
     parser = argparse.ArgumentParser(description=experiment.__doc__,
@@ -354,9 +356,9 @@ def main(experiment, argv=None):
                                 metadata=dict(spec.metadata, settings=settings_record(spec.settings)),
                                 spex_reduce=spec.spex_reduce)
             meta = result.metadata
-            print(f"wrote {out}: modes {result.modes.shape} ({meta['estimator']}), {meta['evaluations']:,} "
-                  f"evaluations in {meta['seconds']:.1f} s ({meta['evaluations_per_s']:.3g}/s); efficiency gap "
-                  f"{result.efficiency_gap():.1e}", flush=True)
+            tqdm.write(f"wrote {out}: modes {result.modes.shape} ({meta['estimator']}), {meta['evaluations']:,} "
+                       f"evaluations in {meta['seconds']:.1f} s ({meta['evaluations_per_s']:.3g}/s); efficiency gap "
+                       f"{result.efficiency_gap():.1e}")
             written.append(out)
     except UsageError as error:
         parser.error(str(error))

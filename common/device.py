@@ -13,10 +13,25 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def free_cores() -> int:
+    """The cores this process may use that no other process keeps busy: the cores it is allowed, less the load
+    average of the last minute (a core kept busy adds about 1), at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = int(os.getloadavg()[0] + 0.25)  # a core kept busy, not a moment's noise
+    except (AttributeError, OSError):  # no load average here (Windows)
+        busy = 0
+    return max(1, cores - busy)
+
+
 def set_cpu_threads(threads: int | None = None) -> int:
-    """Torch CPU threads: by default every core. On a machine shared with other busy processes, use fewer
-    (--threads 1): two threads fighting a third process for two cores make each step tens of times slower,
-    as OpenMP threads wait on each other."""
-    threads = (os.cpu_count() or 1) if threads is None else threads
+    """Torch's CPU threads and numpy's BLAS threads: by default the free cores (`free_cores`). Two threads fighting
+    a third process for two cores make each step many times slower, as the threads wait on each other."""
+    threads = free_cores() if threads is None else threads
     torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)  # numpy's BLAS (the MLP game's products)
+    except ImportError:
+        pass
     return threads

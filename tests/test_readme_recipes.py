@@ -5,6 +5,7 @@ in a copy of the repository, each with the smallest-size options of its script a
 last value). A line that needs what this machine lacks says so at its end (`# needs: a GPU`, `# needs: a
 download`, `# needs: ~30 min`) and is skipped here, as are `make` (CI runs `make test`) and `pip install` lines.
 """
+import json
 import re
 import shlex
 import shutil
@@ -53,19 +54,59 @@ def skipped(line: str) -> str | None:
 
 def command(line: str) -> list[str]:
     words = shlex.split(line.split(" #")[0])
-    if words[0] == "python":
+    if words[0] == ".venv/bin/python":
         script = words[1]
         return [sys.executable, *words[1:], *shlex.split(SMALLEST.get(script, ""))]
-    if words[0] == "papermill":
+    if words[0] == ".venv/bin/papermill":
         return [sys.executable, "-m", "papermill", *words[1:], "--log-level", "WARNING"]
     raise AssertionError(f"a recipe line this test does not know how to run: {line}")
 
 
 def test_every_readme_has_its_recipes_in_bash_blocks():
+    """Each runs as written after the README's two set-up commands: with the virtual environment they make."""
     assert recipes(), "no recipes found"
     for param in recipes():
         for line in param.values[0]:
-            assert skipped(line) or line.split()[0] in ("python", "papermill"), line
+            assert line.startswith(("make ", "pip ")) or line.split()[0] in (".venv/bin/python", ".venv/bin/papermill"), line
+
+
+PARSE_ONLY = """
+import argparse, io, json, runpy, sys
+from contextlib import redirect_stderr
+def parse_only(self, args=None, namespace=None):
+    known, unknown = self.parse_known_args(args, namespace)
+    if unknown:
+        self.error("unrecognized arguments: " + " ".join(unknown))
+    raise SystemExit(77)  # parsed: stop before anything loads or runs
+argparse.ArgumentParser.parse_args = parse_only
+failed = []
+for argv in json.loads(sys.argv[1]):
+    sys.argv, said = argv, io.StringIO()
+    try:
+        with redirect_stderr(said):
+            runpy.run_path(argv[0], run_name="__main__")
+        failed.append([argv, "ran without parsing its command line"])
+    except SystemExit as stop:
+        if stop.code != 77:
+            failed.append([argv, said.getvalue()[-1500:]])
+print(json.dumps(failed))
+"""
+
+
+def test_every_recipe_line_parses_with_its_scripts_options():
+    """Every python recipe line, those this machine skips (a GPU, a download) included: its script exists and
+    takes its options, every value of the right type and among the choices."""
+    lines = [line for param in recipes() for line in param.values[0] if line.startswith(".venv/bin/python ")]
+    assert len(lines) >= 20
+    argvs = []
+    for line in lines:
+        words = shlex.split(line.split(" #")[0])[1:]
+        argvs.append([str(ROOT / (words[1].replace(".", "/") + ".py")), *words[2:]] if words[0] == "-m" else words)
+    out = subprocess.run([sys.executable, "-c", PARSE_ONLY, json.dumps(argvs)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    failed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not failed, "\n".join(f"{' '.join(argv)}: {said}" for argv, said in failed)
 
 
 @pytest.fixture(scope="module")
