@@ -1,5 +1,6 @@
 """Device selection shared by every script: --device auto picks CUDA when present, else the CPU."""
 import os
+import time
 
 import torch
 
@@ -13,15 +14,33 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def free_cores() -> int:
-    """The cores this process may use that no other process keeps busy: the cores it is allowed, less the load
-    average of the last minute (a core kept busy adds about 1), at least one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def busy_cores(interval: float = 0.3) -> float:
+    """How many cores other processes keep busy now: the machine's busy time over `interval` seconds, less this
+    process's own (/proc/stat); where that cannot be read, the load average of the last minute."""
+    def snapshot():
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:8]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+        return sum(fields), fields[3] + fields[4], int(own[11]) + int(own[12])  # all, idle + iowait, ours
     try:
-        busy = int(os.getloadavg()[0] + 0.25)  # a core kept busy, not a moment's noise
-    except (AttributeError, OSError):  # no load average here (Windows)
-        busy = 0
-    return max(1, cores - busy)
+        total0, idle0, own0 = snapshot()
+        time.sleep(interval)
+        total1, idle1, own1 = snapshot()
+        share = ((total1 - total0) - (idle1 - idle0) - (own1 - own0)) / max(total1 - total0, 1)
+        return max(share, 0.0) * (os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average here (Windows)
+            return 0.0
+
+
+def free_cores() -> int:
+    """The cores this process may use that no other process keeps busy (a core busy most of the time counts),
+    at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - int(busy_cores() + 0.4))
 
 
 def set_cpu_threads(threads: int | None = None) -> int:
