@@ -29,9 +29,8 @@ def example_filters(modes, layer, players, intact, face: int = 0, k: int = 3):
             ax.axis("off")
             if c < len(idx):
                 signed_heatmap(ax, modes[idx[c], face].mean(0), label="", aspect="equal")
-                ax.set_title(str(players[idx[c]]), fontsize=7)
-        picture(axes[r, k], rgb(intact[face]), title=f"image {face}")
-        axes[r, 0].text(-0.15, 0.5, f"layer {l}", transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+                ax.set_title(f"layer {l}: {players[idx[c]]}" if c == 0 else str(players[idx[c]]), fontsize=7)
+        picture(axes[r, k], rgb(intact[face]), title=f"image {face}" if r == 0 else None)
     fig.suptitle(f"Figure 3: each layer's {k} strongest filters; colour: what each adds to a pixel of image {face} "
                  "(mean of R, G, B), on its own scale", fontsize=9)
     return fig

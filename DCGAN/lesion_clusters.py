@@ -76,7 +76,7 @@ def plot_lesions(rows, titles, path=None, max_images: int = 8):
         shared_colorbar(fig, image, axes[3 * r + 2, :], label="lesioned - unlesioned")
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
     return fig
 

@@ -119,9 +119,11 @@ def fixed_noise(n: int = 32, nz: int = NZ, seed: int = 0) -> torch.Tensor:
 
 
 def save_generator(path, generator: Generator, noise: torch.Tensor, **info):
-    """state_dict + config + fixed noise: loadable with torch.load(weights_only=True), no pickled module."""
-    torch.save(dict(generator=generator.state_dict(), config=dict(generator.cfg, widths=list(generator.cfg["widths"])),
-                    fixed_noise=noise, **info), path)
+    """state_dict + config + fixed noise: loadable with torch.load(weights_only=True), no pickled module; written
+    atomically."""
+    from common.weights import save_weights
+    config = dict(generator.cfg, widths=list(generator.cfg["widths"]))
+    save_weights(path, dict(generator=generator.state_dict(), config=config, fixed_noise=noise, **info))
 
 
 def load_generator(path, device="cpu") -> tuple[Generator, torch.Tensor, dict]:

@@ -7,8 +7,6 @@ are skipped, so an interrupted grid resumes where it stopped.
     python train.py --sizes 10 50 --trials 2 --epochs 1
 """
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from tqdm.auto import tqdm
 
 from common.cli import non_negative_int, positive_float, positive_int
 from common.device import pick_device, set_cpu_threads
-from common.weights import load_weights
+from common.weights import load_weights, save_weights
 from common.mnist import DATASETS, load_mnist
 from MLP.model import MLP, to_inputs
 from MLP import DATA, HERE
@@ -57,16 +55,8 @@ def accuracy(model, x, y) -> float:
 
 
 def save_model(path: Path, model: MLP, config: dict) -> None:
-    """torch.save to a temporary file, then rename: a killed run never leaves half a model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "config": config}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically (a killed run never leaves half a model); MLP.train.load_model reads it."""
+    save_weights(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "config": config})
 
 
 def load_model(path) -> tuple[MLP, dict]:

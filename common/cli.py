@@ -233,6 +233,14 @@ def check_output_folder(path: Path, option: str = "--out") -> None:
     check_output_file(path / "probe", option)
 
 
+def check_replaceable(path: Path, force: bool, option: str = "--out") -> None:
+    """UsageError when `path` exists and --force was not given (or cannot be written either way)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise UsageError(f"{option} {path} exists; pass --force to replace it (only once the new one is whole)")
+    check_output_file(path.parent / (path.name + ".probe"), option)
+
+
 def setup_device(args):
     """torch device from --device, and torch CPU threads from --threads (every core by default)."""
     from .device import pick_device, set_cpu_threads

@@ -8,8 +8,8 @@ one layer's weights and read by the next one's. `Wiring` names them, and the per
     small = pruned(generator, units, keep, {"blocks.2.act": Wiring("blocks.2.conv", "blocks.3.conv", ("blocks.2.bn",))})
 
 Attention heads (units at o_proj's input, as LLM's "heads" players) go with `pruned_heads`: their rows of q_proj
-and columns of o_proj. Only where removal is exactly a zero lesion (zero ablation); routed experts keep the mask
-(docs/rankings.md says why).
+and columns of o_proj, in grouped-query attention without ever copying a key/value head. Removal is exactly a
+zero lesion (zero ablation); routed experts keep the mask (docs/rankings.md says why).
 """
 import copy
 from dataclasses import dataclass
@@ -120,47 +120,78 @@ def pruned(model: nn.Module, units, keep, wiring: dict) -> nn.Module:
 
 def pruned_heads(model: nn.Module, units, keep) -> nn.Module:
     """A copy of a Llama-style model (attention modules with q_proj, k_proj, v_proj, o_proj, head_dim and
-    num_key_value_groups) without the heads whose `keep` entry is False; units are o_proj[in h*d:(h+1)*d].
+    num_key_value_groups; a config with num_attention_heads and num_key_value_heads) without the heads whose
+    `keep` entry is False; units are o_proj[in h*d:(h+1)*d]. Its logits equal the zero-lesioned original's.
 
-    In grouped-query attention several query heads read one key/value head, in equal groups. Where the heads left
-    in every group are equally many the key/value heads stay as they are; otherwise a key/value head is copied so
-    that the groups are equal again (g = the greatest common divisor of the heads left per group), and the key/value
-    projections grow by those copies: removing single heads shrinks such a layer only where the copies cost less
-    than the heads save. Its layers may differ in width, so save it with torch.save, not save_pretrained."""
+    In grouped-query attention several query heads read one key/value head, in equal groups, and every layer has
+    the config's shape. So the copy keeps, in every layer, as many key/value heads as the layer with the most
+    groups left needs, and per key/value head as many query slots as the fullest group left needs; the slots
+    without a head are zero (their o_proj columns are zero, so they add nothing). A key/value head is never
+    copied, so the copy never has more parameters than the original; it shrinks where the removals leave every
+    group of every layer with fewer heads (remove the same number per group for that). It saves with
+    save_pretrained and loads with from_pretrained."""
     units, keep = list(units), np.asarray(keep, dtype=bool)
     if keep.shape != (len(units),):
         raise ValueError(f"keep must have one entry per unit ({len(units)}), got shape {keep.shape}")
     small = copy.deepcopy(model)
-    dropped = {}
+    attentions = {}
+    for name, module in small.named_modules():
+        if all(hasattr(module, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim")):
+            attentions[name] = module
+    dropped = {name: set() for name in attentions}
     for unit, k in zip(units, keep):
         attention_name = unit.module.rpartition(".")[0]
-        attention = module_named(small, attention_name)
-        d = getattr(attention, "head_dim", None)
+        d = getattr(attentions.get(attention_name), "head_dim", None)
         if unit.side != "in" or not unit.module.endswith("o_proj") or d is None or \
                 unit.index % d or unit.features.stop - unit.index != d:
             raise ValueError(f"{unit} is not one attention head at o_proj's input (o_proj[in h*d:(h+1)*d])")
-        dropped.setdefault(attention_name, set())
         if not k:
             dropped[attention_name].add(unit.index // d)
-    for name, heads in dropped.items():
-        attention = module_named(small, name)
-        d, groups = attention.head_dim, attention.num_key_value_groups
-        n_heads = attention.q_proj.out_features // d
-        kept_heads = [h for h in range(n_heads) if h not in heads]
-        if not kept_heads:
+    # per layer: the heads left in each key/value group, groups without a head left dropped
+    layout = {}
+    for name, attention in attentions.items():
+        d = attention.head_dim
+        n_heads, n_kv = attention.q_proj.out_features // d, attention.k_proj.out_features // d
+        per_group = n_heads // n_kv
+        left = [[h for h in range(j * per_group, (j + 1) * per_group) if h not in dropped[name]] for j in range(n_kv)]
+        layout[name] = [(j, heads) for j, heads in enumerate(left) if heads]
+        if not layout[name]:
             raise ValueError(f"every head of {name} would go: a model without the layer's attention is not a "
                              "smaller model of the same kind")
-        left = np.bincount([h // groups for h in kept_heads], minlength=n_heads // groups)
-        g = int(np.gcd.reduce(left[left > 0]))
-        rows = torch.tensor([h * d + i for h in kept_heads for i in range(d)], dtype=torch.long)
-        kv_rows = torch.tensor([j * d + i for j, c in enumerate(left) for _ in range(c // g) for i in range(d)],
-                               dtype=torch.long)
-        for proj, index in ((attention.q_proj, rows), (attention.k_proj, kv_rows), (attention.v_proj, kv_rows)):
-            proj.weight = _keep_along(proj.weight, 0, index)
-            if proj.bias is not None:
-                proj.bias = _keep_along(proj.bias, 0, index)
-            proj.out_features = len(index)
-        attention.o_proj.weight = _keep_along(attention.o_proj.weight, 1, rows)
-        attention.o_proj.in_features = len(rows)
-        attention.num_key_value_groups = g
+    n_kv = max(len(groups) for groups in layout.values())
+    slots = max(len(heads) for groups in layout.values() for _, heads in groups)
+    for name, attention in attentions.items():
+        _reslot(attention, layout[name], n_kv, slots)
+    d = next(iter(attentions.values())).head_dim
+    small.config.num_attention_heads, small.config.num_key_value_heads, small.config.head_dim = n_kv * slots, n_kv, d
     return small
+
+
+def _reslot(attention, groups, n_kv: int, slots: int) -> None:
+    """Rebuild one attention module with n_kv key/value heads of `slots` query slots each: group s reads key/value
+    head groups[s][0] and holds its query heads groups[s][1]; the slots and groups beyond them are zero."""
+    d = attention.head_dim
+    q_rows, kv_rows = torch.zeros(n_kv * slots * d, dtype=torch.long), torch.zeros(n_kv * d, dtype=torch.long)
+    q_real, kv_real = torch.zeros(n_kv * slots * d, dtype=torch.bool), torch.zeros(n_kv * d, dtype=torch.bool)
+    for s, (j, heads) in enumerate(groups):
+        kv_rows[s * d:(s + 1) * d], kv_real[s * d:(s + 1) * d] = torch.arange(j * d, (j + 1) * d), True
+        for t, h in enumerate(heads):
+            at = (s * slots + t) * d
+            q_rows[at:at + d], q_real[at:at + d] = torch.arange(h * d, (h + 1) * d), True
+
+    def gathered(param, axis, index, real):
+        data = param.data.index_select(axis, index.to(param.device)).clone()
+        shape = [1] * data.ndim
+        shape[axis] = -1
+        data *= real.to(data.device).view(shape)  # the zero slots
+        return nn.Parameter(data, requires_grad=param.requires_grad)
+
+    for proj, index, real in ((attention.q_proj, q_rows, q_real), (attention.k_proj, kv_rows, kv_real),
+                              (attention.v_proj, kv_rows, kv_real)):
+        proj.weight = gathered(proj.weight, 0, index, real)
+        if proj.bias is not None:
+            proj.bias = gathered(proj.bias, 0, index, real)
+        proj.out_features = len(index)
+    attention.o_proj.weight = gathered(attention.o_proj.weight, 1, q_rows, q_real)
+    attention.o_proj.in_features = len(q_rows)
+    attention.num_key_value_groups = slots

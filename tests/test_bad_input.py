@@ -28,7 +28,8 @@ def snapshot(*folders) -> dict:
 
 
 SCRIPTS = ("MLP.compute_msa", "MLP.train", "DCGAN.compute_msa", "DCGAN.train", "DCGAN.cluster", "DCGAN.lesion_clusters",
-           "LLM.compute_msa", "LLM.train_tiny_moe", "LLM.removal_curves", "MLP.compress")
+           "LLM.compute_msa", "LLM.train_tiny_moe", "LLM.removal_curves", "MLP.compress", "DCGAN.compress",
+           "LLM.compress")
 
 
 @pytest.fixture
@@ -114,7 +115,25 @@ def cases(tmp):
         ("LLM.removal_curves", ["--msa", str(a_file), "--ks", "a,b"], "--ks takes comma-separated whole numbers"),
         ("MLP.compress", ["--remove", "1"], "--remove: must be a fraction strictly between 0 and 1"),
         ("MLP.compress", ["--results", str(empty)], "has a result in"),
-        ("MLP.compress", ["--out", str(a_file)], "--out .* is a file"),
+        ("MLP.compress", ["--out", str(a_file)], "--out .* exists; pass --force"),
+        ("MLP.compress", ["--out", str(a_file / "x"), "--force"], "cannot be written"),
+        ("DCGAN.compress", ["--remove", "0.5", "--out", str(a_file)], "--out .* exists; pass --force"),
+        ("DCGAN.compress", ["--remove", "0", "--out", str(tmp / "g.pt")], "--remove: must be a fraction"),
+        ("DCGAN.compress", ["--remove", "0.5", "--out", str(tmp / "g.pt")], "--checkpoint is needed without --msa"),
+        ("DCGAN.compress", ["--ranking", "shapley", "--remove", "0.5", "--out", str(tmp / "g.pt")], "needs --msa"),
+        ("DCGAN.compress", ["--msa", str(tmp / "missing.npz"), "--remove", "0.5", "--out", str(tmp / "g.pt")],
+         "--msa .*: no such file"),
+        ("DCGAN.compress", ["--checkpoint", str(tmp / "missing.pt"), "--remove", "0.5", "--out", str(tmp / "g.pt")],
+         "--checkpoint .*: no such file"),
+        ("LLM.compress", ["--out", str(tmp / "small")], "one of the arguments --keep-per-group --remove is required"),
+        ("LLM.compress", ["--keep-per-group", "0", "--out", str(tmp / "small")], "must be a positive integer"),
+        ("LLM.compress", ["--keep-per-group", "1", "--remove", "0.5", "--out", str(tmp / "s")], "not allowed with"),
+        ("LLM.compress", ["--remove", "0.5", "--out", str(a_file)], "--out .* exists; pass --force"),
+        ("LLM.compress", ["--ranking", "shapley", "--remove", "0.5", "--out", str(tmp / "s")], "needs --msa"),
+        ("LLM.compress", ["--msa", str(tmp / "missing.npz"), "--remove", "0.5", "--out", str(tmp / "s")],
+         "--msa .*: no such file"),
+        ("LLM.compress", ["--layers", "3:1", "--remove", "0.5", "--out", str(tmp / "s")], "layers must be N or"),
+        ("LLM.compress", ["--model", "./typo/path", "--remove", "0.5", "--out", str(tmp / "s")], "no such model"),
     ]
 
 
