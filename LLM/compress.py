@@ -108,13 +108,10 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: the free cores)")
     args = p.parse_args(argv)
-    if args.ranking is None:
-        args.ranking = "shapley" if args.msa is not None else "weight-norm"
-    if args.ranking == "shapley" and args.msa is None:
-        p.error("--ranking shapley needs --msa (a compute_msa.py run with --units heads)")
-    if args.ranking == "weight-norm" and (args.msa is not None or args.task is not None):
-        p.error("--msa and --task rank by the Shapley modes; --ranking weight-norm needs neither")
+    if args.task is not None and args.msa is None:
+        p.error("--task ranks by one task's Shapley modes: it needs --msa")
     try:
+        cli.resolve_ranking(args, "LLM/compute_msa.py --units heads")
         cli.check_replaceable(args.out, args.force)
         layers = None if args.layers is None else parse_layers(args.layers)
     except (cli.UsageError, ValueError) as error:

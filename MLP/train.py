@@ -33,12 +33,19 @@ def train_mlp(n_hidden, reg, x_train, y_train, *, epochs=6, batch_size=64, lr=0.
     """Adam + cross-entropy; L1 adds penalty * sum |p| over all parameters, L2 is Adam's weight_decay."""
     if reg not in REGULARISATIONS:
         raise ValueError(f"unknown regularisation {reg!r}; choose one of {REGULARISATIONS}")
-    g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = MLP(n_hidden).to(device)
+    return fit(MLP(n_hidden).to(device), reg, x_train, y_train, epochs=epochs, batch_size=batch_size, lr=lr,
+               penalty=penalty, seed=seed, progress=progress)
+
+
+def fit(model, reg, x_train, y_train, *, epochs, batch_size=64, lr=0.01, penalty=1e-4, seed=0, progress=False):
+    """Train `model` in place (a new one, or a pruned one fine-tuned) and return it in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=penalty if reg == "l2" else 0.0)
     x, y = x_train.to(device), y_train.to(device)
-    for _ in tqdm(range(epochs), desc=f"N={n_hidden} {reg}", leave=False, disable=not progress):
+    model.train()
+    for _ in tqdm(range(epochs), desc=f"N={model.fc1.out_features} {reg}", leave=False, disable=not progress):
         for batch in torch.randperm(len(x), generator=g).split(batch_size):
             loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
             if reg == "l1":

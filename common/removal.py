@@ -96,28 +96,3 @@ def removal_curve(score, order, ks) -> RemovalCurve:
     mean, se, distinct = scored(score, np.concatenate([top, bottom]))
     m = len(ks)
     return RemovalCurve(ks, len(order), mean[:m], se[:m], mean[m:], se[m:], distinct)
-
-
-def removal_figure(table):
-    """The removal curves of every ranking of one model (a table of benchmarks/bench_rankings.py): the held-out
-    score after removing the top k units (left) and the bottom k (right), with 2 SE over the held-out inputs."""
-    import matplotlib.pyplot as plt
-
-    from .figures import legend_below
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True, layout="constrained")
-    for row in table["rows"]:
-        c = row["curve"]
-        x = [k / c["n"] for k in c["ks"]]
-        style = dict(lw=2.2) if row["name"].startswith("shapley (") and row is table["rows"][0] else dict(lw=1.2)
-        if row["name"].startswith("random"):
-            style = dict(lw=1.2, color="grey", ls="--")
-        for ax, which in zip(axes, ("top", "bottom")):
-            ax.errorbar(x, c[which], yerr=[2 * (s or 0) for s in c[f"{which}_se"]], label=row["name"], capsize=0,
-                        **style)
-    axes[0].set_title(f"{table['model']}: remove the top k (error bars: 2 SE)")
-    axes[1].set_title(f"{table['model']}: remove the bottom k")
-    axes[0].set_ylabel(f"held-out {table['score']}")
-    for ax in axes:
-        ax.set_xlabel("fraction of the units removed")
-    legend_below(axes[1], ncol=2, fontsize=7)
-    return fig

@@ -174,7 +174,7 @@ def test_the_peers_wrapper_counts_distinct_coalitions_and_evaluates_each_once_pe
     assert calls == [2, 1, 1] and one.distinct == 4
 
 
-def test_bench_rankings_compares_every_ranking_on_held_out_images_and_the_notebook_draws_them(tmp_path, capsys):
+def test_bench_rankings_compares_every_ranking_over_networks_and_the_notebook_draws_them(tmp_path, capsys):
     import json
 
     import numpy as np
@@ -182,21 +182,30 @@ def test_bench_rankings_compares_every_ranking_on_held_out_images_and_the_notebo
     bench = _load("bench_rankings")
     rank, held = bench.split_test(np.repeat(np.arange(10), 5))
     assert len(np.intersect1d(rank, held)) == 0 and len(rank) + len(held) == 50
-    bench.main(["--experiments", "mlp", "dcgan", "--sizes", "10", "--regs", "l1", "--epochs", "1",
-                "--dcgan-steps", "2", "--n-permutations", "20", "--random-seeds", "2", "--out",
-                str(tmp_path / "r.json")])
-    tables = json.loads((tmp_path / "r.json").read_text())["tables"]
-    assert [t["model"] for t in tables] == ["MLP N = 10 l1", "DCGAN 112 filters"]
-    assert all(len(r["curve"]["top"]) == len(r["curve"]["ks"]) for t in tables for r in t["rows"])
-    run_notebook("rankings", tmp_path / "rankings.ipynb", RESULTS=tmp_path / "r.json", FIG_DIR=tmp_path / "fig")
-    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["removal_DCGAN_112_filters.png",
-                                                                      "removal_MLP_N_10_l1.png"]
+    bench.main(["--experiments", "mlp", "dcgan", "--sizes", "10", "--regs", "l1", "--epochs", "1", "--networks", "2",
+                "--dcgan-networks", "2", "--dcgan-steps", "2", "--budgets", "2", "5", "--shapley-seeds", "2",
+                "--random-seeds", "2", "--out", str(tmp_path)])
+    mlp, dcgan = (json.loads((tmp_path / f"rankings_{e}.json").read_text()) for e in ("mlp", "dcgan"))
+    assert [s["model"] for s in mlp["settings"] + dcgan["settings"]] == ["MLP N = 10 l1", "DCGAN 112 filters"]
+    for setting in mlp["settings"] + dcgan["settings"]:
+        assert len(setting["networks"]) == 2
+        for network in setting["networks"]:
+            names = [r["name"] for r in network["rows"]]
+            assert names.count("shapley (2 orderings' worth)") == names.count("shapley (5 orderings' worth)") == 2
+            assert sum(r["family"] == "random" for r in network["rows"]) == 2
+            assert all(len(r["top"]) == len(r["bottom"]) == len(network["ks"]) for r in network["rows"])
+    assert len({json.dumps(n["rows"][0]["metrics"]) for n in dcgan["settings"][0]["networks"]}) == 2  # two seeds
+    run_notebook("rankings", tmp_path / "rankings.ipynb", RESULTS=f"{tmp_path / 'rankings_mlp.json'},"
+                 f"{tmp_path / 'rankings_dcgan.json'}", FIG_DIR=tmp_path / "fig")
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
+        "cost_DCGAN_112_filters.png", "cost_MLP_N_10_l1.png", "removal_DCGAN_112_filters.png",
+        "removal_MLP_N_10_l1.png"]
     out = capsys.readouterr().out
-    for name in ("shapley (2", "shapley (2 orderings)", "leave-one-out", "leave-one-in", "weight norm",
-                 "mean |activation|", "gradient x activation", "random (mean of 2)"):
-        assert out.count(name) >= 2  # in both tables
-    assert "MLP N = 10 l1" in out and "DCGAN 112 filters" in out
-    assert "         11 " in out and "        113 " in out  # leave-one-out's n + 1 evaluations
+    for name in ("shapley (2 orderings' worth)", "leave-one-out", "leave-one-in", "weight norm",
+                 "mean \\|activation\\|", "gradient x activation", "random (2 seeds)"):
+        assert out.count(name) >= 2, name  # in both tables
+    assert "| 11 |" in out and "| 113 |" in out  # leave-one-out's n + 1 evaluations
+    assert out.count("area of Shapley minus") == 2
 
 
 def test_bench_rankings_held_out_scores_average_to_the_games_recall():
@@ -226,14 +235,39 @@ def test_bench_rankings_compares_the_experts_of_a_mixture_of_experts_and_the_hea
     tokenizer.save_pretrained(tmp_path / "moe")
     save_tiny_llama(tmp_path / "llama")
     bench.main(["--experiments", "moe", "heads", "--moe-model", str(tmp_path / "moe"), "--heads-model",
-                str(tmp_path / "llama"), "--heads-layers", "1", "--llm-items", "2", "--n-permutations", "8",
-                "--random-seeds", "2", "--out", str(tmp_path / "r.json")])
+                str(tmp_path / "llama"), "--heads-layers", "1", "--llm-items", "2", "--budgets", "4",
+                "--shapley-seeds", "1", "--random-seeds", "2", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "tiny MoE 8 experts" in out and "gradient x activation" in out and "weight norm (w2)" in out
-    assert "          9 " in out  # leave-one-out's n + 1 evaluations of the 8 experts
-    tables = json.loads((tmp_path / "r.json").read_text())["tables"]
-    assert [t["model"] for t in tables] == ["tiny MoE 8 experts", "llama 4 heads"]
+    assert "| 9 |" in out  # leave-one-out's n + 1 evaluations of the 8 experts
+    assert "one network: no interval" in out
+    moe, heads = (json.loads((tmp_path / f"rankings_{e}.json").read_text())["settings"] for e in ("moe", "heads"))
+    assert [moe[0]["model"], heads[0]["model"]] == ["tiny MoE 8 experts", "llama 4 heads"]
     import numpy as np
-    heads = {row["name"]: row for row in tables[1]["rows"]}
-    assert heads["leave-one-out"]["evaluations"] == 5 and "weight norm" in heads
-    assert all(np.isfinite(row["metrics"]["area"][0]) for row in heads.values())
+    rows = {row["name"]: row for row in heads[0]["networks"][0]["rows"]}
+    assert rows["leave-one-out"]["evaluations"] == 5 and "weight norm" in rows
+    assert all(np.isfinite(row["metrics"]["area"][0]) for row in rows.values())
+
+
+def test_bench_compress_prunes_by_each_ranking_and_fine_tunes(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import torch
+    from MLP.model import MLP
+    bench = _load("bench_compress")
+    torch.manual_seed(0)
+    model = MLP(6)
+    expected = [np.sqrt(float((model.fc1.weight[i] ** 2).sum() + model.fc1.bias[i] ** 2 +
+                              (model.fc2.weight[:, i] ** 2).sum())) for i in range(6)]
+    np.testing.assert_allclose(bench.magnitude(model), expected, rtol=1e-6)
+    bench.main(["--sizes", "10", "--regs", "l2", "--networks", "2", "--epochs", "1", "--fractions", "0.5", "0.9",
+                "--budget", "4", "--out", str(tmp_path)])
+    settings = json.loads((tmp_path / "compress_mlp.json").read_text())["settings"]
+    rows = settings[0]["networks"][0]["rows"]
+    assert [(r["ranking"], r["removed"]) for r in rows] == [(k, f) for k in ("shapley", "magnitude", "taylor")
+                                                            for f in (0.5, 0.9)]
+    assert all(0 <= r["pruned"] <= 1 and 0 <= r["finetuned"] <= 1 for r in rows)
+    assert rows[0]["parameters"] == (5 * 795 + 10) / (10 * 795 + 10)  # 784 + 1 in, 10 out per unit; fc2's bias
+    out = capsys.readouterr().out
+    assert "shapley minus magnitude, pruned" in out and "| 90% | taylor |" in out

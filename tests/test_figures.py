@@ -94,13 +94,24 @@ def test_the_dcgan_figures_and_the_cluster_lesions():
     assert sum(t.get_text() == "all black" for ax in fig.axes for t in ax.texts) == 3
 
 
-def test_the_removal_curves():
-    from common.removal import removal_figure
-    curve = dict(n=10, ks=list(range(0, 11, 2)), top=list(np.linspace(0.9, 0.1, 6)), top_se=[0.01] * 6,
-                 bottom=list(np.linspace(0.9, 0.8, 6)), bottom_se=[0.01] * 6)
-    table = dict(model="MLP N=10", score="accuracy",
-                 rows=[dict(name=name, curve=curve) for name in ("shapley (kadd)", "leave-one-out", "random (mean of 5)")])
-    assert_readable(removal_figure(table))
+def ranking_setting(networks=3):
+    """A bench_rankings.py setting: networks x (Shapley at two budgets and two seeds, leave-one-out, two randoms)."""
+    ks = list(range(0, 11, 2))
+
+    def row(name, family, area):
+        return dict(name=name, family=family, metrics=dict(area=[area, None]), evaluations=0 if family == "random"
+                    else 11, seconds=0.01, top=list(np.linspace(0.9, 0.9 - area, 6)), bottom=[0.9] * 6)
+    rows = [row(f"shapley ({b} orderings' worth)", "shapley", 0.3 + RNG.normal(0, 0.02)) for b in (2, 10)
+            for _ in range(2)] + [row("leave-one-out", "leave-one-out", 0.2)] + [row("random", "random", 0.0)] * 2
+    return dict(model="MLP N=10", score="accuracy", per_target=None,
+                networks=[dict(ks=ks, n=10, rows=rows) for _ in range(networks)])
+
+
+@pytest.mark.parametrize("networks", [1, 3])
+def test_the_removal_curves_and_the_costs(networks):
+    from common.ranking_figures import cost_figure, removal_figure
+    assert_readable(removal_figure(ranking_setting(networks)))
+    assert_readable(cost_figure(ranking_setting(networks)))
 
 
 def test_the_rules_catch_what_they_name():

@@ -1,0 +1,75 @@
+"""docs/rankings.md's tables are the committed JSON's, every setting and every ranking of it; the intervals and
+verdicts are right on numbers whose answer is known."""
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("rankings_tables", ROOT / "benchmarks" / "rankings_tables.py")
+tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tables)
+
+
+def test_the_t_interval_and_the_verdicts():
+    mean, low, high = tables.interval([1.0, 2.0, 3.0])  # sd 1, se 1/sqrt(3), t(0.975, 2) = 4.3027
+    assert mean == 2 and high - mean == pytest.approx(4.302653 / np.sqrt(3), rel=1e-6)
+    assert np.isnan(tables.interval([1.0])[1]) and tables.verdict(np.nan, np.nan) == "one network: no interval"
+    assert [tables.verdict(0.1, 0.3), tables.verdict(-0.3, -0.1), tables.verdict(-0.1, 0.1)] == \
+        ["ahead", "behind", "level"]
+
+
+def setting(shapley_area, other_area, networks=4):
+    def row(name, family, area):
+        return dict(name=name, family=family, evaluations=10, seconds=0.5,
+                    metrics={m: [area, None] for m in tables.METRICS})
+    rng = np.random.default_rng(0)
+    return dict(model="m", score="accuracy", per_target=None, networks=[dict(rows=[
+        row("shapley (2 orderings' worth)", "shapley", shapley_area + rng.normal(0, 0.01)),
+        row("shapley (2 orderings' worth)", "shapley", shapley_area + rng.normal(0, 0.01)),
+        row("weight norm", "weight norm", other_area + rng.normal(0, 0.01)),
+        row("random", "random", 0.0), row("random", "random", 0.0)]) for _ in range(networks)])
+
+
+def test_a_clear_lead_a_tie_and_a_loss_are_called_so():
+    assert "ahead" in tables.verdict_table(setting(0.5, 0.2)).splitlines()[2]
+    assert "level" in tables.verdict_table(setting(0.3, 0.3)).splitlines()[2]
+    assert "behind" in tables.verdict_table(setting(0.1, 0.4)).splitlines()[2]
+    table = tables.table(setting(0.5, 0.2))
+    assert "| random (2 seeds) |" in table and "| weight norm |" in table and table.count("\n| ") == 4
+
+
+def test_the_docs_tables_are_the_committed_json():
+    doc = (ROOT / "docs" / "rankings.md").read_text()
+    marked = [(m[1], m[2], m[3]) for m in tables.MARKER.findall(doc)]  # (kind, file, model)
+    files = sorted((ROOT / "docs" / "results").glob("*.json"))
+    assert files and marked, "docs/results/*.json and the markers in docs/rankings.md"
+    assert tables.rendered(doc) == doc, "a table differs from its JSON: run benchmarks/rankings_tables.py"
+    for path in files:  # every setting of every file has its table: none is left out
+        settings = [s["model"] for s in json.loads(path.read_text())["settings"]]
+        shown = [model for _, name, model in marked if name == path.name]
+        assert sorted(shown) == sorted(settings), path.name
+    for kind, name, model in marked:  # and every ranking of a setting has its row
+        data = json.loads((ROOT / "docs" / "results" / name).read_text())
+        chosen = next(s for s in data["settings"] if s["model"] == model)
+        block = tables.block(data, model, kind)
+        for row in chosen["networks"][0]["rows"]:
+            if kind == "compress":
+                assert f"| {row['removed']:.0%} | {row['ranking']} |" in block, (model, row)
+                continue
+            label = "random (" if row["family"] == "random" else row["name"].replace("|", "\\|")
+            assert f"| {label}" in block, (model, row["name"])
+
+
+def test_check_mode_fails_on_a_stale_table(tmp_path):
+    doc = (ROOT / "docs" / "rankings.md").read_text()
+    stale = re.sub(r"(<!-- rankings: \S+ .+? -->\n)(.*?)(<!-- /rankings -->)", r"\1| old | table |\n\3", doc,
+                   count=1, flags=re.S)
+    assert stale != doc
+    (tmp_path / "rankings.md").write_text(stale)
+    assert tables.main(["--doc", str(tmp_path / "rankings.md"), "--check"]) == 1
+    assert tables.main(["--doc", str(tmp_path / "rankings.md")]) == 0
+    assert (tmp_path / "rankings.md").read_text() == doc
