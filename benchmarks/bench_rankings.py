@@ -96,7 +96,8 @@ def compare(ranked, n, args, overall, per_target=(), steps=20):
 
 def report(setting):
     from rankings_tables import table, verdict_table  # benchmarks/, beside this file
-    print(f"\n{setting['model']} ({len(setting['networks'])} networks): held-out {setting['score']}")
+    n = len(setting["networks"])
+    print(f"\n{setting['model']} ({n} network{'s' * (n > 1)}): held-out {setting['score']}")
     print(table(setting))
     print(verdict_table(setting))
     return setting
