@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
@@ -57,13 +58,13 @@ EXPERIMENTS = ("mlp", "dcgan", "moe", "heads")
 BUDGETS = (2, 10, 30, 100)  # orderings' worth of evaluations
 
 
-def shapley_rankings(game, n, args, shape=None):
+def shapley_rankings(game, n, args, shape=None, progress=False):
     """[(row info, Ranking)]: the default estimator at every budget and Shapley seed; `shape`: modes -> one score
-    per unit (or per unit and target)."""
+    per unit (or per unit and target); progress: a bar per run (for games whose coalitions cost seconds)."""
     out = []
     for orderings in args.budgets:
         for s in range(args.shapley_seeds):
-            result = shapley_modes(game, n, Budget(orderings=orderings), seed=args.seed + s, progress=False)
+            result = shapley_modes(game, n, Budget(orderings=orderings), seed=args.seed + s, progress=progress)
             ranking = rankings.shapley(result, f"shapley ({orderings} orderings' worth)")
             if shape is not None:
                 ranking.scores = shape(ranking.scores)
@@ -76,14 +77,14 @@ def others(ranked):
     return [(dict(family=r.name), r) for r in ranked]
 
 
-def compare(ranked, n, args, overall, per_target=(), steps=20):
+def compare(ranked, n, args, overall, per_target=(), steps=20, progress=False):
     """One network's rows {name, family, metrics: {metric: [overall, mean over targets or None]}, evaluations,
     seconds, top, bottom: the overall curve}; ranked: [(info, Ranking)] (the random ones added here)."""
     ranked = list(ranked) + [(dict(family="random", seed=seed), rankings.random_scores(n, seed))
                              for seed in range(args.random_seeds)]
     ks = default_ks(n, steps)
     rows = []
-    for info, ranking in ranked:
+    for info, ranking in tqdm(ranked, desc="removal curves", unit="ranking", disable=not progress, leave=False):
         whole = removal_curve(overall, ranking.order(), ks)
         parts = [removal_curve(score, ranking.order(target=t), ks).summary() for t, score in per_target]
         summary = whole.summary()
@@ -303,14 +304,15 @@ def llm(args, experiment):
     game, held = (LMGame(model, tokenizer, tasks, players, "logprob", coalitions_per_call=8) for tasks in halves)
     n = len(players)
     objective = answer_logprob_objective(game)
-    ranked = shapley_rankings(game, n, args) + others([
+    ranked = shapley_rankings(game, n, args, progress=True) + others([
         rankings.leave_one_out(game, n), rankings.leave_one_in(game, n), weights,
         counted(rankings.activation_magnitude(model, units, lambda: objective(model), dim=-1), 1),
         counted(rankings.gradient_times_activation(model, units, objective, dim=-1), 1 + len(everything))])
     task = np.array([k for k, _ in held.items])
     per_item = Memo(held.logprobs)
     network = compare(ranked, n, args, per_item,
-                      [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))], args.steps)
+                      [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))], args.steps,
+                      progress=True)
     print(f"{what}: {len(held.items)} held-out items")
     return [report(dict(model=model_name, score="log-probability of the reference answer", per_target="task",
                         networks=[dict(network, seed=args.seed)]))]
