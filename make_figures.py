@@ -153,7 +153,7 @@ FIGURE_LIST = [
      "against the intact images, on held-out noise vectors; every ranking plays that game.",
      "Not in the paper (as above)."),
     (rankings_llm, RUNS / "rankings/figures/removal_tiny_MoE_32_experts.png", "rankings_moe.png",
-     "The same for the tiny MoE's 32 experts (one trained model): the held-out answers' mean log-probability.",
+     "The same for the tiny MoE's 32 experts (3 trained models): the held-out answers' mean log-probability.",
      "Not in the paper (as above)."),
     (rankings_llm, RUNS / "rankings/figures/removal_smollm2_18_heads.png", "rankings_smollm2_heads.png",
      "The same for SmolLM2-135M-Instruct's 18 attention heads of its last two layers.",

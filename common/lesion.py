@@ -144,11 +144,14 @@ def watching(model: torch.nn.Module, units, take):
 
 
 @torch.no_grad()
-def unit_means(model: torch.nn.Module, units, run, dim: int | None = None, *, absolute: bool = False) -> dict:
+def unit_means(model: torch.nn.Module, units, run, dim: int | None = None, *, absolute: bool = False,
+               unreached_zero: bool = False) -> dict:
     """Each unit's mean activation over a reference batch, for mean ablation: {unit: tensor of its features}.
 
     `run()` makes the reference forward passes (e.g. over unpadded prompts); the mean is over every position
-    but the units' axis (the module's own, or `dim`). absolute=True: the mean of |activation| instead."""
+    but the units' axis (the module's own, or `dim`). absolute=True: the mean of |activation| instead.
+    A site the run never reaches (an expert no token was routed to) is an error, or zeros with unreached_zero
+    (as long as the run reached some site)."""
     sums, counts = {}, {}
 
     def take(key, x):
@@ -160,9 +163,10 @@ def unit_means(model: torch.nn.Module, units, run, dim: int | None = None, *, ab
     with watching(model, units, take):
         run()
     missing = sorted({f"{u.module} ({u.side})" for u in units if (u.module, u.side) not in counts})
-    if missing:
+    if missing and not (unreached_zero and counts):
         raise ValueError(f"the reference run never reached {missing}: no means to ablate with")
-    return {u: (sums[(u.module, u.side)] / counts[(u.module, u.side)])[u.features] for u in units}
+    return {u: (sums[(u.module, u.side)] / counts[(u.module, u.side)])[u.features] if (u.module, u.side) in counts
+            else torch.zeros(len(range(u.features.start, u.features.stop)), dtype=torch.float64) for u in units}
 
 
 class _Layout:

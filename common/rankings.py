@@ -98,9 +98,10 @@ def weight_norm(model: torch.nn.Module, units, consumers: dict | None = None) ->
 
 def activation_magnitude(model: torch.nn.Module, units, run, dim: int | None = None) -> Ranking:
     """Each unit's mean |activation| over the inputs that `run()` feeds the model (averaged over a slice's
-    features): blind to what the rest of the network does with it."""
+    features): blind to what the rest of the network does with it. A unit that never runs (an expert no token
+    was routed to) scores 0."""
     def compute():
-        means = unit_means(model, units, run, dim, absolute=True)
+        means = unit_means(model, units, run, dim, absolute=True, unreached_zero=True)
         return [float(means[u].mean()) for u in units]
     return _timed("mean |activation|", 0, compute)
 
@@ -118,9 +119,9 @@ def gradient_times_activation(model: torch.nn.Module, units, objective, dim: int
         with torch.enable_grad(), watching(model, units, lambda key, x: seen.setdefault(key, x)):
             out = objective(model)
         keys = sorted(seen)
-        missing = sorted({(u.module, u.side) for u in units} - set(keys))
-        if missing:
-            raise ValueError(f"objective(model) never reached the units' sites {missing}")
+        if not keys:
+            sites = sorted({(u.module, u.side) for u in units})
+            raise ValueError(f"objective(model) never reached the units' sites {sites}")
         flat = out.reshape(-1)
         scores = np.zeros((len(units), flat.numel()))
         for k in range(flat.numel()):
@@ -132,8 +133,9 @@ def gradient_times_activation(model: torch.nn.Module, units, objective, dim: int
                 g = torch.zeros_like(x) if g is None else g
                 d = unit_axis(module_named(model, key[0]), x, dim, key[0])
                 per_feature[key] = (g.detach() * x.detach()).double().movedim(d, -1).reshape(-1, x.shape[d]).sum(0)
-            for i, unit in enumerate(units):
-                scores[i, k] = float(per_feature[(unit.module, unit.side)][unit.features].sum())
+            for i, unit in enumerate(units):  # a site never reached (an expert without tokens) estimates 0
+                if (unit.module, unit.side) in per_feature:
+                    scores[i, k] = float(per_feature[(unit.module, unit.side)][unit.features].sum())
         return scores.reshape(len(units), *out.shape) if out.ndim else scores[:, 0]
     return _timed("gradient x activation", 0, compute)
 

@@ -151,3 +151,27 @@ def test_shapley_beats_leave_one_out_on_the_curves_but_is_not_the_best_two_to_re
 def test_removal_curve_refuses_a_score_of_the_wrong_shape():
     with pytest.raises(ValueError, match="coalitions, inputs"):
         removal_curve(lambda c: np.zeros(len(c)), [0, 1, 2], [0, 1])
+
+
+def test_a_unit_that_never_runs_scores_zero_like_an_expert_no_token_reaches():
+    class TwoBranches(torch.nn.Module):  # branch b never runs, as an expert without routed tokens
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+            self.act_a, self.act_b = torch.nn.Tanh(), torch.nn.Tanh()
+
+        def forward(self, x):
+            return self.act_a(self.a(x))
+
+    from common.lesion import Unit
+    torch.manual_seed(0)
+    model, x = TwoBranches(), torch.randn(5, 3)
+    units = [Unit("act_a", 0), Unit("act_a", 1), Unit("act_b", 0), Unit("act_b", 1)]
+    hidden = torch.tanh(model.a(x)).detach()
+    a = R.activation_magnitude(model, units, lambda: model(x))
+    np.testing.assert_allclose(a.scores, [*hidden.abs().mean(0).numpy(), 0, 0], atol=1e-7)
+    g = R.gradient_times_activation(model, units, lambda m: m(x).sum())
+    np.testing.assert_allclose(g.scores, [*hidden.sum(0).numpy(), 0, 0], atol=1e-6)  # d sum / d act = 1
+    from common.lesion import unit_means
+    with pytest.raises(ValueError, match="never reached"):  # mean ablation has nothing to ablate with
+        unit_means(model, units, lambda: model(x))
