@@ -1,6 +1,6 @@
 """Rebuild docs/figures/: the paper's figures reproduced on a CPU, offline, each from the run its caption names.
 
-    python make_figures.py                  # every figure (about 3.5 hours on 2 CPU cores)
+    python make_figures.py                  # every figure (about 4.5 hours on 2 CPU cores)
     python make_figures.py --only mlp dcgan # some of them (stages: mlp dcgan llm rankings rankings_llm)
 
 The runs go to runs/figures/ (kept, so a second call reuses what is done); the PNGs are copied to docs/figures/
