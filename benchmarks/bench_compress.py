@@ -24,7 +24,8 @@ between the modes and each other ranking over the networks.
     python benchmarks/bench_compress.py --out docs/results          # what make figures runs (about 25 minutes)
     python benchmarks/bench_compress.py --experiments mlp --sizes 50 --regs l1 --networks 2 --fractions 0.5
 
-benchmarks/rankings_tables.py makes docs/rankings.md's compression tables from the JSON.
+benchmarks/rankings_tables.py makes docs/rankings.md's compression tables from the JSON. Each network's rows are
+kept in compress_EXPERIMENT.json.partial as it ends: the same command, rerun after an interrupt, goes on from there.
 """
 import argparse
 import copy
@@ -39,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from bench_rankings import dcgan_generator, minus_error, split_test, write_json  # noqa: E402
+from bench_rankings import dcgan_generator, minus_error, split_test  # noqa: E402
 from common import Budget, rankings, shapley_modes  # noqa: E402
 from common.cli import (UsageError, check_output_file, non_negative_int, open_fraction, positive_float,  # noqa: E402
                         positive_int)
@@ -48,6 +49,7 @@ from common.lesion import Unit, find_units, module_named  # noqa: E402
 from common.prune import Wiring, parameter_count, pruned  # noqa: E402
 from common.removal import removal_masks  # noqa: E402
 from DCGAN.compress import hidden_wiring, kept_filters  # noqa: E402
+from journal import Journal, write_json  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
 from MLP.model import to_inputs  # noqa: E402
 from MLP.train import REGULARISATIONS, accuracy, fit, train_mlp  # noqa: E402
@@ -102,7 +104,7 @@ def mlp_rows(model, reg, data, args, seed):
     return rows
 
 
-def mlp(args):
+def mlp(args, journal):
     from common.mnist import load_mnist5k
     x_train, y_train, x_test, y_test = load_mnist5k()
     rank, held = split_test(y_test)
@@ -113,9 +115,13 @@ def mlp(args):
         for reg in args.regs:
             networks = []
             for t in range(args.networks):
-                model = train_mlp(n, reg, *data[0], epochs=args.epochs, seed=args.seed + t)
-                networks.append(dict(seed=args.seed + t, intact=accuracy(model, *data[2]),
-                                     rows=mlp_rows(model, reg, data, args, args.seed + t)))
+                seed = args.seed + t
+
+                def network():
+                    model = train_mlp(n, reg, *data[0], epochs=args.epochs, seed=seed)
+                    rows = mlp_rows(model, reg, data, args, seed)
+                    return dict(seed=seed, intact=accuracy(model, *data[2]), rows=rows)
+                networks.append(journal.run(f"N = {n} {reg}, seed {seed}", network))
                 print(f"  N = {n} {reg}, network {t + 1}/{args.networks}: held-out accuracy "
                       f"{networks[-1]['intact']:.3f}", flush=True)
             settings.append(report(dict(model=f"MLP N = {n} {reg}", score="accuracy", networks=networks,
@@ -200,14 +206,16 @@ def dcgan_rows(generator, noise, checkpoint, args, seed):
     return rows
 
 
-def dcgan(args):
+def dcgan(args, journal):
+    def network(seed):
+        generator, noise, checkpoint = dcgan_generator(args, seed)
+        rows = dcgan_rows(generator, noise, checkpoint, args, seed)
+        return dict(seed=seed, n=sum(generator.cfg["widths"]), rows=rows)
     networks = []
     for t in range(args.dcgan_networks):
-        seed = args.seed + t
-        generator, noise, checkpoint = dcgan_generator(args, seed)
-        networks.append(dict(seed=seed, rows=dcgan_rows(generator, noise, checkpoint, args, seed)))
+        networks.append(journal.run(f"seed {args.seed + t}", lambda: network(args.seed + t)))
         print(f"  DCGAN generator {t + 1}/{args.dcgan_networks} done", flush=True)
-    n = sum(generator.cfg["widths"])
+    n = networks[0]["n"]
     return [report(dict(model=f"DCGAN {n} filters", score="PSNR (dB) against the intact images", networks=networks,
                         finetune=f"{args.distill_steps} steps of distillation towards the intact images"))]
 
@@ -247,14 +255,18 @@ def main(argv=None):
         p.error(str(error))
     set_cpu_threads(args.threads)
     run = {"mlp": mlp, "dcgan": dcgan}
+    config = {k: v for k, v in vars(args).items() if k not in ("experiments", "out", "threads")}
     for name in args.experiments:
         started = time.perf_counter()
-        settings = run[name](args)
         path = args.out / f"compress_{name}.json"
+        journal = Journal(path, dict(config, experiment=name))
+        settings = run[name](args, journal)
+        seconds = time.perf_counter() - started + journal.reused_seconds()
         write_json(path, dict(experiment=f"compress {name}", settings=settings, budget=args.budget,
-                              seconds=time.perf_counter() - started, threads=torch.get_num_threads(),
+                              seconds=seconds, threads=torch.get_num_threads(),
                               argv=sys.argv[1:] if argv is None else list(argv)))
-        print(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
+        journal.finish()
+        print(f"wrote {path} ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -26,13 +26,14 @@ moe: the tiny mixture of experts (LLM/train_tiny_moe.py, --moe-networks seeds, e
 heads: a Llama-style model's attention heads (default SmolLM2-135M-Instruct from its package, the 18 heads of its
   last two layers; one network), ranked and scored as the experts are; zero ablation at o_proj's input.
 
+Each network's rows are kept in rankings_EXPERIMENT.json.partial as it ends: the same command, rerun after an
+interrupt, goes on from there.
+
 Shapley: the default estimator at --budgets orderings' worth of evaluations (2, 10, 30, 100), --shapley-seeds
 each. Evaluations count game evaluations; for mean |activation| and gradient x activation, their forward and
 backward passes over the ranking inputs.
 """
 import argparse
-import json
-import os
 import sys
 import tempfile
 import time
@@ -50,6 +51,7 @@ from common.cli import UsageError, check_output_file, non_negative_int, positive
 from common.device import set_cpu_threads  # noqa: E402
 from common.lesion import LesionGame, Unit, find_units  # noqa: E402
 from common.removal import default_ks, removal_curve  # noqa: E402
+from journal import Journal, write_json  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
 from MLP.model import to_inputs  # noqa: E402
 from LLM.units import parse_layers  # noqa: E402
@@ -58,6 +60,7 @@ from MLP.train import REGULARISATIONS, train_mlp  # noqa: E402
 METRICS = ("area", "top_10", "top_20", "bottom_50")
 EXPERIMENTS = ("mlp", "dcgan", "moe", "heads")
 BUDGETS = (2, 10, 30, 100)  # orderings' worth of evaluations
+HELD_NOISE = 64  # the DCGAN's held-out noise vectors
 
 
 def shapley_rankings(game, n, args, shape=None, progress=False):
@@ -159,25 +162,27 @@ def mlp_rankings(model, x, y, args):
     return out
 
 
-def mlp(args):
+def mlp(args, journal):
     from common.mnist import load_mnist5k
     x_train, y_train, x_test, y_test = load_mnist5k()
     rank, held = split_test(y_test)
     x_rank, y_rank = to_inputs(x_test[rank]), torch.as_tensor(y_test[rank])
     x_held, y_held = to_inputs(x_test[held]), torch.as_tensor(y_test[held])
     print(f"\n# MLP: rank on {len(rank)} test images, accuracy on the other {len(held)} (overall | mean over digits)")
+
+    def network(n, reg, seed):
+        model = train_mlp(n, reg, to_inputs(x_train), torch.as_tensor(y_train), epochs=args.epochs, seed=seed)
+        held_out = HeldOut(model, x_held, y_held)
+        compared = compare(mlp_rankings(model, x_rank, y_rank, args), n, args, held_out.score(),
+                           [(d, held_out.score(d)) for d in range(10)])
+        return dict(compared, seed=seed, intact=float(held_out.score()(np.ones((1, n), bool)).mean()))
     settings = []
     for n in args.sizes:
         for reg in args.regs:
             networks = []
             for t in range(args.networks):
-                model = train_mlp(n, reg, to_inputs(x_train), torch.as_tensor(y_train), epochs=args.epochs,
-                                  seed=args.seed + t)
-                held_out = HeldOut(model, x_held, y_held)
-                network = compare(mlp_rankings(model, x_rank, y_rank, args), n, args, held_out.score(),
-                                  [(d, held_out.score(d)) for d in range(10)])
-                networks.append(dict(network, seed=args.seed + t,
-                                     intact=float(held_out.score()(np.ones((1, n), bool)).mean())))
+                seed = args.seed + t
+                networks.append(journal.run(f"N = {n} {reg}, seed {seed}", lambda: network(n, reg, seed)))
                 print(f"  N = {n} {reg}, network {t + 1}/{args.networks}: held-out accuracy {networks[-1]['intact']:.3f}",
                       flush=True)
             settings.append(report(dict(model=f"MLP N = {n} {reg}", score="accuracy", per_target="digit",
@@ -213,7 +218,7 @@ def dcgan_network(args, seed):
     hidden = [f"blocks.{i}.act" for i in range(len(generator.blocks))]
     units = find_units(generator, hidden, noise[:1])
     n = len(units)
-    held = torch.randn(64, noise.shape[1], 1, 1, generator=torch.Generator().manual_seed(seed + 12345))
+    held = torch.randn(HELD_NOISE, noise.shape[1], 1, 1, generator=torch.Generator().manual_seed(seed + 12345))
     error_game = minus_error(generator, units, noise)  # (C, 32): every ranking plays it
 
     def error(coalitions):
@@ -227,17 +232,14 @@ def dcgan_network(args, seed):
         rankings.leave_one_out(error, n), rankings.leave_one_in(error, n),
         rankings.weight_norm(generator, units, consumers=consumers),
         counted(rankings.activation_magnitude(generator, units, lambda: generator(noise)), 1), gradient])
-    return compare(ranked, n, args, minus_error(generator, units, held)), n, len(held)
+    return compare(ranked, n, args, minus_error(generator, units, held))
 
 
-def dcgan(args):
-    networks = []
+def dcgan(args, journal):
     seeds = [args.seed] if args.checkpoint is not None else [args.seed + t for t in range(args.dcgan_networks)]
-    for seed in seeds:
-        network, n, n_held = dcgan_network(args, seed)
-        networks.append(dict(network, seed=seed))
-    return [report(dict(model=f"DCGAN {n} filters", per_target=None, networks=networks,
-                        score=f"minus the squared error against the intact image ({n_held} noise vectors)"))]
+    networks = [journal.run(f"seed {seed}", lambda: dict(dcgan_network(args, seed), seed=seed)) for seed in seeds]
+    return [report(dict(model=f"DCGAN {networks[0]['n']} filters", per_target=None, networks=networks,
+                        score=f"minus the squared error against the intact image ({HELD_NOISE} noise vectors)"))]
 
 
 # ---------------------------------------------------------------- tiny MoE experts, log-probability per task
@@ -269,7 +271,7 @@ def answer_logprob_objective(game):
     return objective
 
 
-def llm(args, experiment):
+def llm(args, journal, experiment):
     """The tiny MoE's experts (moe: --moe-networks trained seeds, or one --moe-model) or a Llama-style model's
     attention heads (heads: one model), per task, log-probability."""
     from LLM.train_tiny_moe import ensure_tiny_model, seed_folder
@@ -282,11 +284,11 @@ def llm(args, experiment):
         paths = [(ensure_tiny_model(seed_folder(seed), progress=False, seed=seed), seed) for seed in seeds]
     networks = []
     for t, (path, seed) in enumerate(paths):
-        network, model_name, what = llm_network(args, experiment, path)
-        networks.append(dict(network, seed=seed))
-        print(f"{what}: network {t + 1}/{len(paths)} done", flush=True)
-    return [report(dict(model=model_name, score="log-probability of the reference answer", per_target="task",
-                        networks=networks))]
+        networks.append(journal.run(f"{path}, seed {seed}", lambda: dict(llm_network(args, experiment, path),
+                                                                          seed=seed)))
+        print(f"{networks[-1]['what']}: network {t + 1}/{len(paths)} done", flush=True)
+    return [report(dict(model=networks[0]["model"], score="log-probability of the reference answer",
+                        per_target="task", networks=networks))]
 
 
 def llm_network(args, experiment, path):
@@ -331,7 +333,7 @@ def llm_network(args, experiment, path):
                       [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))], args.steps,
                       progress=True)
     print(f"{what}: {len(held.items)} held-out items")
-    return network, model_name, what
+    return dict(network, model=model_name, what=what)
 
 
 def main(argv=None):
@@ -382,26 +384,22 @@ def main(argv=None):
     set_cpu_threads(args.threads)
     print("area: between the bottom-k and top-k curves over the fraction removed (higher is better); without top "
           "10%/20%: the score then (lower is better); without bottom 50% (higher is better)")
-    run = {"mlp": mlp, "dcgan": dcgan, "moe": lambda a: llm(a, "moe"), "heads": lambda a: llm(a, "heads")}
+    run = {"mlp": mlp, "dcgan": dcgan, "moe": lambda a, j: llm(a, j, "moe"),
+           "heads": lambda a, j: llm(a, j, "heads")}
+    config = {k: v for k, v in vars(args).items() if k not in ("experiments", "out", "threads")}
     for name in args.experiments:
         started = time.perf_counter()
-        settings = run[name](args)
         path = args.out / f"rankings_{name}.json"
+        journal = Journal(path, dict(config, experiment=name))
+        settings = run[name](args, journal)
+        seconds = time.perf_counter() - started + journal.reused_seconds()
         write_json(path, dict(experiment=name, settings=settings, budgets=args.budgets,
                               shapley_seeds=args.shapley_seeds, random_seeds=args.random_seeds,
-                              seconds=time.perf_counter() - started, threads=torch.get_num_threads(),
+                              seconds=seconds, threads=torch.get_num_threads(),
                               argv=sys.argv[1:] if argv is None else list(argv)))
-        print(f"wrote {path} ({time.perf_counter() - started:.0f} s; benchmarks/rankings_tables.py makes the docs' "
+        journal.finish()
+        print(f"wrote {path} ({seconds:.0f} s; benchmarks/rankings_tables.py makes the docs' "
               "tables from it, notebooks/rankings.ipynb its figures)")
-
-
-def write_json(path: Path, data) -> None:
-    """Atomically: a temporary file beside `path`, then rename (NaN as null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean = json.loads(json.dumps(data, default=float).replace("NaN", "null"))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean, separators=(",", ":")) + "\n")
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

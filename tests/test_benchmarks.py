@@ -349,3 +349,39 @@ def test_bench_rankings_trains_one_tiny_moe_per_seed_where_missing(tmp_path, mon
     (setting,) = json.loads((tmp_path / "rankings_moe.json").read_text())["settings"]
     assert [network["seed"] for network in setting["networks"]] == [3, 4, 5]
     assert "3 networks" in capsys.readouterr().out
+
+
+def test_an_interrupted_benchmark_goes_on_from_its_last_finished_network(tmp_path, monkeypatch, capsys):
+    import json
+    bench = _load("bench_rankings")
+    argv = ["--experiments", "mlp", "--sizes", "6", "--regs", "l1", "--epochs", "1", "--networks", "3",
+            "--budgets", "2", "--shapley-seeds", "1", "--random-seeds", "1"]
+    bench.main(argv + ["--out", str(tmp_path / "whole")])
+    trained, train_mlp = [], bench.train_mlp
+
+    def train(*a, seed, **k):
+        if seed == 1 and not trained.count(1):
+            trained.append(1)
+            raise KeyboardInterrupt  # the second network is cut off
+        trained.append(seed)
+        return train_mlp(*a, seed=seed, **k)
+    monkeypatch.setattr(bench, "train_mlp", train)
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(argv + ["--out", str(out)])
+    assert not (out / "rankings_mlp.json").exists()
+    journal = json.loads((out / "rankings_mlp.json.partial").read_text())
+    assert len(journal["done"]) == 1 and "threads" not in journal["config"]  # not a setting of the results
+    bench.main(argv + ["--out", str(out)])
+    assert trained == [0, 1, 1, 2] and "1 network(s) already done" in capsys.readouterr().out
+    assert not (out / "rankings_mlp.json.partial").exists()
+
+    def metrics(folder):
+        (setting,) = json.loads((folder / "rankings_mlp.json").read_text())["settings"]
+        return [[(row["name"], row["metrics"]) for row in network["rows"]] for network in setting["networks"]]
+    assert metrics(out) == metrics(tmp_path / "whole")
+    # other settings: the journal is not used
+    (out / "rankings_mlp.json.partial").write_text(json.dumps(dict(config={"seed": 9}, done={"x": {}})))
+    bench.main(argv + ["--out", str(out), "--networks", "1"])
+    assert "other settings: starting afresh" in capsys.readouterr().out
+    assert len(json.loads((out / "rankings_mlp.json").read_text())["settings"][0]["networks"]) == 1
