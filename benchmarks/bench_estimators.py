@@ -230,10 +230,18 @@ def score(run, truth, variance, pixels):
     error = flat(run["modes"]) - flat(truth)
     mse = max(np.mean(error ** 2) - np.mean(flat(variance)), 0.0) * run["cost"] / run["budget"]
     coverage = None
-    if run["se"] is not None and np.isfinite(run["se"]).all():  # exact runs (se 0): within float32's rounding
-        rounding = 1e-6 * np.sqrt(np.mean(flat(truth) ** 2))
-        coverage = float(np.mean(np.abs(error) <= 2 * np.sqrt(flat(run["se"]) ** 2 + flat(variance)) + rounding))
+    if run["se"] is not None and np.isfinite(run["se"]).all():
+        coverage = float(np.mean(covered(run, truth, variance, pixels)))
     return mse, coverage
+
+
+def covered(run, truth, variance, pixels=slice(None)):
+    """(n, elements) bool: the elements whose error is within the run's 95% interval, widened by the truth's own
+    variance (a reference's) and by float32's rounding (exact runs have SE 0)."""
+    flat = lambda a: a.reshape(len(a), -1)[:, pixels]  # noqa: E731
+    error = flat(run["modes"]) - flat(truth)
+    rounding = 1e-6 * np.sqrt(np.mean(flat(truth) ** 2))
+    return np.abs(error) <= 2 * np.sqrt(flat(run["se"]) ** 2 + flat(variance)) + rounding
 
 
 def main(argv=None):

@@ -12,12 +12,15 @@ import time
 
 import numpy as np
 
-# name -> (shapiq class, keyword arguments): the approximators of first-order Shapley values that shapiq lists as
-# its best for a budget of coalitions
+# name -> (shapiq class, keyword arguments): shapiq 1.4.1's approximators of first-order Shapley values (its
+# SV_APPROXIMATORS less SPEX and ProxySPEX, which look for sparse interactions)
 PEERS = {"shapiq-kernelshap": ("KernelSHAP", dict(pairing_trick=True)),
          "shapiq-kadd": ("kADDSHAP", dict(max_order=2)),
          "shapiq-svarm": ("SVARM", dict()),
-         "shapiq-permutation": ("PermutationSamplingSV", dict())}
+         "shapiq-permutation": ("PermutationSamplingSV", dict()),
+         "shapiq-stratified": ("StratifiedSamplingSV", dict()),
+         "shapiq-owen": ("OwenSamplingSV", dict()),
+         "shapiq-unbiased-kernelshap": ("UnbiasedKernelSHAP", dict())}
 
 
 def available() -> bool:

