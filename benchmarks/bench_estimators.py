@@ -218,7 +218,7 @@ def run_method(method, game, n, budget_orderings, seed, elements=None):
         except ValueError:  # a budget below the estimator's least
             return None
         modes, se, cost = result.modes, result.margin(0.95) / 2, cached.distinct  # half the 95% interval (t)
-        name = f"{result.sampler}/{result.metadata['estimator']}"
+        name = "/".join(part for part in (result.sampler, result.metadata["estimator"]) if part)
     seconds = time.perf_counter() - started
     return dict(modes=np.asarray(modes, float), se=se, rows=cached.rows, distinct=cached.distinct, cost=cost,
                 budget=budget, seconds=seconds, own_seconds=seconds - cached.seconds, name=name)

@@ -9,7 +9,9 @@ shapiq's approximators, which take one number per coalition, run beside ours):
   mlp200-softprob   the same network, per-digit mean softmax probability of the true class
   mlp2000-softprob  a 784-2000-10 MLP: about the DCGAN's 1,987 filters, on 500 test digits
 
-Mixtral's 256 experts are not here yet (docs/estimators.md).
+  moe256-logprob    Mixtral's layout at a small width (32 layers x 8 experts, top-2), trained here on the tiny
+                    MoE's tasks, its 256 experts scored by the log-probability of the reference answer to one
+                    item of each of the 9 tasks (generation is too slow on a CPU to build a reference)
 
 Reference: the antithetic chain at --reference-orderings (cheap: these games update the logits by one unit's
 rank-1 term along an ordering), cached in benchmarks/.cache. Its own variance is subtracted from every squared
@@ -39,10 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from common import Budget, shapley_modes  # noqa: E402
-from common.cli import positive_int  # noqa: E402
+from common.cli import UsageError, check_output_file, positive_int  # noqa: E402
 
 import peers  # noqa: E402  (benchmarks/peers.py)
 from bench_estimators import CACHE, SoftProbGame, covered, run_method, score  # noqa: E402
+from journal import Journal, as_json, write_json  # noqa: E402
 
 BUDGETS = (5, 10, 30, 100)  # orderings' worth of n evaluations
 OURS = ("iid", "antithetic", "orthogonal", "chain-kernel", "auto")
@@ -113,14 +116,39 @@ def full_mnist_cost(n, rows=32):
     return (time.perf_counter() - started) / rows
 
 
-# name -> (build: () -> (game, description), n, the real cost: () -> seconds per coalition, what that cost is)
+def moe256_game(items=1):
+    """A Mixtral-layout MoE (32 layers x 8 experts, top-2 routing, widths 64; LLM/train_tiny_moe.py's training,
+    cached), its 256 experts excluded as the paper does, scored by the log-probability of the reference answer
+    to `items` items of each of the 9 tasks."""
+    from LLM import tasks as T
+    from LLM.generate import ExpertGame
+    from LLM.load import load_model
+    from LLM.train_tiny_moe import print_scores, train
+    path = CACHE / "moe256"
+    if not (path / "config.json").exists():
+        print(f"training the 256-expert MoE into {path}", flush=True)
+        print_scores(train(path, layers=32, experts=8, hidden=64, ffn=64, seed=0, progress=True))
+    model, tokenizer, _ = load_model(str(path), device="cpu")
+    tasks = [T.Task(t.name, t.items[:items], t.max_new_tokens) for t in T.make_tasks(T.TINY)]
+    game = ExpertGame(model, tokenizer, tasks, coalitions_per_call=32, score="logprob")
+    game.max_rows = 512
+    return game, f"32 x 8 experts of a trained Mixtral-layout MoE, log-probability of {items} item(s) per task"
+
+
+# name -> build: () -> (game, description), n, real_cost: () -> seconds per coalition, what that cost is, and the
+# reference's default orderings
 GAMES = {
-    "mlp200-accuracy": (lambda: mlp_game(200, "accuracy", images=2000), 200, lambda: full_mnist_cost(200),
-                        "the same game on every test digit, timed"),
-    "mlp200-softprob": (lambda: mlp_game(200, "softprob", images=2000), 200, lambda: full_mnist_cost(200),
-                        "the accuracy game on every test digit, timed"),
-    "mlp2000-softprob": (lambda: mlp_game(2000, "softprob", images=500, epochs=2), 2000, dcgan_cost,
-                         "the 128 x 128 generator at 32 images, timed"),
+    "mlp200-accuracy": dict(build=lambda: mlp_game(200, "accuracy", images=2000), n=200,
+                            real_cost=lambda: full_mnist_cost(200), real="the same game on every test digit, timed",
+                            reference=20000),
+    "mlp200-softprob": dict(build=lambda: mlp_game(200, "softprob", images=2000), n=200,
+                            real_cost=lambda: full_mnist_cost(200),
+                            real="the accuracy game on every test digit, timed", reference=20000),
+    "moe256-logprob": dict(build=moe256_game, n=256, real_cost=lambda: 3.0,
+                           real="declared: Mixtral-8x7B in 4 bits on one GPU, about 3 s a coalition", reference=2000),
+    "mlp2000-softprob": dict(build=lambda: mlp_game(2000, "softprob", images=500, epochs=2), n=2000,
+                             real_cost=dcgan_cost, real="the 128 x 128 generator at 32 images, timed",
+                             reference=5000),
 }
 
 
@@ -183,10 +211,36 @@ def cell(method, game, n, budget, seeds, truth, variance, real_cost):
     loud_coverage = [covered(r, truth, variance)[loud].mean() for r in runs if r["se"] is not None]
     own = float(np.mean([r["own_seconds"] for r in runs]))
     distinct = float(np.mean([r["distinct"] for r in runs]))
-    return dict(method=method, picked=runs[0]["name"], rmse=np.sqrt(mse), errors=[m for m, _ in scores],
-                coverage=np.mean(coverage) if coverage else None,
+    return dict(budget=budget, method=method, picked=runs[0]["name"], rmse=np.sqrt(mse),
+                errors=[m for m, _ in scores], coverage=np.mean(coverage) if coverage else None,
                 loud=np.mean(loud_coverage) if loud_coverage else None, distinct=distinct, own=own,
                 share=own / (own + distinct * real_cost), ref=np.sqrt(np.mean(variance)) / max(np.sqrt(mse), 1e-300))
+
+
+def game_cells(name, args, methods):
+    """Every cell of one game and of its scalar version, each with its game label and iid's RMSE."""
+    spec = GAMES[name]
+    game, what = spec["build"]()
+    n, cost = spec["n"], spec["real_cost"]()
+    print(f"\n{name}: {what}; real cost {cost * 1e3:.2f} ms a coalition ({spec['real']})", flush=True)
+    orderings = spec["reference"] if args.reference_orderings is None else args.reference_orderings
+    truth, variance = reference(name, game, n, orderings)
+    cells = []
+    for label, g, t, v, allowed in ((name, game, truth[:, :-1], variance[:, :-1], OURS),
+                                    (f"{name}:mean", Mean(game), truth[:, -1:], variance[:, -1:], OURS + PEERS)):
+        for budget in args.budgets:
+            results = []
+            for method in methods:
+                if method not in allowed or (method in PEERS and n > PEER_MAX_PLAYERS.get(method, np.inf)):
+                    continue
+                c = cell(method, g, n, budget, args.seeds, t, v, cost)
+                if c is not None:
+                    results.append(dict(c, game=label, iid=None))
+            for c in results:
+                c["iid"] = results[0]["rmse"]
+                cells.append(c)
+                print(line(c), flush=True)
+    return dict(what=what, n=n, real_cost=cost, real=spec["real"], reference_orderings=orderings, cells=cells)
 
 
 def header():
@@ -194,10 +248,13 @@ def header():
             f"{'distinct':>10}{'own s':>9}{'share':>7}{'ref/err':>8}")
 
 
-def line(game, budget, c, iid):
-    text = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+def text(v, digits=3):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def line(c):
     flag = "  (coarse reference)" if c["ref"] > COARSE else ""
-    return (f"{game:<22}{budget:>6}  {c['method']:<28}{c['picked']:<26}{iid / c['rmse']:>7.2f}"
+    return (f"{c['game']:<22}{c['budget']:>6}  {c['method']:<28}{c['picked']:<26}{c['iid'] / c['rmse']:>7.2f}"
             f"{text(c['coverage']):>7}{text(c['loud']):>7}{c['distinct']:>10.0f}{c['own']:>9.3f}{c['share']:>7.1%}"
             f"{c['ref']:>8.2f}{flag}")
 
@@ -210,74 +267,113 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", choices=(*OURS, *PEERS), default=None,
                    help="default: all of ours, and shapiq's where it is installed (iid always runs: the baseline)")
     p.add_argument("--seeds", type=positive_int, default=5, help="seeds per method, game and budget")
-    p.add_argument("--reference-orderings", type=positive_int, default=20000)
+    p.add_argument("--reference-orderings", type=positive_int, default=None,
+                   help="the reference's antithetic orderings (default: each game's own, 2,000 to 20,000)")
     p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "paper_sizes.json",
+                   help="the results (JSON; benchmarks/rankings_tables.py makes docs/estimators.md's tables from "
+                        "it); finished games are kept in OUT.partial, so the same command resumes")
     args = p.parse_args(argv)
     if args.seeds < 2:
         p.error("--seeds must be at least 2: the ratios need a spread")
     methods = args.methods or [*OURS, *(PEERS if peers.available() else ())]
     if not peers.available() and any(m in PEERS for m in methods):
         p.error("shapiq is not installed: pip install -e '.[bench]'")
+    try:
+        check_output_file(args.out)
+    except UsageError as error:
+        p.error(str(error))
     methods = ["iid", *(m for m in methods if m != "iid")]
     torch.set_num_threads(args.threads)
     shapley_modes(lambda c: c.sum(1, keepdims=True) * 1.0, 4, Budget(orderings=2), progress=False)  # imports, once
-    cells = []  # (game label, budget, cell, iid rmse)
-    for name in args.games:
-        build, n, real, real_what = GAMES[name]
-        game, what = build()
-        cost = real()
-        print(f"\n{name}: {what}; real cost {cost * 1e3:.2f} ms a coalition ({real_what})", flush=True)
-        truth, variance = reference(name, game, n, args.reference_orderings)
-        for label, g, t, v, allowed in ((name, game, truth[:, :-1], variance[:, :-1], OURS),
-                                        (f"{name}:mean", Mean(game), truth[:, -1:], variance[:, -1:], OURS + PEERS)):
-            for budget in args.budgets:
-                results = []
-                for method in methods:
-                    if method not in allowed or (method in PEERS and n > PEER_MAX_PLAYERS.get(method, np.inf)):
-                        continue
-                    c = cell(method, g, n, budget, args.seeds, t, v, cost)
-                    if c is not None:
-                        results.append(c)
-                iid = results[0]["rmse"]
-                for c in results:
-                    cells.append((label, budget, c, iid))
-                    print(line(label, budget, c, iid), flush=True)
+    started = time.perf_counter()
+    journal = Journal(args.out, dict(vars(args), methods=methods, out=None, threads=None))
+    games = {name: journal.run(name, lambda: game_cells(name, args, methods)) for name in args.games}
+    results = dict(games=games, budgets=args.budgets, seeds=args.seeds, threads=args.threads,
+                   seconds=time.perf_counter() - started + journal.reused_seconds(),
+                   argv=sys.argv[1:] if argv is None else list(argv))
+    write_json(args.out, results)
+    journal.finish()
     print("\nratio: RMSE(iid) / RMSE at equal distinct evaluations; cover: 95% intervals' coverage of mode elements; "
           "loud: the same over the tenth of units with the largest variance; share: the estimator's own time over "
           "the run's at the real cost; ref/err: the reference's RMS SE over the RMSE")
     print(header())
-    for label, budget, c, iid in cells:
-        print(line(label, budget, c, iid))
-    summary(cells)
+    for game in games.values():
+        for c in game["cells"]:
+            print(line(c))
+    print(f"\n{markdown(as_json(results))}\n\nwrote {args.out} ({results['seconds']:.0f} s)")
+    for key, value in summary([c for game in games.values() for c in game["cells"]]).items():
+        print(f"{key}={value}")
 
 
-def summary(cells):
-    judged = [(label, budget, c, iid) for label, budget, c, iid in cells if c["ref"] <= COARSE]
-    auto = {(label, budget): (c, iid) for label, budget, c, iid in judged if c["method"] == "auto"}
+def summary(cells) -> dict:
+    """The smallest ratios of auto to iid and to the best shapiq approximator (with a 95% interval from
+    resampling the seeds), and auto's smallest coverages, over the cells whose reference is fine enough."""
+    judged = [c for c in cells if c["ref"] <= COARSE]
+    auto = [c for c in judged if c["method"] == "auto"]
     if not auto:
-        print("min_ratio_vs_iid=- (no cell with a fine enough reference)")
-        return
-    print(f"min_ratio_vs_iid={min(iid / c['rmse'] for c, iid in auto.values()):.2f}")
+        return dict(min_ratio_vs_iid="- (no cell with a fine enough reference)")
+    out = dict(min_ratio_vs_iid=f"{min(c['iid'] / c['rmse'] for c in auto):.2f}")
     against = []
-    for (label, budget), (c, _) in auto.items():
-        peer_cells = [p for l_, b, p, _ in judged if (l_, b) == (label, budget) and p["method"] in PEERS]
+    for c in auto:
+        peer_cells = [p for p in judged if (p["game"], p["budget"]) == (c["game"], c["budget"])
+                      and p["method"] in PEERS]
         if peer_cells:
             best = min(peer_cells, key=lambda p: p["rmse"])
-            ours, theirs = np.array(c["errors"]), np.array(best["errors"])
-            draws = np.random.default_rng(0).integers(0, len(ours), (2000, len(ours)))
-            ratios = np.sqrt(theirs[draws].mean(1) / ours[draws].mean(1))
-            interval = np.percentile(ratios, [2.5, 97.5])
-            against.append((best["rmse"] / c["rmse"], label, budget, best["method"], *interval))
+            lo, hi = resampled_ratio(best["errors"], c["errors"])
+            against.append((best["rmse"] / c["rmse"], c["game"], c["budget"], best["method"], lo, hi))
     if against:
         ratio, label, budget, method, lo, hi = min(against)
-        print(f"min_ratio_vs_best_peer={ratio:.2f} ({label} at {budget} orderings' worth against {method}; "
-              f"95% interval over seeds {lo:.2f}-{hi:.2f})")
+        out["min_ratio_vs_best_peer"] = (f"{ratio:.2f} ({label} at {budget} orderings' worth against {method}; "
+                                         f"95% interval over seeds {lo:.2f}-{hi:.2f})")
     else:
-        print("min_ratio_vs_best_peer=- (shapiq not run)")
-    coverages = [c["coverage"] for c, _ in auto.values() if c["coverage"] is not None]
-    loud = [c["loud"] for c, _ in auto.values() if c["loud"] is not None]
-    print("min_coverage=" + (f"{min(coverages):.3f}" if coverages else "-") +
-          " min_coverage_loud_units=" + (f"{min(loud):.3f}" if loud else "-"))
+        out["min_ratio_vs_best_peer"] = "- (shapiq not run)"
+    coverages = [c["coverage"] for c in auto if c["coverage"] is not None]
+    loud = [c["loud"] for c in auto if c["loud"] is not None]
+    out["min_coverage"] = f"{min(coverages):.3f}" if coverages else "-"
+    out["min_coverage_loud_units"] = f"{min(loud):.3f}" if loud else "-"
+    return out
+
+
+def resampled_ratio(theirs, ours, level=0.95) -> tuple[float, float]:
+    """A percentile interval for RMSE(theirs) / RMSE(ours), resampling the seeds (both ran the same seeds)."""
+    theirs, ours = np.asarray(theirs), np.asarray(ours)
+    draws = np.random.default_rng(0).integers(0, len(ours), (2000, len(ours)))
+    ratios = np.sqrt(theirs[draws].mean(1) / np.maximum(ours[draws].mean(1), 1e-300))
+    return tuple(np.percentile(ratios, [50 - 50 * level, 50 + 50 * level]))
+
+
+def markdown(results, games=None) -> str:
+    """docs/estimators.md's tables of these results (of `games`, default all): RMSE(iid) / RMSE per method, then
+    auto's coverage, cost and the reference's precision, beside the best shapiq approximator."""
+    games = list(results["games"]) if games is None else games
+    cells = [c for name in games for c in results["games"][name]["cells"]]
+    methods = [m for m in (*OURS, *PEERS) if any(c["method"] == m for c in cells)]
+    rows = list(dict.fromkeys((c["game"], c["budget"]) for c in cells))
+    at = {(c["game"], c["budget"], c["method"]): c for c in cells}
+
+    def ratio(c):
+        return "-" if c is None else f"{c['iid'] / c['rmse']:.2f}" + " (coarse reference)" * (c["ref"] > COARSE)
+    lines = [f"{results['seeds']} seeds per cell; RMSE(iid) / RMSE at equal distinct evaluations (higher is "
+             f"better; - : does not run there). Budgets in orderings' worth of n evaluations.", "",
+             "| game | budget | " + " | ".join(methods) + " |", "| --- | --- |" + " --- |" * len(methods)]
+    for game, budget in rows:
+        lines.append(f"| {game} | {budget} | " + " | ".join(ratio(at.get((game, budget, m))) for m in methods) + " |")
+    lines += ["", "| game | budget | auto runs as | coverage | loudest tenth | distinct | own s | share at the real "
+              "cost | reference SE / error | best shapiq / auto (95%) |", "|" + " --- |" * 10]
+    for game, budget in rows:
+        c = at.get((game, budget, "auto"))
+        if c is None:
+            continue
+        peer = [at[k] for k in at if k[:2] == (game, budget) and k[2] in PEERS]
+        versus = "-"
+        if peer:
+            best = min(peer, key=lambda p: p["rmse"])
+            lo, hi = resampled_ratio(best["errors"], c["errors"])
+            versus = f"{best['rmse'] / c['rmse']:.2f} ({lo:.2f}-{hi:.2f}) {best['method']}"
+        lines.append(f"| {game} | {budget} | {c['picked']} | {text(c['coverage'])} | {text(c['loud'])} | "
+                     f"{c['distinct']:.0f} | {c['own']:.3f} | {c['share']:.1%} | {c['ref']:.2f} | {versus} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

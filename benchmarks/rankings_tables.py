@@ -1,13 +1,14 @@
-"""docs/rankings.md's tables, made from the committed results of benchmarks/bench_rankings.py (docs/results/*.json):
-every ranking a row, with 95% intervals over the trained networks, and per experiment a verdict on each paired
-difference in area between the Shapley modes and another ranking.
+"""The results tables of docs/rankings.md and docs/estimators.md, made from the committed JSON (docs/results/): for
+benchmarks/bench_rankings.py every ranking a row, with 95% intervals over the trained networks, and per experiment
+a verdict on each paired difference in area between the Shapley modes and another ranking; for bench_compress.py
+every fraction and ranking; for bench_paper_sizes.py every game, budget and estimator.
 
     python benchmarks/rankings_tables.py                 # rewrite the tables between their markers
-    python benchmarks/rankings_tables.py --check         # exit 1 if docs/rankings.md differs from the JSON
+    python benchmarks/rankings_tables.py --check         # exit 1 if a page differs from the JSON
 
-A table sits between `<!-- rankings: FILE MODEL -->` and `<!-- /rankings -->` (bench_rankings.py's results), or
-`<!-- compress: FILE MODEL -->` and `<!-- /compress -->` (bench_compress.py's); the rest of the page is left as it
-is. tests/test_rankings_tables.py fails when a table differs from its JSON.
+A table sits between `<!-- KIND: FILE WHICH -->` and `<!-- /KIND -->`: KIND rankings or compress (WHICH: the
+setting's model), or estimators (WHICH: the games, or all); the rest of the page is left as it is.
+tests/test_rankings_tables.py fails when a table differs from its JSON.
 """
 import argparse
 import json
@@ -20,9 +21,9 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
-DOC = ROOT / "docs" / "rankings.md"
+DOCS = [ROOT / "docs" / "rankings.md", ROOT / "docs" / "estimators.md"]
 METRICS = ("area", "top_10", "top_20", "bottom_50")
-MARKER = re.compile(r"(<!-- (rankings|compress): (\S+) (.+?) -->\n)(.*?)(<!-- /\2 -->)", re.S)
+MARKER = re.compile(r"(<!-- (rankings|compress|estimators): (\S+) (.+?) -->\n)(.*?)(<!-- /\2 -->)", re.S)
 
 
 def interval(values, level: float = 0.95) -> tuple[float, float, float]:
@@ -154,7 +155,11 @@ def compress_verdicts(setting) -> str:
 
 
 def block(results: dict, model: str, kind: str = "rankings") -> str:
-    """The markdown between one pair of markers: the setting's table and its verdicts."""
+    """The markdown between one pair of markers: the setting's table and its verdicts (estimators: the games')."""
+    if kind == "estimators":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_paper_sizes import markdown
+        return markdown(results, None if model == "all" else model.split()) + "\n"
     setting = next((s for s in results["settings"] if s["model"] == model), None)
     if setting is None:
         raise KeyError(f"no setting {model!r} in the results (it has {[s['model'] for s in results['settings']]})")
@@ -184,21 +189,24 @@ def rendered(text: str, folder: Path = RESULTS) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--doc", type=Path, default=DOC)
+    p.add_argument("--doc", type=Path, nargs="+", default=DOCS, help="the pages (default: %(default)s)")
     p.add_argument("--results", type=Path, default=RESULTS, help="the folder of the JSON files")
-    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if the page differs")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page differs")
     args = p.parse_args(argv)
-    text = args.doc.read_text()
-    new = rendered(text, args.results)
-    if args.check:
-        if new != text:
-            print(f"{args.doc}: its tables differ from {args.results}; run benchmarks/rankings_tables.py")
-            return 1
-        print(f"{args.doc}: every table as its JSON says")
-        return 0
-    args.doc.write_text(new)
-    print(f"{args.doc}: {len(MARKER.findall(text))} tables written from {args.results}")
-    return 0
+    stale = 0
+    for doc in args.doc:
+        text = doc.read_text()
+        new = rendered(text, args.results)
+        if args.check:
+            if new != text:
+                print(f"{doc}: its tables differ from {args.results}; run benchmarks/rankings_tables.py")
+                stale += 1
+            else:
+                print(f"{doc}: every table as its JSON says")
+            continue
+        doc.write_text(new)
+        print(f"{doc}: {len(MARKER.findall(text))} tables written from {args.results}")
+    return int(stale > 0)
 
 
 if __name__ == "__main__":

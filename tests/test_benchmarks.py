@@ -402,9 +402,9 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
     def game(c):
         return np.tanh(c.astype(float) @ weights / 2) ** 2
     monkeypatch.setattr(bench, "CACHE", tmp_path)
-    monkeypatch.setattr(bench, "GAMES", {"toy": (lambda: (game, "a toy"), 12, lambda: 1e-3, "declared")})
-    bench.main(["--games", "toy", "--budgets", "5", "--seeds", "2", "--reference-orderings", "3000",
-                "--methods", "iid", "antithetic", "auto", *(["shapiq-permutation"] if bench.peers.available() else [])])
+    monkeypatch.setattr(bench, "GAMES", {"toy": dict(build=lambda: (game, "a toy"), n=12, real_cost=lambda: 1e-3,
+                                                     real="declared", reference=3000)})
+    bench.main(["--games", "toy", "--budgets", "5", "--seeds", "2", "--out", str(tmp_path / "r.json"), "--methods", "iid", "antithetic", "auto", *(["shapiq-permutation"] if bench.peers.available() else [])])
     out = capsys.readouterr().out
     exact = exact_shapley_modes(game, 12)
     modes, variance = bench.reference("toy", game, 12, 3000)  # from the cache the run wrote
@@ -414,8 +414,11 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
     table = out[out.index("ratio: RMSE(iid)"):]
     assert table.count("\ntoy:mean ") == 3 + bench.peers.available() and table.count("\ntoy   ") == 3
     assert "coarse reference" not in out and "min_ratio_vs_iid=" in out and "min_coverage=" in out
+    import json
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert bench.markdown(results) in out and "| toy:mean | 5 |" in bench.markdown(results)
     bench.main(["--games", "toy", "--budgets", "30", "--seeds", "2", "--reference-orderings", "20",
-                "--methods", "iid", "auto"])
+                "--methods", "iid", "auto", "--out", str(tmp_path / "coarse.json")])
     out = capsys.readouterr().out
     assert "(coarse reference)" in out and "min_ratio_vs_iid=- (no cell with a fine enough reference)" in out
     assert list(bench.loud_units(np.arange(20.0)[:, None])) == [18, 19]
