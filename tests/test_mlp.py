@@ -152,7 +152,8 @@ def test_fast_game_equals_generic_hooked_game_and_brute_force():
         row = near[-1].copy()
         row[rng.choice(10, k, replace=False)] ^= True
         near.append(row)
-    coalitions = np.concatenate([rng.random((20, 10)) > 0.5, np.tril(np.ones((10, 10), bool))[::-1], near])
+    far = np.tile(np.repeat(np.eye(2, dtype=bool), 5, axis=1), (3, 1))  # rows 10 units apart: one matrix product
+    coalitions = np.concatenate([rng.random((20, 10)) > 0.5, np.tril(np.ones((10, 10), bool))[::-1], near, far])
     np.testing.assert_array_equal(fast(coalitions), slow(coalitions).numpy())
     fast_p, slow_p = MLPGame(model, x, y, metric="precision"), generic_game(model.double(), x.double(), y, metric="precision")
     np.testing.assert_allclose(fast_p(coalitions), slow_p(coalitions).numpy(), atol=1e-15)
