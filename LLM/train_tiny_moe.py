@@ -140,14 +140,32 @@ def evaluate(model, tokenizer, progress=False) -> dict:
 
 def train(out: Path = DEFAULT_OUT, steps: int = 1200, batch_size: int = 48, lr: float = 3e-3, seed: int = 0,
           layers: int = 4, experts: int = 8, hidden: int = 128, ffn: int = 256, progress: bool = True) -> dict:
-    from transformers import DataCollatorForSeq2Seq, get_cosine_with_min_lr_schedule_with_warmup
-
     torch.manual_seed(seed)
     started = time.perf_counter()
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, layers, experts, hidden, ffn, seed)
-    model.config.output_router_logits = True  # adds the load-balancing loss to the loss during training
     n_params = sum(p.numel() for p in model.parameters())
+    fit(model, tokenizer, steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+    train_seconds = time.perf_counter() - started
+    scores = evaluate(model, tokenizer, progress)
+    eval_seconds = time.perf_counter() - started - train_seconds
+    info = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, layers=layers, experts=experts, hidden=hidden,
+                ffn=ffn, parameters=n_params, train_seconds=round(train_seconds, 1), eval_seconds=round(eval_seconds, 1),
+                threads=torch.get_num_threads(), scores=scores)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "train_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
+    return info
+
+
+def fit(model, tokenizer, *, steps: int, batch_size: int = 48, lr: float = 3e-3, seed: int = 0, warmup: int = 100,
+        progress: bool = False):
+    """Train `model` in place on the tasks' training mix (a new model, or a pruned one fine-tuned: `steps` of
+    AdamW with a cosine schedule after `warmup` steps); it is left in eval mode."""
+    from transformers import DataCollatorForSeq2Seq, get_cosine_with_min_lr_schedule_with_warmup
+
+    model.config.output_router_logits = True  # adds the load-balancing loss to the loss during training
     items = training_items(n_arithmetic=int(steps * batch_size * 0.8), seed=seed)
     examples = [encode_example(tokenizer, m, a) for m, a in tqdm(items, desc="tokenize", disable=not progress)]
     kinds = np.array([0 if m[0][1] == T.CALCULATOR else 2 if "capital" in m[-1][1] else 1 for m, _ in items])
@@ -155,7 +173,7 @@ def train(out: Path = DEFAULT_OUT, steps: int = 1200, batch_size: int = 48, lr: 
     weights = np.array([0.78, 0.14, 0.08])  # arithmetic, language, capitals: arithmetic is the hard one
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-    schedule = get_cosine_with_min_lr_schedule_with_warmup(optimizer, num_warmup_steps=min(100, steps // 10),
+    schedule = get_cosine_with_min_lr_schedule_with_warmup(optimizer, num_warmup_steps=min(warmup, steps // 10),
                                                            num_training_steps=steps, min_lr_rate=0.1)
     # right padding while training: positions then start at 0 in every row, as left padding + the attention
     # mask's cumulative sum gives them at generation
@@ -178,17 +196,7 @@ def train(out: Path = DEFAULT_OUT, steps: int = 1200, batch_size: int = 48, lr: 
     model.eval()
     model.config.output_router_logits = False
     tokenizer.padding_side = "left"  # batched generation continues every row from its last real token
-    train_seconds = time.perf_counter() - started
-    scores = evaluate(model, tokenizer, progress)
-    eval_seconds = time.perf_counter() - started - train_seconds
-    info = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, layers=layers, experts=experts, hidden=hidden,
-                ffn=ffn, parameters=n_params, train_seconds=round(train_seconds, 1), eval_seconds=round(eval_seconds, 1),
-                threads=torch.get_num_threads(), scores=scores)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / "train_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
-    return info
+    return model
 
 
 def seed_folder(seed: int) -> Path:
@@ -197,10 +205,10 @@ def seed_folder(seed: int) -> Path:
 
 
 def ensure_tiny_model(path: Path = DEFAULT_OUT, progress: bool = True, seed: int = 0) -> Path:
-    """The tiny model's folder, training it first (with `seed`; 9-15 minutes on 2 CPU cores) if it is not there."""
+    """The tiny model's folder, training it first (with `seed`; 6-15 minutes on 2 CPU cores) if it is not there."""
     path = Path(path)
     if not (path / "config.json").exists():
-        print(f"no tiny model in {path}: training it with seed {seed} (9-15 minutes on 2 CPU cores)", flush=True)
+        print(f"no tiny model in {path}: training it with seed {seed} (6-15 minutes on 2 CPU cores)", flush=True)
         info = train(path, seed=seed, progress=progress)
         print_scores(info)
     return path

@@ -18,6 +18,14 @@ the run's discriminator, on the fixed noise). The score is the peak signal-to-no
 generator's images on 64 held-out noise vectors (dB, higher is better), straight after pruning and after a short
 distillation (--distill-steps of Adam towards the intact images, fresh noise each step).
 
+moe: each of --moe-networks tiny MoEs (bench_rankings.py's: seeds 0, 1, 2, trained first where missing) keeps
+--keep-per-group query heads of every key/value group (1 of its 2: half of its 16 heads), so that every ranking
+keeps the same parameters and no zero slot is left to grow back in the fine-tune (common.prune.pruned_heads).
+The rankings, on the first half of each task's items: the Shapley modes of the heads' log-probability game,
+magnitude (the norm of o_proj's columns that read the head) and first-order Taylor (|gradient x activation| of
+the mean log-probability of the reference answers). The score: that log-probability on the second half,
+straight after pruning and after a short fine-tune (--moe-finetune-steps of AdamW on the training mix).
+
 Per setting, every fraction and ranking: the held-out score, the parameters kept, and the paired difference
 between the modes and each other ranking over the networks.
 
@@ -40,13 +48,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from bench_rankings import dcgan_generator, minus_error, split_test  # noqa: E402
+from bench_rankings import (answer_logprob_objective, dcgan_generator, minus_error, split_test,  # noqa: E402
+                            task_halves)
 from common import Budget, rankings, shapley_modes  # noqa: E402
 from common.cli import (UsageError, check_output_file, non_negative_int, open_fraction, positive_float,  # noqa: E402
                         positive_int)
 from common.device import set_cpu_threads  # noqa: E402
 from common.lesion import Unit, find_units, module_named  # noqa: E402
-from common.prune import Wiring, parameter_count, pruned  # noqa: E402
+from common.prune import Wiring, parameter_count, pruned, pruned_heads  # noqa: E402
 from common.removal import removal_masks  # noqa: E402
 from DCGAN.compress import hidden_wiring, kept_filters  # noqa: E402
 from journal import Journal, write_json  # noqa: E402
@@ -55,7 +64,7 @@ from MLP.model import to_inputs  # noqa: E402
 from MLP.train import REGULARISATIONS, accuracy, fit, train_mlp  # noqa: E402
 
 RANKINGS = ("shapley", "magnitude", "taylor")
-EXPERIMENTS = ("mlp", "dcgan")
+EXPERIMENTS = ("mlp", "dcgan", "moe")
 
 
 def magnitude(model) -> np.ndarray:
@@ -220,6 +229,66 @@ def dcgan(args, journal):
                         finetune=f"{args.distill_steps} steps of distillation towards the intact images"))]
 
 
+# ---------------------------------------------------------------- tiny MoE attention heads, log-probability
+def moe_rows(path, args, seed):
+    """The tiny MoE's attention heads: --keep-per-group heads of every key/value group kept (so that every ranking
+    keeps the same parameters and the copy has no zero slots left to grow back while it is fine-tuned), chosen on
+    the first half of each task's items, scored on the second half."""
+    from LLM.compress import kept_heads
+    from LLM.generate import LMGame
+    from LLM.load import load_model
+    from LLM.train_tiny_moe import fit
+    from LLM.units import model_players
+    model, tokenizer, _ = load_model(str(path), device="cpu")
+    players = model_players(model, "heads")
+    rank_game, held_game = (LMGame(model, tokenizer, tasks, players, "logprob", coalitions_per_call=8)
+                            for tasks in task_halves(args.llm_items))
+    rank_objective, held_objective = answer_logprob_objective(rank_game), answer_logprob_objective(held_game)
+
+    def held(candidate):
+        with torch.no_grad():
+            return float(held_objective(candidate).mean())
+    per_group = model.config.num_attention_heads // model.config.num_key_value_heads
+    rows = []
+    for name in RANKINGS:
+        started = time.perf_counter()
+        if name == "shapley":
+            result = shapley_modes(rank_game, len(players), Budget(orderings=args.budget), seed=args.seed,
+                                   progress=False)
+            score = np.asarray(result.modes).mean(1)
+        elif name == "magnitude":
+            score = rankings.weight_norm(model, players.units).scores  # o_proj's columns that read the head
+        else:
+            score = np.abs(rankings.gradient_times_activation(model, players.units,
+                                                              lambda m: rank_objective(m).mean(), dim=-1).scores)
+        seconds = time.perf_counter() - started
+        for k in args.keep_per_group:
+            keep = kept_heads(argparse.Namespace(remove=None, keep_per_group=k), model, players, score)
+            small = pruned_heads(model, players.units, keep)
+            tuned = fit(copy.deepcopy(small), tokenizer, steps=args.moe_finetune_steps, lr=args.moe_finetune_lr,
+                        seed=seed, warmup=args.moe_finetune_steps // 10)
+            rows.append(dict(ranking=name, removed=1 - k / per_group, seconds=seconds,
+                             parameters=parameter_count(small) / parameter_count(model),
+                             pruned=held(small), finetuned=held(tuned)))
+    return rows
+
+
+def moe(args, journal):
+    from LLM.train_tiny_moe import ensure_tiny_model, seed_folder
+    if args.moe_model is not None:
+        paths = [(args.moe_model, args.seed)]
+    else:
+        paths = [(ensure_tiny_model(seed_folder(args.seed + t), progress=False, seed=args.seed + t), args.seed + t)
+                 for t in range(args.moe_networks)]
+    networks = []
+    for t, (path, seed) in enumerate(paths):
+        networks.append(journal.run(f"{path}, seed {seed}", lambda: dict(seed=seed, rows=moe_rows(path, args, seed))))
+        print(f"  tiny MoE {t + 1}/{len(paths)} done", flush=True)
+    return [report(dict(model="tiny MoE attention heads", score="log-probability of the reference answer",
+                        networks=networks,
+                        finetune=f"{args.moe_finetune_steps} steps of AdamW on the training mix"))]
+
+
 def report(setting):
     from rankings_tables import compress_table, compress_verdicts  # benchmarks/, beside this file
     print(f"\n{setting['model']}\n{compress_table(setting)}\n\n{compress_verdicts(setting)}\n")
@@ -242,6 +311,14 @@ def main(argv=None):
     p.add_argument("--finetune-lr", type=positive_float, default=1e-3)
     p.add_argument("--distill-steps", type=positive_int, default=200, help="DCGAN: distillation steps after pruning")
     p.add_argument("--distill-lr", type=positive_float, default=1e-3)
+    p.add_argument("--moe-networks", type=positive_int, default=3,
+                   help="moe: tiny MoEs (seeds; bench_rankings.py's, trained first where missing)")
+    p.add_argument("--moe-model", type=Path, default=None, help="moe: one Mixtral-style model folder instead")
+    p.add_argument("--keep-per-group", type=positive_int, nargs="+", default=[1],
+                   help="moe: query heads kept per key/value group (the tiny MoE has 2 per group)")
+    p.add_argument("--llm-items", type=positive_int, default=None, help="moe: only the first N items of every task")
+    p.add_argument("--moe-finetune-steps", type=positive_int, default=100, help="moe: fine-tune steps after pruning")
+    p.add_argument("--moe-finetune-lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: the free cores)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "rankings",
@@ -254,7 +331,11 @@ def main(argv=None):
     except UsageError as error:
         p.error(str(error))
     set_cpu_threads(args.threads)
-    run = {"mlp": mlp, "dcgan": dcgan}
+    if args.moe_model is not None and not (args.moe_model / "config.json").is_file():
+        p.error(f"--moe-model {args.moe_model}: no config.json there")
+    if args.llm_items is not None and args.llm_items < 2:
+        p.error("--llm-items must be at least 2: half of every task's items rank, half are held out")
+    run = {"mlp": mlp, "dcgan": dcgan, "moe": moe}
     config = {k: v for k, v in vars(args).items() if k not in ("experiments", "out", "threads")}
     for name in args.experiments:
         started = time.perf_counter()

@@ -291,17 +291,22 @@ def llm(args, journal, experiment):
                         per_target="task", networks=networks))]
 
 
-def llm_network(args, experiment, path):
+def task_halves(items=None):
+    """The tiny tasks (their first `items` items) split in two: the first half of each task's items to rank on,
+    the second half held out."""
     from LLM import tasks as T
+    everything = [T.Task(t.name, t.items[:items], t.max_new_tokens) for t in T.make_tasks(T.SIZES["tiny"], seed=0)]
+    return ([T.Task(t.name, t.items[:len(t.items) // 2], t.max_new_tokens) for t in everything],
+            [T.Task(t.name, t.items[len(t.items) // 2:], t.max_new_tokens) for t in everything])
+
+
+def llm_network(args, experiment, path):
     from LLM.generate import LMGame
     from LLM.load import load_model
     from LLM.moe import moe_blocks
     from LLM.units import model_players
     model, tokenizer, _ = load_model(str(path), device="cpu")
-    everything = [T.Task(t.name, t.items[:args.llm_items], t.max_new_tokens)
-                  for t in T.make_tasks(T.SIZES["tiny"], seed=0)]
-    halves = [[T.Task(t.name, t.items[:len(t.items) // 2], t.max_new_tokens) for t in everything],
-              [T.Task(t.name, t.items[len(t.items) // 2:], t.max_new_tokens) for t in everything]]
+    halves = task_halves(args.llm_items)
     if experiment == "moe":
         players = model_players(model, "experts")
         names = dict(model.named_modules())
@@ -326,11 +331,11 @@ def llm_network(args, experiment, path):
     ranked = shapley_rankings(game, n, args, progress=True) + others([
         rankings.leave_one_out(game, n), rankings.leave_one_in(game, n), weights,
         counted(rankings.activation_magnitude(model, units, lambda: objective(model), dim=-1), 1),
-        counted(rankings.gradient_times_activation(model, units, objective, dim=-1), 1 + len(everything))])
+        counted(rankings.gradient_times_activation(model, units, objective, dim=-1), 1 + len(halves[0]))])
     task = np.array([k for k, _ in held.items])
     per_item = Memo(held.logprobs)
     network = compare(ranked, n, args, per_item,
-                      [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(everything))], args.steps,
+                      [(k, lambda c, k=k: per_item(c)[:, task == k]) for k in range(len(halves[0]))], args.steps,
                       progress=True)
     print(f"{what}: {len(held.items)} held-out items")
     return dict(network, model=model_name, what=what)

@@ -422,3 +422,28 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
     out = capsys.readouterr().out
     assert "(coarse reference)" in out and "min_ratio_vs_iid=- (no cell with a fine enough reference)" in out
     assert list(bench.loud_units(np.arange(20.0)[:, None])) == [18, 19]
+
+
+def test_bench_compress_keeps_the_same_heads_per_group_for_every_ranking_and_fine_tunes(tmp_path, capsys):
+    pytest.importorskip("transformers", reason="the llm extra is not installed")
+    import json
+
+    import numpy as np
+    from games import tiny_tokenizer_mixtral
+    bench = _load("bench_compress")
+    model, tokenizer = tiny_tokenizer_mixtral(hidden_size=32, intermediate_size=32, experts=4, max_positions=512)
+    model.save_pretrained(tmp_path / "moe")
+    tokenizer.save_pretrained(tmp_path / "moe")
+    bench.main(["--experiments", "moe", "--moe-model", str(tmp_path / "moe"), "--llm-items", "2", "--budget", "2",
+                "--moe-finetune-steps", "3", "--out", str(tmp_path)])
+    (setting,) = json.loads((tmp_path / "compress_moe.json").read_text())["settings"]
+    rows = setting["networks"][0]["rows"]
+    assert [(r["ranking"], r["removed"]) for r in rows] == [("shapley", 0.5), ("magnitude", 0.5), ("taylor", 0.5)]
+    # 2 layers of 4 query heads in 2 groups: one per group kept, so q_proj and o_proj lose half of their heads
+    d, hidden = 8, 32
+    total = sum(p.numel() for p in model.parameters())
+    assert all(r["parameters"] == (total - 2 * 2 * (2 * d * hidden)) / total for r in rows)
+    assert all(np.isfinite(r["pruned"]) and np.isfinite(r["finetuned"]) and r["pruned"] < 0 for r in rows)
+    assert rows[0]["finetuned"] != rows[0]["pruned"]
+    out = capsys.readouterr().out
+    assert "tiny MoE attention heads" in out and "shapley minus taylor, fine-tuned" in out
