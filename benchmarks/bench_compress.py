@@ -58,7 +58,7 @@ from common.lesion import Unit, find_units, module_named  # noqa: E402
 from common.prune import Wiring, parameter_count, pruned, pruned_heads  # noqa: E402
 from common.removal import removal_masks  # noqa: E402
 from DCGAN.compress import hidden_wiring, kept_filters  # noqa: E402
-from journal import Journal, write_json  # noqa: E402
+from journal import run_experiments  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
 from MLP.model import to_inputs  # noqa: E402
 from MLP.train import REGULARISATIONS, accuracy, fit, train_mlp  # noqa: E402
@@ -330,23 +330,14 @@ def main(argv=None):
             check_output_file(args.out / f"compress_{name}.json")
     except UsageError as error:
         p.error(str(error))
-    set_cpu_threads(args.threads)
     if args.moe_model is not None and not (args.moe_model / "config.json").is_file():
         p.error(f"--moe-model {args.moe_model}: no config.json there")
     if args.llm_items is not None and args.llm_items < 2:
         p.error("--llm-items must be at least 2: half of every task's items rank, half are held out")
+    set_cpu_threads(args.threads)
     run = {"mlp": mlp, "dcgan": dcgan, "moe": moe}
-    config = {k: v for k, v in vars(args).items() if k not in ("experiments", "out", "threads")}
-    for name in args.experiments:
-        started = time.perf_counter()
-        path = args.out / f"compress_{name}.json"
-        journal = Journal(path, dict(config, experiment=name))
-        settings = run[name](args, journal)
-        seconds = time.perf_counter() - started + journal.reused_seconds()
-        write_json(path, dict(experiment=f"compress {name}", settings=settings, budget=args.budget,
-                              seconds=seconds, threads=torch.get_num_threads(),
-                              argv=sys.argv[1:] if argv is None else list(argv)))
-        journal.finish()
+    fields = dict(budget=args.budget, threads=torch.get_num_threads())
+    for path, seconds in run_experiments(args, run, "compress", fields, argv):
         print(f"wrote {path} ({seconds:.0f} s)")
 
 

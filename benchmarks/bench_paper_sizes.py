@@ -26,7 +26,7 @@ MNIST is timed here; the 2,000-unit game stands for the DCGAN's 32 images of 128
 here too). The last lines print the smallest ratios of auto to iid and to the best shapiq approximator, and the
 smallest coverages, over every cell.
 
-    python benchmarks/bench_paper_sizes.py                                   # every game (about an hour)
+    python benchmarks/bench_paper_sizes.py       # every game (the 200-unit ones: 23 min on 2 cores; others untimed)
     python benchmarks/bench_paper_sizes.py --games mlp200-accuracy --budgets 5 10 --seeds 3
 """
 import argparse
@@ -54,8 +54,9 @@ PEERS = ("shapiq-kernelshap", "shapiq-permutation", "shapiq-stratified", "shapiq
 COARSE = 0.2  # the reference's RMS SE may be at most this share of the error it judges
 # shapiq's approximators that do not run at every size: kADD-SHAP's order-2 regression has n(n+1)/2 + 1
 # coefficients (20,101 at 200 units: a 3 GB normal matrix and a cubic solve, and more coefficients than a budget
-# of 100 orderings' worth has coalitions)
-PEER_MAX_PLAYERS = {"shapiq-kadd": 100}
+# of 100 orderings' worth has coalitions); SVARM's own time grows with the budget times the units (13 s a run at
+# 5 orderings' worth of 200 units, 94% of the run, for 0.04x iid's accuracy)
+PEER_MAX_PLAYERS = {"shapiq-kadd": 100, "shapiq-svarm": 100}
 
 
 # ---------------------------------------------------------------- the games

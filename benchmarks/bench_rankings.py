@@ -51,7 +51,7 @@ from common.cli import UsageError, check_output_file, non_negative_int, positive
 from common.device import set_cpu_threads  # noqa: E402
 from common.lesion import LesionGame, Unit, find_units  # noqa: E402
 from common.removal import default_ks, removal_curve  # noqa: E402
-from journal import Journal, write_json  # noqa: E402
+from journal import run_experiments  # noqa: E402
 from MLP.game import MLPGame  # noqa: E402
 from MLP.model import to_inputs  # noqa: E402
 from LLM.units import parse_layers  # noqa: E402
@@ -391,18 +391,9 @@ def main(argv=None):
           "10%/20%: the score then (lower is better); without bottom 50% (higher is better)")
     run = {"mlp": mlp, "dcgan": dcgan, "moe": lambda a, j: llm(a, j, "moe"),
            "heads": lambda a, j: llm(a, j, "heads")}
-    config = {k: v for k, v in vars(args).items() if k not in ("experiments", "out", "threads")}
-    for name in args.experiments:
-        started = time.perf_counter()
-        path = args.out / f"rankings_{name}.json"
-        journal = Journal(path, dict(config, experiment=name))
-        settings = run[name](args, journal)
-        seconds = time.perf_counter() - started + journal.reused_seconds()
-        write_json(path, dict(experiment=name, settings=settings, budgets=args.budgets,
-                              shapley_seeds=args.shapley_seeds, random_seeds=args.random_seeds,
-                              seconds=seconds, threads=torch.get_num_threads(),
-                              argv=sys.argv[1:] if argv is None else list(argv)))
-        journal.finish()
+    fields = dict(budgets=args.budgets, shapley_seeds=args.shapley_seeds, random_seeds=args.random_seeds,
+                  threads=torch.get_num_threads())
+    for path, seconds in run_experiments(args, run, "rankings", fields, argv):
         print(f"wrote {path} ({seconds:.0f} s; benchmarks/rankings_tables.py makes the docs' "
               "tables from it, notebooks/rankings.ipynb its figures)")
 

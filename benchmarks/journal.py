@@ -3,6 +3,7 @@ so that a rerun with the same settings picks up where the last one stopped: an i
 machine shut down) costs at most the network it was on. The results file itself is written once, at the end."""
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -52,3 +53,21 @@ class Journal:
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def run_experiments(args, run: dict, kind: str, fields: dict, argv=None):
+    """For each of args.experiments: settings = run[name](args, journal), written with `fields` to
+    args.out / f"{kind}_{name}.json" through a journal of the run's settings (args less experiments, out and
+    threads); yields (path, seconds: this run's and those of the networks an earlier run finished)."""
+    config = {k: v for k, v in vars(args).items() if k not in ("experiments", "out", "threads")}
+    for name in args.experiments:
+        started = time.perf_counter()
+        path = args.out / f"{kind}_{name}.json"
+        journal = Journal(path, dict(config, experiment=name))
+        settings = run[name](args, journal)
+        seconds = time.perf_counter() - started + journal.reused_seconds()
+        experiment = name if kind == "rankings" else f"{kind} {name}"
+        write_json(path, dict(experiment=experiment, settings=settings, **fields, seconds=seconds,
+                              argv=sys.argv[1:] if argv is None else list(argv)))
+        journal.finish()
+        yield path, seconds

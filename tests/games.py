@@ -68,7 +68,9 @@ class TanhGame:
         if self.die_marker is not None and len(c) > 2 and not __import__("os").path.exists(self.die_marker):
             open(self.die_marker, "w").close()
             __import__("os")._exit(1)  # the worker dies mid-shard, once
-        return np.tanh(c.astype(float) @ self.w) ** 2
+        # a sum in a fixed order, not a BLAS product, whose blocking (and last bits) change with the batch's shape:
+        # the surrogate's fit carries even those into its modes
+        return np.tanh((c[:, :, None] * self.w).sum(1)) ** 2
 
 
 class Counting:
@@ -261,6 +263,14 @@ def tiny_tokenizer_mixtral(*, hidden_size, intermediate_size, experts, max_posit
                            sliding_window=None, pad_token_id=tokenizer.pad_token_id,
                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     return MixtralForCausalLM(config), tokenizer
+
+
+def save_tiny_mixtral(path, experts=4):
+    """tiny_tokenizer_mixtral (widths 32) saved to `path` with its tokenizer; returns the model."""
+    model, tokenizer = tiny_tokenizer_mixtral(hidden_size=32, intermediate_size=32, experts=experts, max_positions=512)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return model
 
 
 def save_tiny_llama(path):

@@ -234,11 +234,9 @@ def test_bench_rankings_compares_the_experts_of_a_mixture_of_experts_and_the_hea
     pytest.importorskip("transformers", reason="the llm extra is not installed")
     import json
 
-    from games import save_tiny_llama, tiny_tokenizer_mixtral
+    from games import save_tiny_llama, save_tiny_mixtral
     bench = _load("bench_rankings")
-    model, tokenizer = tiny_tokenizer_mixtral(hidden_size=32, intermediate_size=32, experts=4, max_positions=512)
-    model.save_pretrained(tmp_path / "moe")
-    tokenizer.save_pretrained(tmp_path / "moe")
+    save_tiny_mixtral(tmp_path / "moe")
     save_tiny_llama(tmp_path / "llama")
     bench.main(["--experiments", "moe", "heads", "--moe-model", str(tmp_path / "moe"), "--heads-model",
                 str(tmp_path / "llama"), "--heads-layers", "1", "--llm-items", "2", "--budgets", "4",
@@ -334,11 +332,9 @@ def test_bench_rankings_trains_one_tiny_moe_per_seed_where_missing(tmp_path, mon
     import shutil
 
     import LLM.train_tiny_moe as tiny
-    from games import tiny_tokenizer_mixtral
+    from games import save_tiny_mixtral
     bench = _load("bench_rankings")
-    model, tokenizer = tiny_tokenizer_mixtral(hidden_size=32, intermediate_size=32, experts=2, max_positions=512)
-    model.save_pretrained(tmp_path / "made")
-    tokenizer.save_pretrained(tmp_path / "made")
+    save_tiny_mixtral(tmp_path / "made", experts=2)
     trained = []
 
     def train(out, seed, progress):  # stands in for the minutes of training: records what it was asked
@@ -429,11 +425,9 @@ def test_bench_compress_keeps_the_same_heads_per_group_for_every_ranking_and_fin
     import json
 
     import numpy as np
-    from games import tiny_tokenizer_mixtral
+    from games import save_tiny_mixtral
     bench = _load("bench_compress")
-    model, tokenizer = tiny_tokenizer_mixtral(hidden_size=32, intermediate_size=32, experts=4, max_positions=512)
-    model.save_pretrained(tmp_path / "moe")
-    tokenizer.save_pretrained(tmp_path / "moe")
+    model = save_tiny_mixtral(tmp_path / "moe")
     bench.main(["--experiments", "moe", "--moe-model", str(tmp_path / "moe"), "--llm-items", "2", "--budget", "2",
                 "--moe-finetune-steps", "3", "--out", str(tmp_path)])
     (setting,) = json.loads((tmp_path / "compress_moe.json").read_text())["settings"]
