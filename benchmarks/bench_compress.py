@@ -48,8 +48,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from bench_rankings import (answer_logprob_objective, dcgan_generator, minus_error, split_test,  # noqa: E402
-                            task_halves)
+from bench_rankings import (answer_logprob_objective, dcgan_generator, minus_error, mlp_settings,  # noqa: E402
+                            split_test, task_halves)
 from common import Budget, rankings, shapley_modes  # noqa: E402
 from common.cli import (UsageError, check_output_file, non_negative_int, open_fraction, positive_float,  # noqa: E402
                         positive_int)
@@ -119,23 +119,14 @@ def mlp(args, journal):
     rank, held = split_test(y_test)
     data = ((to_inputs(x_train), torch.as_tensor(y_train)), (to_inputs(x_test[rank]), torch.as_tensor(y_test[rank])),
             (to_inputs(x_test[held]), torch.as_tensor(y_test[held])))
-    settings = []
-    for n in args.sizes:
-        for reg in args.regs:
-            networks = []
-            for t in range(args.networks):
-                seed = args.seed + t
 
-                def network():
-                    model = train_mlp(n, reg, *data[0], epochs=args.epochs, seed=seed)
-                    rows = mlp_rows(model, reg, data, args, seed)
-                    return dict(seed=seed, intact=accuracy(model, *data[2]), rows=rows)
-                networks.append(journal.run(f"N = {n} {reg}, seed {seed}", network))
-                print(f"  N = {n} {reg}, network {t + 1}/{args.networks}: held-out accuracy "
-                      f"{networks[-1]['intact']:.3f}", flush=True)
-            settings.append(report(dict(model=f"MLP N = {n} {reg}", score="accuracy", networks=networks,
-                                        finetune=f"{args.finetune_epochs} epoch of Adam on the training images")))
-    return settings
+    def network(n, reg, seed):
+        model = train_mlp(n, reg, *data[0], epochs=args.epochs, seed=seed)
+        rows = mlp_rows(model, reg, data, args, seed)
+        return dict(seed=seed, intact=accuracy(model, *data[2]), rows=rows)
+    return mlp_settings(args, journal, network, lambda n, reg, networks: report(dict(
+        model=f"MLP N = {n} {reg}", score="accuracy", networks=networks,
+        finetune=f"{args.finetune_epochs} epoch of Adam on the training images")))
 
 
 # ---------------------------------------------------------------- DCGAN filters, PSNR against the intact images

@@ -176,6 +176,13 @@ def mlp(args, journal):
         compared = compare(mlp_rankings(model, x_rank, y_rank, args), n, args, held_out.score(),
                            [(d, held_out.score(d)) for d in range(10)])
         return dict(compared, seed=seed, intact=float(held_out.score()(np.ones((1, n), bool)).mean()))
+    return mlp_settings(args, journal, network, lambda n, reg, networks: report(dict(
+        model=f"MLP N = {n} {reg}", score="accuracy", per_target="digit", networks=networks)))
+
+
+def mlp_settings(args, journal, network, setting) -> list:
+    """Every MLP setting (--sizes x --regs) over --networks training seeds: network(n, reg, seed) -> a dict with
+    its held-out accuracy `intact`, kept in the journal; setting(n, reg, networks) -> the setting."""
     settings = []
     for n in args.sizes:
         for reg in args.regs:
@@ -183,10 +190,9 @@ def mlp(args, journal):
             for t in range(args.networks):
                 seed = args.seed + t
                 networks.append(journal.run(f"N = {n} {reg}, seed {seed}", lambda: network(n, reg, seed)))
-                print(f"  N = {n} {reg}, network {t + 1}/{args.networks}: held-out accuracy {networks[-1]['intact']:.3f}",
-                      flush=True)
-            settings.append(report(dict(model=f"MLP N = {n} {reg}", score="accuracy", per_target="digit",
-                                        networks=networks)))
+                print(f"  N = {n} {reg}, network {t + 1}/{args.networks}: held-out accuracy "
+                      f"{networks[-1]['intact']:.3f}", flush=True)
+            settings.append(setting(n, reg, networks))
     return settings
 
 

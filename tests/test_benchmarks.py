@@ -418,6 +418,10 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
     out = capsys.readouterr().out
     assert "(coarse reference)" in out and "min_ratio_vs_iid=- (no cell with a fine enough reference)" in out
     assert list(bench.loud_units(np.arange(20.0)[:, None])) == [18, 19]
+    for bad, message in ((["--seeds", "1"], "--seeds must be at least 2"), (["--out", str(tmp_path)], "is a folder")):
+        with pytest.raises(SystemExit):
+            bench.main(["--games", "toy", *bad])
+        assert message in capsys.readouterr().err
 
 
 def test_bench_compress_keeps_the_same_heads_per_group_for_every_ranking_and_fine_tunes(tmp_path, capsys):
