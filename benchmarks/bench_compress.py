@@ -29,7 +29,7 @@ straight after pruning and after a short fine-tune (--moe-finetune-steps of Adam
 Per setting, every fraction and ranking: the held-out score, the parameters kept, and the paired difference
 between the modes and each other ranking over the networks.
 
-    python benchmarks/bench_compress.py --out docs/results          # what make figures runs (about 25 minutes)
+    python benchmarks/bench_compress.py --out docs/results          # what make figures runs (about 30 minutes)
     python benchmarks/bench_compress.py --experiments mlp --sizes 50 --regs l1 --networks 2 --fractions 0.5
 
 benchmarks/rankings_tables.py makes docs/rankings.md's compression tables from the JSON. Each network's rows are
@@ -240,6 +240,9 @@ def moe_rows(path, args, seed):
         with torch.no_grad():
             return float(held_objective(candidate).mean())
     per_group = model.config.num_attention_heads // model.config.num_key_value_heads
+    if max(args.keep_per_group) >= per_group:
+        raise SystemExit(f"--keep-per-group {max(args.keep_per_group)}: {path} has {per_group} query heads per "
+                         f"key/value group; keep 1 to {per_group - 1}")
     rows = []
     for name in RANKINGS:
         started = time.perf_counter()

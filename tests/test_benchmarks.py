@@ -445,3 +445,7 @@ def test_bench_compress_keeps_the_same_heads_per_group_for_every_ranking_and_fin
     assert rows[0]["finetuned"] != rows[0]["pruned"]
     out = capsys.readouterr().out
     assert "tiny MoE attention heads" in out and "shapley minus taylor, fine-tuned" in out
+    with pytest.raises(SystemExit, match="has 2 query heads per key/value group; keep 1 to 1"):
+        bench.main(["--experiments", "moe", "--moe-model", str(tmp_path / "moe"), "--keep-per-group", "2",
+                    "--out", str(tmp_path / "other")])
+    assert not (tmp_path / "other").exists()
