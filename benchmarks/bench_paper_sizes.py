@@ -13,8 +13,9 @@ shapiq's approximators, which take one number per coalition, run beside ours):
                     MoE's tasks, its 256 experts scored by the log-probability of the reference answer to one
                     item of each of the 9 tasks (generation is too slow on a CPU to build a reference)
 
-Reference: the antithetic chain at --reference-orderings (cheap: these games update the logits by one unit's
-rank-1 term along an ordering), cached in benchmarks/.cache. Its own variance is subtracted from every squared
+Reference: the antithetic chain at --reference-orderings (cheap for the MLPs: they update the logits by one unit's
+rank-1 term along an ordering), cached in benchmarks/.cache and checkpointed there while it runs (every 5 minutes
+and on Ctrl-C or SIGTERM: the same command goes on from it). Its own variance is subtracted from every squared
 error, and every judged cell prints ref/err: the reference's RMS standard error over the method's RMSE. A cell
 where that is above 1/5 is marked "(coarse reference)" and left out of the summary lines.
 
@@ -40,7 +41,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from common import Budget, shapley_modes  # noqa: E402
+from common import Budget, Checkpoint, shapley_modes  # noqa: E402
+from common.checkpoint import remove_checkpoint  # noqa: E402
 from common.cli import UsageError, check_output_file, positive_int  # noqa: E402
 
 import peers  # noqa: E402  (benchmarks/peers.py)
@@ -186,10 +188,12 @@ def reference(name, game, n, orderings):
         with np.load(path) as saved:
             return saved["modes"], saved["variance"]
     started = time.perf_counter()
-    result = shapley_modes(WithMean(game), n, Budget(orderings=orderings), seed=10 ** 6, sampler="antithetic",
-                           estimator="chain", progress=True)
     CACHE.mkdir(parents=True, exist_ok=True)
+    saved = path.with_suffix(".ckpt")  # a long reference (hours for the 256 experts) goes on where it stopped
+    result = shapley_modes(WithMean(game), n, Budget(orderings=orderings), seed=10 ** 6, sampler="antithetic",
+                           estimator="chain", progress=True, checkpoint=Checkpoint(saved, resume=True))
     np.savez(path, modes=result.modes, variance=result.se ** 2)
+    remove_checkpoint(saved)
     print(f"  reference of {name}: {orderings} orderings, {time.perf_counter() - started:.0f} s", flush=True)
     return result.modes, result.se ** 2
 

@@ -405,6 +405,7 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
     exact = exact_shapley_modes(game, 12)
     modes, variance = bench.reference("toy", game, 12, 3000)  # from the cache the run wrote
     assert modes.shape == (12, 4)  # the three elements and their mean
+    assert not list(tmp_path.glob("*.ckpt*"))  # the reference's checkpoint goes once the reference is saved
     z = np.abs(modes[:, :3] - exact) / np.sqrt(variance[:, :3])
     assert z.max() < 5 and np.allclose(modes[:, 3], exact.mean(1), atol=5 * np.sqrt(variance[:, 3]).max())
     table = out[out.index("ratio: RMSE(iid)"):]
