@@ -68,8 +68,8 @@ def rankings_llm():
     (one model; fewer budgets and seeds for the heads, whose coalitions cost seconds each); and the tiny MoEs'
     attention heads compressed by the modes, by magnitude and by Taylor pruning."""
     results = ROOT / "docs" / "results"
-    yield ["benchmarks/bench_rankings.py", "--experiments", "moe", "--budgets", "2", "10", "30", "--shapley-seeds", "3",
-           "--out", results]
+    yield ["benchmarks/bench_rankings.py", "--experiments", "moe", "--budgets", "2", "10", "30", "100",
+           "--shapley-seeds", "3", "--out", results]
     yield ["benchmarks/bench_rankings.py", "--experiments", "heads", "--llm-items", "4", "--steps", "5", "--budgets",
            "2", "10", "--shapley-seeds", "1", "--out", results]
     yield ["benchmarks/bench_compress.py", "--experiments", "moe", "--out", results]
