@@ -21,13 +21,14 @@ equal cost all the same: a method's squared error is scaled by the distinct coal
     python benchmarks/bench_estimators.py --defaults --seeds 10   # each compute_msa.py's default budget and size
 
 Methods: the samplers (common.SAMPLERS) with the chain estimator; chain-kernel and surrogate on orthogonal
-orderings; kadd (a 2-additive regression on distinct coalitions); auto (what every compute_msa.py runs: the
-sampler and estimator it picks, named in the table); and, where shapiq is installed (pip install -e '.[bench]'),
-shapiq 1.4.1's KernelSHAP with pairing, kADD-SHAP, SVARM and permutation sampling, one approximator per output
-element over a shared cache (on image outputs, on 48 fixed pixels, where every method is then scored). The tiny
-MoE (generated text) runs ours only, at budgets up to 4n. The last lines print min_ratio_vs_iid (auto against
-iid), min_ratio_vs_best_peer (auto against the best shapiq approximator; for the worst game and budget, a 95%
-interval from resampling the seeds) and min_coverage (auto's), over every game and budget.
+orderings; kadd (a regression of order 3, 2 or 1 on distinct coalitions; kadd-order2 capped at order 2); auto
+(what every compute_msa.py runs: the sampler and estimator it picks, named in the table); and, where shapiq is
+installed (pip install -e '.[bench]'), shapiq 1.4.1's KernelSHAP with pairing, kADD-SHAP, SVARM and permutation
+sampling, one approximator per output element over a shared cache (on image outputs, on 48 fixed pixels, where
+every method is then scored). The tiny MoE (generated text) runs ours only, at budgets up to 4n. The last lines
+print min_ratio_vs_iid (auto against iid), min_ratio_vs_best_peer (auto against the best shapiq approximator; for
+the worst game and budget, a 95% interval from resampling the seeds) and min_coverage (auto's), over every game
+and budget.
 """
 import argparse
 import sys
@@ -170,7 +171,8 @@ DEFAULTS = (("mlp10-accuracy", 30, "MLP demo: 300 orderings of 10 units (every c
             ("mlp60-softprob", 16 / 60, "LLM/compute_msa.py --model smollm2: 16 orderings of 60 sub-layers"),
             ("mlp112-softmax", 1000 / 112, "DCGAN/compute_msa.py: 1000 orderings of the demo generator's 112 "
                                            "filters, an output of thousands of elements"))
-OURS = (*SAMPLERS, "chain-kernel", "surrogate", "kadd", "auto")  # the samplers with the chain estimator, then ours
+# the samplers with the chain estimator, then ours (kadd-order2: kadd capped at order 2)
+OURS = (*SAMPLERS, "chain-kernel", "surrogate", "kadd", "kadd-order2", "auto")
 PEER_PIXELS = 48  # image outputs: every method is scored on these many fixed pixels (shapiq runs one per element)
 
 
@@ -209,16 +211,19 @@ def run_method(method, game, n, budget_orderings, seed, elements=None):
         se, name, cost = None, method, cached.distinct
     else:
         sampler, estimator = ("auto", method) if method in ("auto", "kadd") else \
+            ("auto", "kadd") if method == "kadd-order2" else \
             (method, "chain") if method in SAMPLERS else (DEFAULT_SAMPLER, method)
         # the samplers with the chain mean walk the budget's orderings as msapy would (a budget of every coalition
         # would otherwise make them exact too: no baseline); the estimators spend the evaluations their own way
         asked = Budget(orderings=max(1, int(budget_orderings))) if method in SAMPLERS else budget
         try:
-            result = shapley_modes(cached, n, asked, seed=seed, sampler=sampler, estimator=estimator, progress=False)
+            result = shapley_modes(cached, n, asked, seed=seed, sampler=sampler, estimator=estimator, progress=False,
+                                   settings=dict(max_order=2) if method == "kadd-order2" else None)
         except ValueError:  # a budget below the estimator's least
             return None
         modes, se, cost = result.modes, result.margin(0.95) / 2, cached.distinct  # half the 95% interval (t)
-        name = "/".join(part for part in (result.sampler, result.metadata["estimator"]) if part)
+        name = "/".join(part for part in (result.sampler, result.metadata["estimator"]) if part) + \
+            (f" (order {result.metadata['order']})" if "order" in result.metadata else "")
     seconds = time.perf_counter() - started
     return dict(modes=np.asarray(modes, float), se=se, rows=cached.rows, distinct=cached.distinct, cost=cost,
                 budget=budget, seconds=seconds, own_seconds=seconds - cached.seconds, name=name)

@@ -38,6 +38,7 @@ class Cached:
 
     def __init__(self, game, keep=None):
         self.game, self.keep, self.values, self.seen, self.rows, self.seconds = game, keep, {}, set(), 0, 0.0
+        self.cost_per_coalition = getattr(game, "cost_per_coalition", None)  # what auto weighs its fits against
 
     def __call__(self, coalitions: np.ndarray, element: int | None = None) -> np.ndarray:
         """The values of the coalitions (C, output), or of one output element (C,)."""

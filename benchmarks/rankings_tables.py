@@ -7,7 +7,8 @@ every fraction and ranking; for bench_paper_sizes.py every game, budget and esti
     python benchmarks/rankings_tables.py --check         # exit 1 if a page differs from the JSON
 
 A table sits between `<!-- KIND: FILE WHICH -->` and `<!-- /KIND -->`: KIND rankings or compress (WHICH: the
-setting's model), or estimators (WHICH: the games, or all); the rest of the page is left as it is.
+setting's model), or estimators (every method) or auto (auto against iid and the best peer; WHICH: the games, or
+all); the rest of the page is left as it is.
 tests/test_rankings_tables.py fails when a table differs from its JSON.
 """
 import argparse
@@ -21,9 +22,9 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
-DOCS = [ROOT / "docs" / "rankings.md", ROOT / "docs" / "estimators.md"]
+DOCS = [ROOT / "docs" / "rankings.md", ROOT / "docs" / "estimators.md", ROOT / "docs" / "estimator_tables.md"]
 METRICS = ("area", "top_10", "top_20", "bottom_50")
-MARKER = re.compile(r"(<!-- (rankings|compress|estimators): (\S+) (.+?) -->\n)(.*?)(<!-- /\2 -->)", re.S)
+MARKER = re.compile(r"(<!-- (rankings|compress|estimators|auto): (\S+) (.+?) -->\n)(.*?)(<!-- /\2 -->)", re.S)
 
 
 def interval(values, level: float = 0.95) -> tuple[float, float, float]:
@@ -156,10 +157,11 @@ def compress_verdicts(setting) -> str:
 
 def block(results: dict, model: str, kind: str = "rankings") -> str:
     """The markdown between one pair of markers: the setting's table and its verdicts (estimators: the games')."""
-    if kind == "estimators":
+    if kind in ("estimators", "auto"):
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from bench_paper_sizes import markdown
-        return markdown(results, None if model == "all" else model.split()) + "\n"
+        from bench_paper_sizes import markdown, summary_markdown
+        return (markdown if kind == "estimators" else summary_markdown)(
+            results, None if model == "all" else model.split()) + "\n"
     setting = next((s for s in results["settings"] if s["model"] == model), None)
     if setting is None:
         raise KeyError(f"no setting {model!r} in the results (it has {[s['model'] for s in results['settings']]})")
@@ -182,6 +184,8 @@ def rendered(text: str, folder: Path = RESULTS) -> str:
     def fill(match):
         kind, name = match.group(2), match.group(3)
         if name not in cache:
+            if not (folder / name).exists():
+                raise SystemExit(f"{folder / name} is missing: the page names the command that writes it")
             cache[name] = json.loads((folder / name).read_text())
         return match.group(1) + block(cache[name], match.group(4), kind) + match.group(6)
     return MARKER.sub(fill, text)

@@ -9,7 +9,7 @@ combination of them is known: what an estimator needs to choose its weights and 
 Error bars shrink each row's variance toward the mean variance over the rows (per element), with the weight of
 PRIOR_SAMPLES samples: with few samples a row's own spread is often zero by chance (a unit that did not matter
 in the few orderings drawn), and its interval then covers nothing. Measured on 12-unit MLP and generator games
-(docs/estimators.md): 95% intervals covered 77-90% of elements at 6 orderings without it, 95-99% with it.
+(docs/estimator_history.md): 95% intervals covered 77-90% of elements at 6 orderings without it, 95-99% with it.
 """
 import numpy as np
 

@@ -59,6 +59,8 @@ def estimate(game, players, options: RunOptions, *, settings=None, enumerate_all
     if cls is not None:
         given = cls.checked_settings(**given)
         _refuse(cls, problem, given)
+    elif settings:
+        raise ValueError(f"settings {sorted(settings)} are a named estimator's: estimator='auto' picks its own")
     game = _the_game(game, options)
     checked = CheckedGame(game, labels, options.dtype)
     runner = _runner(options, checked, labels, desc)
@@ -145,7 +147,8 @@ def _checkpoint_config(options: RunOptions, labels) -> dict:
 
 def shapley_modes(game, players, budget, *, seed: int = 1, estimator: str = "auto", sampler: str = "auto",
                   progress: bool = True, compute: Compute = Compute(), checkpoint: Checkpoint | None = None,
-                  runner="local", target: TargetSE | None = None, **renamed) -> ShapleyResult:
+                  runner="local", target: TargetSE | None = None, settings: dict | None = None,
+                  **renamed) -> ShapleyResult:
     """Every player's Shapley mode of `game` within `budget` distinct game evaluations.
 
     players: an int n, or n labels (e.g. (layer, expert) tuples).
@@ -168,11 +171,12 @@ def shapley_modes(game, players, budget, *, seed: int = 1, estimator: str = "aut
         actors, each building its own game (game may then be None).
     target: common.TargetSE(se, relative=False): stop early once every standard error is at or below se; the
         budget is then the most spent.
+    settings: the named estimator's own options (its class's `settings`), e.g. dict(max_order=2) for "kadd".
     """
     refuse_renamed("shapley_modes", renamed)
     options = RunOptions(budget=budget, seed=seed, sampler=sampler, estimator=estimator, compute=compute,
                          progress=progress, checkpoint=checkpoint, runner=runner, target=target)
-    estimates, run = estimate(game, players, options)
+    estimates, run = estimate(game, players, options, settings=settings)
     return ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],
                          orderings=run["orderings"], intact=run["intact"], lesioned=run["lesioned"],
                          seed=run["seed"], sampler=run["sampler"], engine="msapy" if options.msapy else "batched",

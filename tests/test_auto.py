@@ -6,7 +6,7 @@ import pytest
 from games import additive, saturating
 
 from common import Budget, TargetSE, shapley_modes
-from common.estimators import Problem, auto_estimator
+from common.estimators import Problem, auto_estimator, named_estimator
 
 
 def declared(cost, game=saturating):
@@ -32,7 +32,8 @@ def pick(game=saturating, n=10, **kw):
     (dict(target=TargetSE(0.5), game=lambda c: np.repeat(saturating(c), 400, axis=1)), "chain-kernel"),  # 1,200
     (dict(game=declared(1e-4), n=40, budget=Budget(orderings=160)), "chain-kernel"),  # a 0.1 ms game pays no
     (dict(game=declared(1e-2), n=40, budget=Budget(orderings=160)), "kadd"),          # 820-coefficient fit; 10 ms does
-    (dict(game=declared(1e-4)), "kadd"),                                 # 55 coefficients pay for themselves
+    (dict(game=declared(1e-3)), "kadd"),                                 # 175 coefficients pay for themselves
+    (dict(game=declared(1e-4)), "chain-kernel"),                         # 36 ms of evaluations: not 5 ms of fit
     (dict(sampler="antithetic", target=TargetSE(0.5)), "chain"),         # groups smaller than n
     (dict(runner="msapy", budget=Budget(orderings=2)), "chain"),         # what msapy's walk computes
     (dict(game=additive(np.arange(3.0)), n=3, budget=Budget(orderings=8)), "exact"),  # 24 >= 8 coalitions: all of them
@@ -41,6 +42,46 @@ def pick(game=saturating, n=10, **kw):
 def test_auto_picks(case, expected):
     case = dict(case)
     assert pick(case.pop("game", saturating), case.pop("n", 10), **case) == expected
+
+
+@pytest.mark.parametrize("case, order", [
+    (dict(), 3),                             # 358 coalitions, 2.0 a coefficient of the order-3 game: determined
+    (dict(game=declared(2e-4)), 2),          # a 0.2 ms game pays for the order-2 fit (55 coefficients), not order 3
+    (dict(game=declared(1e-1)), 3),          # a slow one for order 3 (175)
+    (dict(budget=Budget(orderings=26)), 2),  # 258 coalitions: 1.5 a coefficient of order 3 is 263
+    (dict(budget=Budget(orderings=27)), 3),
+    (dict(n=30, budget=Budget(orderings=600)), 2),  # 4,525 coefficients at order 3: too many
+])
+def test_auto_takes_order_three_where_it_is_determined_and_pays(case, order):
+    case = dict(case)
+    kw = dict(budget=Budget(orderings=36), progress=False) | case
+    game, n = kw.pop("game", saturating), kw.pop("n", 10)
+    meta = shapley_modes(game, n, **kw).metadata
+    assert (meta["estimator"], meta["order"]) == ("kadd", order)
+
+
+@pytest.mark.parametrize("n, orderings, output, cost, expected", [
+    (10, 300, (10,), 1e-3, ("exact", None)),               # the MLP demo: every coalition
+    (25, 1000, (10,), 1e-4, ("chain-kernel", None)),       # MLP/compute_msa.py on 1,000 digits: too cheap for fits
+    (200, 1000, (10,), 1e-4, ("chain-kernel", None)),
+    (50, 1000, (10,), 1e-3, ("chain-kernel", None)),       # --dataset mnist: 10,000 digits
+    (100, 1000, (10,), 1e-3, ("surrogate", None)),         # ... whose cost pays for the network's fits from 100 units
+    (32, 40, (9,), None, ("kadd", 1)),                     # the tiny MoE's 40 orderings of 32 experts
+    (60, 16, (9,), None, ("kadd", 1)),                     # SmolLM2's 16 orderings of 60 sub-layers
+    (18, 200, (9,), None, ("kadd", 3)),                    # 18 heads, or a layer's filters, on a slow game
+    (256, 1000, (9,), None, ("chain", None)),              # Mixtral's experts: fewer than two orthogonal groups
+    (112, 1000, (32, 3, 32, 32), None, ("chain-kernel", None)),   # the demo generator's filters, images
+    (1987, 1000, (32, 3, 128, 128), None, ("chain", None)),       # the CelebA generator's: chain-kernel's state > 2 GiB
+])
+def test_what_each_scripts_default_run_gets(n, orderings, output, cost, expected):
+    """The table of docs/estimators.md: auto's pick at each compute_msa.py's default size, budget and output."""
+    from common.estimators.kadd import planned_rows
+    problem = Problem(n, Budget(orderings=orderings), 0)
+    cls, settings = named_estimator("auto", problem, sampler="auto", settings={})
+    if cls is None:
+        cls, settings = auto_estimator(problem.with_output(output, np.float64, cost))
+    order = cls.order_for(n, planned_rows(problem), settings.get("max_order", 3)) if cls.name == "kadd" else None
+    assert (cls.name, order) == expected
 
 
 def test_auto_stays_within_memory(monkeypatch):

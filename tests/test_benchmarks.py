@@ -398,8 +398,11 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
     def game(c):
         return np.tanh(c.astype(float) @ weights / 2) ** 2
     monkeypatch.setattr(bench, "CACHE", tmp_path)
-    monkeypatch.setattr(bench, "GAMES", {"toy": dict(build=lambda: (game, "a toy"), n=12, real_cost=lambda: 1e-3,
-                                                     real="declared", reference=3000)})
+    monkeypatch.setattr(bench, "GAMES", {"toy": dict(build=lambda: (game, "a toy"), n=12, real_cost=lambda g, n: 1e-3,
+                                                     real="declared", reference=3000),
+                                         "exact-toy": dict(build=lambda: (game, "a toy"), n=12,
+                                                           real_cost=lambda g, n: 1e-3, real="declared",
+                                                           reference="exact")})
     bench.main(["--games", "toy", "--budgets", "5", "--seeds", "2", "--out", str(tmp_path / "r.json"), "--methods", "iid", "antithetic", "auto", *(["shapiq-permutation"] if bench.peers.available() else [])])
     out = capsys.readouterr().out
     exact = exact_shapley_modes(game, 12)
@@ -414,11 +417,20 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
     import json
     results = json.loads((tmp_path / "r.json").read_text())
     assert bench.markdown(results) in out and "| toy:mean | 5 |" in bench.markdown(results)
+    summed = bench.summary_markdown(results).splitlines()
+    assert len(summed) == 2 + 2 and summed[2].startswith("| toy | 5 | antithetic/chain | ")  # auto's rows only
     bench.main(["--games", "toy", "--budgets", "30", "--seeds", "2", "--reference-orderings", "20",
                 "--methods", "iid", "auto", "--out", str(tmp_path / "coarse.json")])
     out = capsys.readouterr().out
     assert "(coarse reference)" in out and "min_ratio_vs_iid=- (no cell with a fine enough reference)" in out
     assert list(bench.loud_units(np.arange(20.0)[:, None])) == [18, 19]
+    # a small game judged against its exact values: the reference adds no variance, kadd fits order 3 there
+    bench.main(["--games", "exact-toy", "--budgets", "48", "--seeds", "2", "--methods", "iid", "kadd",
+                "--out", str(tmp_path / "exact.json")])
+    out = capsys.readouterr().out
+    modes, variance = bench.reference("exact-toy", game, 12, "exact")
+    np.testing.assert_allclose(modes[:, :3], exact, atol=1e-12)
+    assert not variance.any() and "kadd (order 3)" in out and "(coarse reference)" not in out
     for bad, message in ((["--seeds", "1"], "--seeds must be at least 2"), (["--out", str(tmp_path)], "is a folder")):
         with pytest.raises(SystemExit):
             bench.main(["--games", "toy", *bad])

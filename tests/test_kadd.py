@@ -1,6 +1,8 @@
-"""The kadd estimator (common/estimators/kadd.py): a 2-additive Shapley-kernel regression on distinct coalitions.
+"""The kadd estimator (common/estimators/kadd.py): a Shapley-kernel regression of order 3, 2 or 1 on distinct
+coalitions.
 Against exact Shapley modes of small real networks, at the budgets users run; what it asks of the game;
 checkpoints and merging; what it refuses."""
+import itertools
 import math
 
 import numpy as np
@@ -11,6 +13,7 @@ from games import (Counting, additive, assert_resumes_bit_identically, coverage_
 from common import Budget, Compute, TargetSE, shapley_modes
 from common.estimators import KAdd, Problem
 from common.estimators.coalition_plan import stratified_coalitions
+from common.estimators.kadd import MAX_PARAMETERS, ROWS_PER_PARAMETER, features, parameters, shapley_map
 from common.exact import exact_shapley_modes
 
 N = 10
@@ -72,13 +75,15 @@ def test_asks_distinct_coalitions_n_an_ordering():
     assert game.coalitions == game.distinct == r.evaluations == k * n and max(game.sizes) <= 7  # the budget, spent
 
 
-@pytest.mark.parametrize("orderings, order", [(N // 2, 1), (N, 1), (4 * N, 2), (8 * N, 2), (4 * N, "too many")])
+@pytest.mark.parametrize("orderings, order", [(N // 2, 1), (N, 1), (2 * N, 2), (3 * N, 3), (4 * N, 3), (8 * N, 3),
+                                             (4 * N, "too many")])
 def test_error_bars_cover_the_exact_values_at_the_budgets_users_run(network, orderings, order, monkeypatch):
     """The 95% interval (the t quantile of the recorded degrees of freedom) covers about 95% of mode elements, from
-    n/2 orderings' worth (complementary pairs, first order) to 8n (the order-2 game, most sizes enumerated); and
-    where the order-2 game has too many coefficients (first order again)."""
+    n/2 orderings' worth (complementary pairs, first order) through the order-2 game (2n) to 8n (the order-3 game,
+    most sizes enumerated; 3n is 1.7 coalitions a coefficient); and where the higher orders have too many
+    coefficients (first order again)."""
     if order == "too many":
-        monkeypatch.setattr("common.estimators.kadd.MAX_ORDER_2_PARAMETERS", N)
+        monkeypatch.setattr("common.estimators.kadd.MAX_PARAMETERS", N)
         order = 1
     game, truth = network
     runs = [run(game, N, orderings, seed) for seed in range(12)]
@@ -112,6 +117,61 @@ def test_exact_on_games_of_order_two():
     r = run(pairwise(9), 9, 30)  # a pair's synergy and eight additive units
     np.testing.assert_allclose(r.modes, [1.5, 1.5] + [1.0] * 7, atol=1e-10)
     assert np.max(r.se) < 1e-8
+
+
+def test_exact_on_games_of_order_three():
+    """Units, pairs and triples with known Shapley values (each member of a set gets its share), from a plan of
+    360 of the 510 coalitions: the order-3 fit is exact and takes no ridge; the order-2 fit is not."""
+    n = 9
+    sets = {(0,): 1.0, (4,): -2.0, (6, 7): 2.0, (0, 1, 2): 3.0, (3, 4, 5): -1.5, (1, 5, 8): 1.2}
+
+    def game(c):
+        return np.stack([sum(w * c[:, list(s)].all(1) for s, w in sets.items()), c[:, :3].all(1) * 1.0], 1)
+    truth = np.zeros((n, 2))
+    for s, w in sets.items():
+        truth[list(s), 0] += w / len(s)
+    truth[:3, 1] = 1 / 3
+    r = run(game, n, 40)
+    assert r.metadata["order"] == 3 and r.metadata["ridge"] == 0.0 and r.evaluations == 360
+    np.testing.assert_allclose(r.modes, truth, atol=1e-10)
+    assert np.max(r.se) < 1e-8
+    assert np.abs(run(game, n, 20).modes - truth).max() > 0.01  # 180 coalitions: order 2, which misses the triples
+
+
+def test_the_order_is_the_highest_the_plan_determines():
+    """Order 3 from ROWS_PER_PARAMETER[3] coalitions a coefficient (and at most MAX_PARAMETERS of them), order 2 from
+    ROWS_PER_PARAMETER[2], first order below; max_order caps it. The design and the Shapley map agree with a
+    brute-force count of the subsets."""
+    for n in (3, 9, 12, 29, 30):
+        assert parameters(n, 3) == sum(1 for k in (1, 2, 3) for _ in itertools.combinations(range(n), k))
+    for n in (9, 12, 20):
+        p2, p3 = parameters(n, 2), parameters(n, 3)
+        third, second = math.ceil(ROWS_PER_PARAMETER[3] * p3), math.ceil(ROWS_PER_PARAMETER[2] * p2)
+        assert KAdd.order_for(n, third) == 3 and KAdd.order_for(n, third - 1) == 2
+        assert KAdd.order_for(n, second) == 2 and KAdd.order_for(n, second - 1) == 1
+        assert KAdd.order_for(n, third, max_order=2) == 2 and KAdd.order_for(n, third, max_order=1) == 1
+    assert parameters(29, 3) <= MAX_PARAMETERS < parameters(30, 3)
+    assert KAdd.order_for(30, 10 ** 6) == 2  # 4,525 coefficients: too many for order 3
+    z = np.random.default_rng(0).random((50, 6)) < 0.5
+    x = features(z, 3)
+    subsets = [s for k in (1, 2, 3) for s in itertools.combinations(range(6), k)]
+    np.testing.assert_array_equal(x, np.stack([z[:, list(s)].all(1) for s in subsets], 1))
+    expected = np.array([[(i in s) / len(s) for s in subsets] for i in range(6)])
+    np.testing.assert_allclose(shapley_map(6, 3), expected)
+    with pytest.raises(ValueError, match="max_order is 1, 2 or 3, got 4"):
+        KAdd.checked_settings(max_order=4)
+
+
+def test_the_order_can_be_capped_through_the_api():
+    game = additive(np.ones((9, 1)))
+    assert run(game, 9, 40).metadata["order"] == 3
+    assert run(game, 9, 40, settings=dict(max_order=2)).metadata["order"] == 2
+    for settings, message in ((dict(max_order=4), "max_order is 1, 2 or 3"),
+                              (dict(order=2), "takes no setting 'order'")):
+        with pytest.raises(ValueError, match=message):
+            run(game, 9, 40, settings=settings)
+    with pytest.raises(ValueError, match="estimator='auto' picks its own"):
+        run(game, 9, 40, estimator="auto", settings=dict(max_order=2))
 
 
 def test_the_ridge_is_picked_by_held_out_error(monkeypatch):

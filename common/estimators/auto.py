@@ -17,7 +17,8 @@ from .exact import Exact
 from .kadd import KAdd
 from .surrogate import Surrogate
 
-BEST_FIRST = (KAdd, Surrogate, ChainKernel, ChainMean)
+# (estimator, its settings): kadd of order 3 where its fit pays, else of order 2, before the chain estimators
+BEST_FIRST = ((KAdd, {}), (KAdd, dict(max_order=2)), (Surrogate, {}), (ChainKernel, {}), (ChainMean, {}))
 AUTO_MAX_BYTES = 2 * 2 ** 30
 FIT_SHARE = 0.1  # the most of the evaluations' cost an estimator's own fits may take
 
@@ -41,8 +42,8 @@ def named_estimator(asked, problem, *, sampler: str, settings: dict, oracle: boo
 
 def auto_estimator(problem, *, sampler: str = "auto", target: bool = False):
     """(class, settings) of the estimator auto takes; the problem's output shape known."""
-    for cls in BEST_FIRST:
-        settings = dict(sampler=sampler) if cls.walks_orderings else {}
+    for cls, own in BEST_FIRST:
+        settings = dict(own, sampler=sampler) if cls.walks_orderings else dict(own)
         if not cls.walks_orderings and sampler != "auto":
             continue
         if cls.refuses(problem, **settings) or not cls.recommended(problem, **settings) or \
@@ -61,6 +62,7 @@ def auto_estimator(problem, *, sampler: str = "auto", target: bool = False):
 
 def describe() -> str:
     """auto's rule in one line, for --help."""
-    return ("the first of " + ", ".join(cls.name for cls in BEST_FIRST) + " that applies, is recommended for the "
+    names = dict.fromkeys("kadd (order 3, else 2)" if cls is KAdd else cls.name for cls, _ in BEST_FIRST)
+    return ("the first of " + ", ".join(names) + " that applies, is recommended for the "
             "size and budget, can stop at a target SE if one is set, fits in memory and whose fits cost under a "
             "tenth of the game's declared cost")

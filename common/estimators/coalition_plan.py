@@ -20,7 +20,7 @@ import numpy as np
 
 # paired plans of this many players or more share the budget by the square root of the kernel's weight: 2.5-8.4%
 # lower error than by the weight itself at n/2 and n orderings' worth on MLPs of 20, 32 and 60 units (20 seeds),
-# but 9% higher on a 12-unit one at n/2 (docs/estimators.md)
+# but 9% higher on a 12-unit one at n/2 (docs/estimator_history.md)
 PAIRED_SQRT_FROM = 16
 
 

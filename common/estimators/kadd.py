@@ -1,21 +1,23 @@
-"""Shapley modes from a Shapley-kernel regression on distinct coalitions: kADD-SHAP (Pelegrina et al. 2023) where
-the budget allows, paired KernelSHAP below.
+"""Shapley modes from a Shapley-kernel regression on distinct coalitions: kADD-SHAP (Pelegrina et al. 2023) of order
+three or two where the budget determines it, paired KernelSHAP below.
 
-The game is fitted by least squares, with the Shapley kernel's weights, by the best game of order two:
-v(S) ~ v(empty) + sum_{i in S} m_i + sum_{i < j in S} m_ij, constrained to be exact on the intact network. Its
-Shapley values, m_i + 1/2 sum_j m_ij, are the modes: on a game of order two they are its own (tested), and
-with a sample they keep what the pairs of units explain, which the chains leave as noise. One design matrix serves
-every output element: one solve, many right-hand sides. The pairs' coefficients take the ridge penalty whose fit
-best predicts held-out coalitions: none on a game of order two, more where higher orders leave noise in few
-coalitions per coefficient (docs/estimators.md). Below ORDER_2_ROWS_PER_PARAMETER coalitions per coefficient, or
-above MAX_ORDER_2_PARAMETERS coefficients, the order-1 game (KernelSHAP, n coefficients) is fitted instead, on
-complementary pairs (with pairs, the order-2 terms would cancel out of the Shapley values anyway).
+The game is fitted by least squares, with the Shapley kernel's weights, by the best game of order k (3 or 2):
+v(S) ~ v(empty) + sum_{T in S, |T| <= k} m_T, a coefficient per unit, pair and (order 3) triple, constrained to be
+exact on the intact network. Its Shapley values, m_i + 1/2 sum_j m_ij + 1/3 sum_jl m_ijl, are the modes: on a game
+of order k they are its own (tested), and with a sample they keep what the pairs and triples explain, which the
+chains leave as noise. One design matrix serves every output element: one solve, many right-hand sides. The
+higher orders' coefficients take the ridge penalty whose fit best predicts held-out coalitions: none on a game
+the fit's order describes, more where higher orders leave noise (docs/estimators.md). The highest order taken is
+the one of at most `max_order` whose game has at most MAX_PARAMETERS coefficients and the plan
+ROWS_PER_PARAMETER[order] coalitions a coefficient (never an under-determined fit); where neither order 3 nor 2 is,
+the order-1 game (KernelSHAP, n coefficients) is fitted instead, on complementary pairs (with pairs, the order-2
+terms would cancel out of the Shapley values anyway).
 
 The coalitions (coalition_plan.py) are drawn once for the whole run from the seed, distinct and stratified by
 size, as many as the budget buys beside the intact and empty ones (a budget that buys every coalition gets the
-exact values instead: common/estimators/exact.py); the order-2 fit takes them unpaired (20% more accurate than
-pairs at 4n orderings' worth). The walk's units are n consecutive coalitions of the plan, so a resumed run or a
-Ray shard evaluates exactly the same coalitions.
+exact values instead: common/estimators/exact.py); the higher-order fits take them unpaired (20% more accurate than
+pairs at 4n orderings' worth for order 2). The walk's units are n consecutive coalitions of the plan, so a resumed
+run or a Ray shard evaluates exactly the same coalitions.
 
 Error bars: the design-based variance of the fit, linearised (each unit of the sample's residual through the
 fit's influence, the residual scaled up by its leverage: HC3), within each stratum and with the
@@ -24,6 +26,7 @@ freedom (Satterthwaite's, the 10th percentile over elements) are recorded, and `
 interval where they are few. The state is every value evaluated, (coalitions, output) floats: `auto` takes it only
 where that and the normal matrix fit. The fit needs the whole plan, so the estimator cannot stop at a target SE.
 """
+import itertools
 import math
 
 import numpy as np
@@ -32,23 +35,28 @@ from .base import Estimator, intact_and_empty
 from .coalition_plan import stratified_coalitions
 
 MIN_PLAYERS = 3
-# the order-2 game is fitted where the plan holds this many coalitions per coefficient, and up to this many
-# coefficients (about 90 units: its normal matrix and inverse); else the first-order regression on complementary
-# pairs (paired KernelSHAP), down to 2 orderings' worth (docs/estimators.md)
-ORDER_2_ROWS_PER_PARAMETER = 2.5
-MAX_ORDER_2_PARAMETERS = 4096
-# the pairs' ridge penalties tried, in units of their mean diagonal of the normal matrix x coefficients / coalitions
-# (a prior that fades as the plan grows; the benchmark's real networks take 0.03-0.3), and the rows whose
-# leave-one-out error picks one
+# an order above 1 is fitted where the plan holds this many coalitions per coefficient of its game, and up to
+# MAX_PARAMETERS coefficients (the normal matrix and its inverse: about 90 units at order 2, 29 at order 3); else
+# the first-order regression on complementary pairs (paired KernelSHAP), down to 2 orderings' worth. Order 3 with
+# its ridge beat order 2 from 1.5 coalitions a coefficient on 12- and 20-unit games, covering 0.95-0.99
+# (docs/estimator_tables.md)
+ROWS_PER_PARAMETER = {2: 2.5, 3: 1.5}
+MAX_PARAMETERS = 4096
+# the higher orders' ridge penalties tried, in units of each order's mean diagonal of the normal matrix x
+# coefficients / coalitions (a prior that fades as the plan grows; the benchmark's real networks take 0.03-0.3 at
+# order 2), and the rows whose leave-one-out error picks one
 RIDGE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 LOO_ROWS = 2048
 CHUNK = 4096  # rows of the design matrix built at a time
 # auto takes it from min(n/2, RECOMMENDED_ORDERINGS_PER_ROOT_N sqrt(n)) orderings' worth (its first-order fit
 # overtook antithetic orderings at 4, 6, 9 and 11 on MLPs of 12, 20, 32 and 60 units), where its fit costs under a
-# tenth of the evaluations at about this much per coalition and squared coefficient (2-9e-10 s measured on one
-# CPU core at 20-64 units)
+# tenth of the evaluations: the fit's multiply-adds at SECONDS_PER_FLOP, and a fixed cost per solve (its own times
+# in docs/results/sizes_12.json and sizes_20.json, 2 CPU cores: 2.2-5e-11 s a multiply-add, 1.2-1.6 ms for the
+# smallest first-order fits and 4-5 ms for order 2 at 12 units)
 RECOMMENDED_ORDERINGS_PER_ROOT_N = 1.6
-SECONDS_PER_ROW_PARAMETER2 = 1e-9
+SECONDS_PER_FLOP = 4e-11
+SECONDS_PER_SOLVE = 5e-4
+SECONDS_PER_FIT = 1e-3
 
 
 def planned_rows(problem) -> int:
@@ -58,61 +66,79 @@ def planned_rows(problem) -> int:
 
 
 def parameters(n_players: int, order: int = 2) -> int:
-    """Coefficients of the game of that order: one per unit, and for order 2 one per pair."""
-    return n_players + (n_players * (n_players - 1) // 2 if order == 2 else 0)
+    """Coefficients of the game of that order: one per unit, and up to that order one per pair and per triple."""
+    return sum(math.comb(n_players, k) for k in range(1, order + 1))
 
 
 class KAdd(Estimator):
     name = "kadd"
-    about = ("a Shapley-kernel regression of order 2 (kADD-SHAP; order 1 on complementary pairs for small budgets) "
-             "on distinct coalitions stratified by size, its own plan for the whole budget; state (coalitions x "
-             "output); cannot stop at a target SE")
+    about = ("a Shapley-kernel regression of order 3 or 2 where the budget determines it (kADD-SHAP; order 1 on "
+             "complementary pairs below) on distinct coalitions stratified by size, its own plan for the whole "
+             "budget; state (coalitions x output); cannot stop at a target SE")
+    settings = dict(max_order=3)
     stops_early = False
     distinct_plan = True
 
     @classmethod
-    def refuses(cls, problem):
+    def checked_settings(cls, **given):
+        settings = super().checked_settings(**given)
+        if settings["max_order"] not in (1, 2, 3):
+            raise ValueError(f"the {cls.name} estimator's max_order is 1, 2 or 3, got {settings['max_order']!r}")
+        return settings
+
+    @classmethod
+    def refuses(cls, problem, max_order=3):
         n = problem.n_players
         if n < MIN_PLAYERS:
             return f"the {cls.name} estimator needs at least {MIN_PLAYERS} players, got {n}: use estimator='chain'"
         return None
 
     @classmethod
-    def minimum_evaluations(cls, problem):
+    def minimum_evaluations(cls, problem, max_order=3):
         return 2 * problem.n_players + 2  # two orderings' worth: complementary pairs to fit n coefficients
 
     @classmethod
-    def recommended(cls, problem):
-        """From min(n/2, RECOMMENDED_ORDERINGS_PER_ROOT_N sqrt n) orderings' worth, up to MAX_ORDER_2_PARAMETERS
+    def recommended(cls, problem, max_order=3):
+        """From min(n/2, RECOMMENDED_ORDERINGS_PER_ROOT_N sqrt n) orderings' worth, up to MAX_PARAMETERS
         coefficients of the order-2 game."""
         n = problem.n_players
         enough = min(n / 2, RECOMMENDED_ORDERINGS_PER_ROOT_N * math.sqrt(n))
-        return problem.budget.orderings_worth(n) >= enough and parameters(n, 2) <= MAX_ORDER_2_PARAMETERS
+        return problem.budget.orderings_worth(n) >= enough and parameters(n, 2) <= MAX_PARAMETERS
 
     @classmethod
-    def state_bytes(cls, problem):
+    def state_bytes(cls, problem, max_order=3):
         """Every value, and the normal matrix with its inverse."""
         n, rows = problem.n_players, planned_rows(problem)
-        p = parameters(n, cls.order_for(n, rows))
+        p = parameters(n, cls.order_for(n, rows, max_order))
         return rows * (problem.output_size * 8 + n + 24) + p * (3 * p + 2 * problem.output_size) * 8
 
     @classmethod
-    def fit_seconds(cls, problem):
-        n, rows = problem.n_players, planned_rows(problem)
-        return SECONDS_PER_ROW_PARAMETER2 * rows * parameters(n, cls.order_for(n, rows)) ** 2
+    def fit_seconds(cls, problem, max_order=3):
+        """The normal matrix and the leverages (rows x p^2), a solve per ridge tried and one more (p^3 each), the
+        held-out rows' residuals for each ridge and the right-hand sides (rows x p x output)."""
+        n, rows, d = problem.n_players, planned_rows(problem), problem.output_size
+        order = cls.order_for(n, rows, max_order)
+        p = parameters(n, order)
+        held_out = len(RIDGE_GRID) * min(rows, LOO_ROWS) if order > 1 else 0
+        solves = len(RIDGE_GRID) + 1 if order > 1 else 1
+        flops = (2 * rows + held_out) * p * p + solves * p ** 3 + (rows + held_out) * p * d
+        return SECONDS_PER_FIT + SECONDS_PER_SOLVE * solves + SECONDS_PER_FLOP * flops
 
     @staticmethod
-    def order_for(n_players: int, rows: int) -> int:
-        """2 where the plan holds ORDER_2_ROWS_PER_PARAMETER coalitions per coefficient of the order-2 game and it
-        has at most MAX_ORDER_2_PARAMETERS, else 1."""
-        p = parameters(n_players, 2)
-        return 2 if rows >= ORDER_2_ROWS_PER_PARAMETER * p and p <= MAX_ORDER_2_PARAMETERS else 1
+    def order_for(n_players: int, rows: int, max_order: int = 3) -> int:
+        """The highest order up to max_order whose game has at most MAX_PARAMETERS coefficients and the plan
+        ROWS_PER_PARAMETER[order] coalitions a coefficient; 1 where neither 3 nor 2 is."""
+        for order in range(max_order, 1, -1):
+            p = parameters(n_players, order)
+            if p <= MAX_PARAMETERS and rows >= ROWS_PER_PARAMETER[order] * p:
+                return order
+        return 1
 
-    def __init__(self, problem):
+    def __init__(self, problem, max_order=3):
         super().__init__(problem)
         n = self.n
         rows = planned_rows(problem)
-        self.order = self.order_for(n, rows)
+        self.order = self.order_for(n, rows, max_order)
         self.design = stratified_coalitions(n, rows, problem.seed, paired=self.order == 1)
         self.coalitions, self.weight = self.design.coalitions, self.design.weight
         self.rows_per_unit = n
@@ -123,7 +149,7 @@ class KAdd(Estimator):
         self.fitted = None  # the last fit (max_se and finish both ask for it)
 
     def config(self):
-        return dict(super().config(), planned=len(self.coalitions))
+        return dict(super().config(), planned=len(self.coalitions), order=self.order)
 
     def run(self, runner):
         intact, empty = runner.evaluate(intact_and_empty(self.n))
@@ -197,7 +223,7 @@ class KAdd(Estimator):
             b += wx.T @ (self.values[a:a + CHUNK] - self.empty)
         gram[np.diag_indices(p)] += 1e-12 * max(np.trace(gram) / p, 1e-300)  # pairs no coalition separates
         ridge, scale = self._ridge(gram, b, total)
-        gram[np.arange(n, p), np.arange(n, p)] += ridge * scale
+        gram[np.diag_indices(p)] += ridge * scale
         coef, project = _constrained(gram, b, total)
         to_modes = shapley_map(n, self.order)  # (n, p)
         modes = to_modes @ coef
@@ -228,19 +254,22 @@ class KAdd(Estimator):
         return modes, np.sqrt(variance), dof, ridge
 
     def _ridge(self, gram, b, total):
-        """(ridge, scale): the penalty on the pairs' coefficients is ridge x scale, where scale is their mean
-        diagonal x coefficients / coalitions and ridge the one of RIDGE_GRID whose fit predicts held-out values best
-        (the leave-one-out error of LOO_ROWS rows spread over the plan, from their leverages). No penalty for the
-        first-order game."""
+        """(ridge, scale): the penalty on each coefficient of order 2 or more is ridge x scale, where scale (p,) is
+        its order's mean diagonal x coefficients / coalitions (0 for the units) and ridge the one of RIDGE_GRID whose
+        fit predicts held-out values best (the leave-one-out error of LOO_ROWS rows spread over the plan, from their
+        leverages). No penalty for the first-order game."""
         n, p = self.n, len(gram)
+        scale = np.zeros(p)
         if self.order == 1:
-            return 0.0, 0.0
-        scale = np.diag(gram)[n:].mean() * p / len(self.coalitions)
+            return 0.0, scale
+        for order in range(2, self.order + 1):
+            columns = slice(parameters(n, order - 1), parameters(n, order))
+            scale[columns] = np.diag(gram)[columns].mean() * p / len(self.coalitions)
         rows = np.arange(0, len(self.coalitions), -(-len(self.coalitions) // LOO_ROWS))
-        x, w, y = features(self.coalitions[rows], 2), self.weight[rows], self.values[rows] - self.empty
+        x, w, y = features(self.coalitions[rows], self.order), self.weight[rows], self.values[rows] - self.empty
 
         def held_out_error(ridge):
-            coef, project = _constrained(gram + np.diag(np.r_[np.zeros(n), np.full(p - n, ridge * scale)]), b, total)
+            coef, project = _constrained(gram + np.diag(ridge * scale), b, total)
             leverage = ((x @ project) * x).sum(1) * w
             return float((w[:, None] * ((y - x @ coef) / np.maximum(1 - leverage, 1e-9)[:, None]) ** 2).sum())
         return min(RIDGE_GRID, key=held_out_error), scale
@@ -270,23 +299,34 @@ def _collapsed(strata):
 
 
 def features(coalitions: np.ndarray, order: int = 2) -> np.ndarray:
-    """The design of the game of that order: each unit intact, and for order 2 each pair intact (float64)."""
+    """The design of the game of that order: each unit intact, and up to that order each pair and each triple
+    intact (float64)."""
     z = coalitions.astype(np.float64)
-    if order == 1:
-        return z
-    i, j = np.triu_indices(coalitions.shape[1], 1)
-    return np.concatenate([z, z[:, i] * z[:, j]], 1)
+    columns = [z]
+    for subset in _subsets(coalitions.shape[1], order):
+        column = z[:, subset[0]]
+        for member in subset[1:]:
+            column = column * z[:, member]
+        columns.append(column)
+    return np.concatenate(columns, 1)
 
 
 def shapley_map(n_players: int, order: int = 2) -> np.ndarray:
-    """(n, p): the Shapley values of a game of that order from its coefficients, phi_i = m_i + 1/2 sum_j m_ij."""
+    """(n, p): the Shapley values of a game of that order from its coefficients: each member of a pair or triple
+    gets its share, phi_i = m_i + 1/2 sum_j m_ij + 1/3 sum_jl m_ijl."""
     n = n_players
     out = np.zeros((n, parameters(n, order)))
     out[np.arange(n), np.arange(n)] = 1
-    if order == 1:
-        return out
-    i, j = np.triu_indices(n, 1)
-    out[i, n + np.arange(len(i))] = 0.5
-    out[j, n + np.arange(len(i))] = 0.5
+    start = n
+    for subset in _subsets(n, order):
+        k, count = subset.shape
+        for member in subset:
+            out[member, start + np.arange(count)] = 1.0 / k
+        start += count
     return out
 
+
+def _subsets(n_players: int, order: int):
+    """(k, C(n, k)) index arrays of the pairs (k = 2) and triples (k = 3) up to that order, in the design's order."""
+    for k in range(2, order + 1):
+        yield np.array(list(itertools.combinations(range(n_players), k)), dtype=np.intp).T.reshape(k, -1)
