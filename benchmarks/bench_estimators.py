@@ -41,7 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from common import Budget, shapley_modes  # noqa: E402
+from common import Budget, Method, shapley_modes  # noqa: E402
 from common.estimators.surrogate import RECOMMENDED_MAX_OUTPUT  # noqa: E402
 from common.exact import exact_shapley_modes  # noqa: E402
 from common.orderings import BEST_FIRST, SAMPLERS  # noqa: E402
@@ -186,8 +186,8 @@ def truth_of(name, game, n):
     started = time.perf_counter()
     if name in REFERENCE_ONLY:
         sampler, estimator, orderings, _ = REFERENCE_ONLY[name]
-        reference = shapley_modes(game, n, Budget(orderings=orderings), seed=10 ** 6, sampler=sampler,
-                                  estimator=estimator, progress=True)
+        reference = shapley_modes(game, n, Budget(orderings=orderings), seed=10 ** 6,
+                                  method=Method(sampler=sampler, estimator=estimator), progress=True)
         truth, variance = reference.modes, reference.se ** 2
     else:
         truth = exact_shapley_modes(game, n)
@@ -210,15 +210,15 @@ def run_method(method, game, n, budget_orderings, seed, elements=None):
         modes, cached = peers.peer_modes(method, game, n, budget, seed, elements)
         se, name, cost = None, method, cached.distinct
     else:
-        sampler, estimator = ("auto", method) if method in ("auto", "kadd") else \
-            ("auto", "kadd") if method == "kadd-order2" else \
-            (method, "chain") if method in SAMPLERS else (DEFAULT_SAMPLER, method)
+        how = Method(estimator=method) if method in ("auto", "kadd") else \
+            Method(estimator="kadd", settings=dict(max_order=2)) if method == "kadd-order2" else \
+            Method(sampler=method, estimator="chain") if method in SAMPLERS else \
+            Method(sampler=DEFAULT_SAMPLER, estimator=method)
         # the samplers with the chain mean walk the budget's orderings as msapy would (a budget of every coalition
         # would otherwise make them exact too: no baseline); the estimators spend the evaluations their own way
         asked = Budget(orderings=max(1, int(budget_orderings))) if method in SAMPLERS else budget
         try:
-            result = shapley_modes(cached, n, asked, seed=seed, sampler=sampler, estimator=estimator, progress=False,
-                                   settings=dict(max_order=2) if method == "kadd-order2" else None)
+            result = shapley_modes(cached, n, asked, seed=seed, method=how, progress=False)
         except ValueError:  # a budget below the estimator's least
             return None
         modes, se, cost = result.modes, result.margin(0.95) / 2, cached.distinct  # half the 95% interval (t)

@@ -48,7 +48,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from common import Budget, Checkpoint, shapley_modes  # noqa: E402
+from common import Budget, Checkpoint, Method, shapley_modes  # noqa: E402
 from common.checkpoint import remove_checkpoint  # noqa: E402
 from common.cli import UsageError, check_output_file, positive_int  # noqa: E402
 from common.exact import exact_shapley_modes  # noqa: E402
@@ -111,26 +111,26 @@ def dcgan_cost(images=32, repeats=3):
     from DCGAN.model import Generator, make_config
     generator = Generator(make_config("celeba128")).eval()
     noise = torch.randn(images, generator.cfg["nz"], 1, 1)
-    best = np.inf
     with torch.no_grad():
         generator(noise[:2])
-        for _ in range(repeats):
-            started = time.perf_counter()
-            generator(noise)
-            best = min(best, time.perf_counter() - started)
+        return best_seconds(lambda: generator(noise), repeats)
+
+
+def best_seconds(call, repeats) -> float:
+    """The shortest of `repeats` timed calls, so that a busy moment does not set the cost auto decides by."""
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - started)
     return best
 
 
 def seconds_per_coalition(game, n, rows=32, repeats=5):
-    """What `game` takes per coalition here, on random coalitions (no ordering to update along: the dearest kind):
-    the best of `repeats` calls, so that a busy moment does not set the cost auto decides by."""
+    """What `game` takes per coalition here, on random coalitions (no ordering to update along: the dearest kind),
+    the best of `repeats` calls."""
     coalitions = np.random.default_rng(0).random((rows, n)) < 0.5
-    best = np.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        game(coalitions)
-        best = min(best, time.perf_counter() - started)
-    return best / rows
+    return best_seconds(lambda: game(coalitions), repeats) / rows
 
 
 @functools.lru_cache(maxsize=None)
@@ -240,8 +240,9 @@ def reference(name, game, n, orderings):
         print(f"  exact values of {name}: {time.perf_counter() - started:.0f} s", flush=True)
         return modes, np.zeros_like(modes)
     saved = path.with_suffix(".ckpt")  # a long reference (hours for the 256 experts) goes on where it stopped
-    result = shapley_modes(WithMean(game), n, Budget(orderings=orderings), seed=10 ** 6, sampler="antithetic",
-                           estimator="chain", progress=True, checkpoint=Checkpoint(saved, resume=True))
+    result = shapley_modes(WithMean(game), n, Budget(orderings=orderings), seed=10 ** 6,
+                           method=Method(sampler="antithetic", estimator="chain"), progress=True,
+                           checkpoint=Checkpoint(saved, resume=True))
     np.savez(path, modes=result.modes, variance=result.se ** 2)
     remove_checkpoint(saved)
     print(f"  reference of {name}: {orderings} orderings, {time.perf_counter() - started:.0f} s", flush=True)

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Budget, shapley_modes  # noqa: E402
+from common import Budget, Method, shapley_modes  # noqa: E402
 from common.device import pick_device  # noqa: E402
 
 PAPER_ORDERINGS = 1000
@@ -75,7 +75,8 @@ def mlp_grid(scale, device):
     game = MLPGame(model, x, y)
     orderings = 20
     started = time.perf_counter()
-    result = shapley_modes(game, n_hidden, Budget(orderings=orderings), seed=0, estimator="chain", sampler="iid",
+    result = shapley_modes(game, n_hidden, Budget(orderings=orderings), seed=0,
+                           method=Method(estimator="chain", sampler="iid"),
                            progress=False)
     seconds = time.perf_counter() - started
     # the grid: N = 5, 10, ..., 200 x 3 regularisations x 10 trials, 1000 orderings of N coalitions each; a chain

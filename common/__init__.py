@@ -6,8 +6,8 @@ from importlib import import_module
 _EXPORTS = {"shapley_modes": "shapley", "ShapleyResult": "result", "load": "result", "sample_orderings": "orderings",
             "SAMPLERS": "orderings", "interaction_modes": "interactions", "InteractionResult": "interactions",
             "load_interactions": "interactions", "exact_shapley_modes": "exact", "Checkpoint": "options",
-            "Ray": "options", "TargetSE": "options", "Compute": "options", "RunInterrupted": "runners",
-            "Budget": "budget"}
+            "Ray": "options", "TargetSE": "options", "Compute": "options", "Method": "options",
+            "RunInterrupted": "runners", "Budget": "budget"}
 __all__ = sorted(_EXPORTS)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .budget import Budget, parse_budget
 from .estimators import ESTIMATOR_CHOICES, help_text
-from .options import DEFAULT_CHECKPOINT_EVERY, DEFAULT_ESTIMATOR, DEFAULT_SAMPLER
+from .options import DEFAULT_CHECKPOINT_EVERY, DEFAULT_ESTIMATOR, DEFAULT_SAMPLER, Method
 from .orderings import BEST_FIRST, SAMPLERS
 
 
@@ -313,13 +313,15 @@ def run_to_npz(game, players, out: Path, options, *, fingerprint: dict, interact
         raise SystemExit(f"{checkpoint.path} exists from an interrupted run: add --resume to continue it, or delete "
                          "it to start over")
     started = time.perf_counter()
-    run = dict(seed=options.seed, sampler=options.sampler, compute=options.compute, progress=options.progress,
-               checkpoint=checkpoint, runner=options.runner, target=options.target)
+    run = dict(seed=options.seed, compute=options.compute, progress=options.progress, checkpoint=checkpoint,
+               runner=options.runner, target=options.target)
     pairs = None
     if interactions is None:
-        result = shapley_modes(game, players, options.budget, estimator=options.estimator, **run)
+        result = shapley_modes(game, players, options.budget,
+                               method=Method(estimator=options.estimator, sampler=options.sampler), **run)
     else:
-        pairs = _interactions(interactions, game, players, spex_reduce, options.budget, run)
+        pairs = _interactions(interactions, game, players, spex_reduce, options.budget,
+                              dict(run, sampler=options.sampler))
         result = pairs.first_order
     result.metadata.update(fingerprint=fingerprint, versions=versions(), total_seconds=time.perf_counter() - started,
                            **(metadata or {}))

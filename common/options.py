@@ -97,6 +97,16 @@ class TargetSE:
 
 
 @dataclass(frozen=True)
+class Method:
+    """What runs: `estimator` (a name in ESTIMATOR_CHOICES, "auto" by default, or an estimator class), the
+    orderings' `sampler` for the estimators that walk them, and a named estimator's own `settings` (its class's
+    `settings`, e.g. dict(max_order=2) for "kadd"). Checked with the other options (RunOptions)."""
+    estimator: object = "auto"
+    sampler: str = "auto"
+    settings: dict | None = None
+
+
+@dataclass(frozen=True)
 class Compute:
     """How the game is asked and its values kept: `batch_size` coalitions per game call (default: the game's own
     `batch_size` attribute, else by output size), accumulated in `dtype`, float64 or float32 (half the memory of

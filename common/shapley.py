@@ -17,7 +17,7 @@ from .budget import Budget
 from .estimators import ESTIMATORS, Problem, auto_estimator, named_estimator
 from .estimators.base import intact_and_empty
 from .game import CheckedGame, batch_size_for, player_labels
-from .options import Checkpoint, Compute, RunOptions, TargetSE
+from .options import Checkpoint, Compute, Method, RunOptions, TargetSE
 from .result import ShapleyResult, quantile
 from .runners import LocalRunner, MsapyRunner, RayRunner
 
@@ -33,15 +33,18 @@ RENAMED = dict(n_permutations="budget (distinct game evaluations; Budget(orderin
                game_factory="runner=Ray(game_factory)", target_se="target=TargetSE(se)",
                target_relative="target=TargetSE(se, relative=True)", batch_size="compute=Compute(batch_size=...)",
                dtype="compute=Compute(dtype=...)")
+# shapley_modes' own: what runs is one object
+METHOD_RENAMED = dict(estimator="method=Method(estimator=...)", sampler="method=Method(sampler=...)",
+                      settings="method=Method(settings=...)")
 
 
-def refuse_renamed(function: str, old: dict) -> None:
+def refuse_renamed(function: str, old: dict, renamed: dict = RENAMED) -> None:
     if old:
-        unknown = sorted(set(old) - set(RENAMED))
+        unknown = sorted(set(old) - set(renamed))
         if unknown:
             raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
-        raise TypeError(f"{function}(): " + "; ".join(f"{name}= is now {RENAMED[name]}" for name in old) +
-                        " (common.Budget, Checkpoint, Ray and TargetSE; see docs/engine.md)")
+        raise TypeError(f"{function}(): " + "; ".join(f"{name}= is now {renamed[name]}" for name in old) +
+                        " (common.Budget, Method, Checkpoint, Ray and TargetSE; see docs/engine.md)")
 
 
 def estimate(game, players, options: RunOptions, *, settings=None, enumerate_all=True, desc="Shapley modes"):
@@ -145,21 +148,21 @@ def _checkpoint_config(options: RunOptions, labels) -> dict:
                 target_se=None if target is None else target.se, target_relative=target is not None and target.relative)
 
 
-def shapley_modes(game, players, budget, *, seed: int = 1, estimator: str = "auto", sampler: str = "auto",
-                  progress: bool = True, compute: Compute = Compute(), checkpoint: Checkpoint | None = None,
-                  runner="local", target: TargetSE | None = None, settings: dict | None = None,
-                  **renamed) -> ShapleyResult:
+def shapley_modes(game, players, budget, *, seed: int = 1, method: Method = Method(), progress: bool = True,
+                  compute: Compute = Compute(), checkpoint: Checkpoint | None = None, runner="local",
+                  target: TargetSE | None = None, **renamed) -> ShapleyResult:
     """Every player's Shapley mode of `game` within `budget` distinct game evaluations.
 
     players: an int n, or n labels (e.g. (layer, expert) tuples).
     budget: the distinct game evaluations the run may spend, or common.Budget(orderings=k): k orderings for the
         estimators that walk them (msapy's parity), k x n evaluations for the others. A budget that buys every
         coalition (2^n) gets the exact values.
-    estimator: a name in common.estimators.ESTIMATOR_CHOICES: "auto" (a policy: what was measured best for the
-        size, budget, output and the game's declared cost), "kadd", "chain", "chain-kernel", "surrogate", "exact".
-        result.metadata["estimator"] says which ran.
-    sampler: the orderings of the estimators that walk them, a name in common.SAMPLERS ("iid": msapy's orderings
-        for this seed) or "auto" (the best measured one that fits at least twice).
+    method: common.Method(estimator="auto", sampler="auto", settings=None). estimator: a name in
+        common.estimators.ESTIMATOR_CHOICES: "auto" (a policy: what was measured best for the size, budget, output
+        and the game's declared cost), "kadd", "chain", "chain-kernel", "surrogate", "exact";
+        result.metadata["estimator"] says which ran. sampler: the orderings of the estimators that walk them, a
+        name in common.SAMPLERS ("iid": msapy's orderings for this seed) or "auto" (the best measured one that
+        fits at least twice). settings: a named estimator's own options, e.g. dict(max_order=2) for "kadd".
     compute: common.Compute(batch_size=None, dtype=float64, cache_bytes=2**30): coalitions per game call
         (default: the game's own `batch_size` attribute, else by output size), the accumulators' precision, and
         the coalition cache's size.
@@ -171,12 +174,13 @@ def shapley_modes(game, players, budget, *, seed: int = 1, estimator: str = "aut
         actors, each building its own game (game may then be None).
     target: common.TargetSE(se, relative=False): stop early once every standard error is at or below se; the
         budget is then the most spent.
-    settings: the named estimator's own options (its class's `settings`), e.g. dict(max_order=2) for "kadd".
     """
-    refuse_renamed("shapley_modes", renamed)
-    options = RunOptions(budget=budget, seed=seed, sampler=sampler, estimator=estimator, compute=compute,
-                         progress=progress, checkpoint=checkpoint, runner=runner, target=target)
-    estimates, run = estimate(game, players, options, settings=settings)
+    refuse_renamed("shapley_modes", renamed, RENAMED | METHOD_RENAMED)
+    if not isinstance(method, Method):
+        raise ValueError(f"method must be a common.Method(...), got {method!r}")
+    options = RunOptions(budget=budget, seed=seed, sampler=method.sampler, estimator=method.estimator,
+                         compute=compute, progress=progress, checkpoint=checkpoint, runner=runner, target=target)
+    estimates, run = estimate(game, players, options, settings=method.settings)
     return ShapleyResult(modes=estimates["modes"], se=estimates["se"], players=run["labels"],
                          orderings=run["orderings"], intact=run["intact"], lesioned=run["lesioned"],
                          seed=run["seed"], sampler=run["sampler"], engine="msapy" if options.msapy else "batched",

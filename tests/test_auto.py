@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from games import additive, saturating
 
-from common import Budget, TargetSE, shapley_modes
+from common import Budget, Method, TargetSE, shapley_modes
 from common.estimators import Problem, auto_estimator, named_estimator
 
 
@@ -17,7 +17,7 @@ def declared(cost, game=saturating):
 
 
 def pick(game=saturating, n=10, **kw):
-    kw = dict(budget=Budget(orderings=36), progress=False, estimator="auto", sampler="auto") | kw
+    kw = dict(budget=Budget(orderings=36), progress=False, method=Method(estimator="auto", sampler="auto")) | kw
     return shapley_modes(game, n, **kw).metadata["estimator"]
 
 
@@ -27,14 +27,14 @@ def pick(game=saturating, n=10, **kw):
     (dict(budget=40), "chain"),                                          # below min(n/2, 1.6 sqrt n): antithetic wins
     (dict(n=60, budget=Budget(orderings=16)), "kadd"),                   # SmolLM2's 16 of 60: above 1.6 sqrt(60)
     (dict(n=60, budget=Budget(orderings=12)), "chain"),                  # 12.4 orderings' worth is the line
-    (dict(n=60, budget=Budget(orderings=16), sampler="antithetic"), "chain"),  # a sampler: an estimator that walks
+    (dict(n=60, budget=Budget(orderings=16), method=Method(sampler="antithetic")), "chain"),  # a sampler: a walker
     (dict(target=TargetSE(0.5)), "surrogate"),                           # kadd cannot stop early
     (dict(target=TargetSE(0.5), game=lambda c: np.repeat(saturating(c), 400, axis=1)), "chain-kernel"),  # 1,200
     (dict(game=declared(1e-4), n=40, budget=Budget(orderings=160)), "chain-kernel"),  # a 0.1 ms game pays no
     (dict(game=declared(1e-2), n=40, budget=Budget(orderings=160)), "kadd"),          # 820-coefficient fit; 10 ms does
     (dict(game=declared(1e-3)), "kadd"),                                 # 175 coefficients pay for themselves
     (dict(game=declared(1e-4)), "chain-kernel"),                         # 36 ms of evaluations: not 5 ms of fit
-    (dict(sampler="antithetic", target=TargetSE(0.5)), "chain"),         # groups smaller than n
+    (dict(method=Method(sampler="antithetic"), target=TargetSE(0.5)), "chain"),         # groups smaller than n
     (dict(runner="msapy", budget=Budget(orderings=2)), "chain"),         # what msapy's walk computes
     (dict(game=additive(np.arange(3.0)), n=3, budget=Budget(orderings=8)), "exact"),  # 24 >= 8 coalitions: all of them
     (dict(budget=1024), "exact"),                                        # every coalition of 10 players

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import Budget, Checkpoint, Compute, Ray, TargetSE, load, shapley_modes
+from common import Budget, Checkpoint, Compute, Method, Ray, TargetSE, load, shapley_modes
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = {".venv", ".git", "__pycache__", ".pytest_cache", ".cache"}
@@ -170,6 +170,10 @@ def constant(c):
     (dict(compute=partial(Compute, batch_size=True)), ValueError, "batch_size must be a positive integer"),
     (dict(batch_size=8), TypeError, r"batch_size= is now compute=Compute\(batch_size=...\)"),
     (dict(compute=8), ValueError, r"compute must be a common.Compute\(...\)"),
+    (dict(estimator="chain", sampler="iid"), TypeError,
+     r"estimator= is now method=Method\(estimator=...\); sampler= is now method=Method\(sampler=...\)"),
+    (dict(method="chain"), ValueError, r"method must be a common.Method\(...\)"),
+    (dict(method=Method(estimator="kadd", settings=dict(order=3))), ValueError, "the kadd estimator takes no setting"),
     (dict(seed=-1), ValueError, "seed must be a non-negative integer"),
     (dict(seed=1.5), ValueError, "seed must be a non-negative integer"),
     (dict(budget=True), ValueError, "budget must be a positive integer"),
@@ -188,8 +192,8 @@ def constant(c):
     (dict(checkpoint="x.ckpt"), ValueError, r"checkpoint must be a common.Checkpoint\(...\)"),
     (dict(runner="msapy", checkpoint=partial(Checkpoint, "x.ckpt")), ValueError, "cannot honour a checkpoint"),
     (dict(runner="msapy", target=partial(TargetSE, 0.1)), ValueError, "cannot honour a target SE"),
-    (dict(runner="msapy", estimator="kadd"), ValueError, "msapy's walk computes the chain mean only"),
-    (dict(estimator="msapy"), ValueError, "msapy's own walk is now a runner: runner='msapy'"),
+    (dict(runner="msapy", method=Method(estimator="kadd")), ValueError, "msapy's walk computes the chain mean only"),
+    (dict(method=Method(estimator="msapy")), ValueError, "msapy's own walk is now a runner: runner='msapy'"),
     (dict(target=partial(TargetSE, -1.0)), ValueError, "a target needs se, the standard error to stop at"),
     (dict(target=partial(TargetSE, 0.1, relative=1)), ValueError, "relative must be True or False"),
     (dict(checkpoint=partial(Checkpoint, "x.ckpt", every=-5)), ValueError, "checkpoint every must be a number of seconds"),
@@ -197,18 +201,22 @@ def constant(c):
     (dict(players=[1, 1]), ValueError, "distinct"),
     (dict(players="abcd"), TypeError, "players must be an int or a sequence"),
     (dict(progress="yes"), ValueError, "progress must be True or False"),
-    (dict(sampler="latin", estimator="chain", budget=partial(Budget, orderings=3)), ValueError,
+    (dict(method=Method(sampler="latin", estimator="chain"), budget=partial(Budget, orderings=3)), ValueError,
      r"groups of 4 \(latin sampler\): Budget\(orderings=3\) holds none; give at least 4"),
-    (dict(sampler="latin", estimator="kadd"), ValueError, "the kadd estimator walks no orderings"),
-    (dict(estimator="kernel"), ValueError, "unknown estimator 'kernel'"),
-    (dict(estimator="chain-kernel", players=3, budget=7), ValueError, "needs at least 4 players, got 3"),
-    (dict(estimator="chain-kernel"), ValueError, "needs sampler groups of at least as many orderings as players"),
-    (dict(estimator="chain-kernel", sampler="antithetic"), ValueError, "got groups of 2 for 4 players"),
-    (dict(estimator="surrogate", sampler="antithetic"), ValueError, "the surrogate estimator needs sampler groups"),
-    (dict(estimator="kadd", target=partial(TargetSE, 0.1)), ValueError, "so it cannot stop at a target SE"),
-    (dict(estimator="kadd", budget=partial(Budget, orderings=1)), ValueError,
+    (dict(method=Method(sampler="latin", estimator="kadd")), ValueError, "the kadd estimator walks no orderings"),
+    (dict(method=Method(estimator="kernel")), ValueError, "unknown estimator 'kernel'"),
+    (dict(method=Method(estimator="chain-kernel"), players=3, budget=7), ValueError, "needs at least 4 players, got 3"),
+    (dict(method=Method(estimator="chain-kernel")), ValueError,
+     "needs sampler groups of at least as many orderings as players"),
+    (dict(method=Method(estimator="chain-kernel", sampler="antithetic")), ValueError, "got groups of 2 for 4 players"),
+    (dict(method=Method(estimator="surrogate", sampler="antithetic")), ValueError,
+     "the surrogate estimator needs sampler groups"),
+    (dict(method=Method(estimator="kadd"), target=partial(TargetSE, 0.1)), ValueError,
+     "so it cannot stop at a target SE"),
+    (dict(method=Method(estimator="kadd"), budget=partial(Budget, orderings=1)), ValueError,
      r"needs a budget of at least 10 evaluations on 4 players; the budget buys 4 \(Budget\(orderings=1\): 1 x 4\)"),
-    (dict(estimator="exact", budget=15), ValueError, "evaluates every coalition: 2\\^4 = 16 evaluations, the budget buys 15"),
+    (dict(method=Method(estimator="exact"), budget=15), ValueError,
+     "evaluates every coalition: 2\\^4 = 16 evaluations, the budget buys 15"),
 ])
 def test_bad_api_arguments_are_named(kwargs, error, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -243,7 +251,7 @@ def test_a_damaged_model_file_is_named_and_never_loaded_unsafely(tmp_path):
     (dict(runner=partial(Ray), target=partial(TargetSE, 0.1)), ["--backend", "ray", "--target-se", "0.1"]),
     (dict(runner=lambda: "msapy", checkpoint=partial(Checkpoint, "x.ckpt")), ["--backend", "msapy", "--resume"]),
     (dict(runner=lambda: "msapy", target=partial(TargetSE, 0.1)), ["--backend", "msapy", "--target-se", "0.1"]),
-    (dict(estimator=lambda: "kadd", sampler=lambda: "latin"), ["--estimator", "kadd", "--sampler", "latin"]),
+    (dict(method=partial(Method, estimator="kadd", sampler="latin")), ["--estimator", "kadd", "--sampler", "latin"]),
     (dict(target=partial(TargetSE, None, relative=True)), ["--target-relative"]),
 ])
 def test_the_command_line_reports_the_api_rules_in_the_api_words(api, argv, tmp_path, sentinels, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, additive, assert_resumes_bit_identically, network_game, unanimity
 
-from common import SAMPLERS, Budget, Compute, TargetSE, shapley_modes
+from common import SAMPLERS, Budget, Compute, Method, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 
@@ -15,7 +15,8 @@ def game_and_truth():
 
 
 def run(game, n, k, seed=0, sampler="orthogonal", **kwargs):
-    return shapley_modes(game, n, Budget(orderings=k), seed=seed, sampler=sampler, estimator="chain-kernel",
+    return shapley_modes(game, n, Budget(orderings=k), seed=seed,
+                         method=Method(sampler=sampler, estimator="chain-kernel"),
                          progress=False, **kwargs)
 
 
@@ -40,8 +41,9 @@ def test_beats_the_chain_mean_at_equal_evaluations(game_and_truth):
     for estimator, sampler in (("chain", "orthogonal"), ("chain-kernel", "orthogonal"), ("iid", "iid")):
         errors = []
         for seed in range(30):
-            r = shapley_modes(game, 8, 228, seed=seed, sampler=sampler, progress=False,
-                              estimator="chain" if estimator == "iid" else estimator)
+            r = shapley_modes(game, 8, 228, seed=seed,
+                              method=Method(sampler=sampler, estimator="chain" if estimator == "iid" else estimator),
+                              progress=False)
             assert r.evaluations <= 228
             errors.append(np.mean((r.modes - truth) ** 2))
         mse[estimator] = np.mean(errors)

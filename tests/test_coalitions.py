@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from games import Counting, ShardedRunner, network_game, problem_for, saturating
 
-from common import Budget, Compute, shapley_modes
+from common import Budget, Compute, Method, shapley_modes
 from common.budget import parse_budget
 from common.coalitions import coalition_keys
 from common.estimators import ESTIMATORS, PairInteractions
@@ -34,7 +34,8 @@ def test_keys_tell_apart_every_coalition_one_or_two_flips_away(n):
 
 def test_ten_units_thirty_orderings_plan_302_coalitions_and_send_199():
     game = Counting(network_game())
-    r = shapley_modes(game, 10, Budget(orderings=30), seed=1, estimator="chain", sampler="iid", progress=False)
+    r = shapley_modes(game, 10, Budget(orderings=30), seed=1, method=Method(estimator="chain", sampler="iid"),
+                      progress=False)
     planned = np.concatenate([chain_coalitions(sample_orderings(10, 30, 1)), np.ones((2, 10), bool)])
     assert len(planned) == 302 and game.coalitions == game.distinct == r.evaluations == 199
 
@@ -48,7 +49,7 @@ def test_every_estimator_spends_at_most_its_budget_each_coalition_once(estimator
     n = 12
     game = Counting(saturating)
     try:
-        r = shapley_modes(game, n, budget, estimator=estimator, sampler=sampler, seed=3, progress=False)
+        r = shapley_modes(game, n, budget, method=Method(estimator=estimator, sampler=sampler), seed=3, progress=False)
     except ValueError as error:  # below the estimator's least: said before the game is asked anything
         assert "needs a budget of at least" in str(error) and game.calls == 0
         assert budget == 150 and sampler == "orthogonal"  # a group of 22 orderings costs more
@@ -64,17 +65,18 @@ def test_a_budget_that_buys_every_coalition_gets_the_exact_values_each_once():
     truth = exact_shapley_modes(saturating, 9)
     for estimator in ("chain", "chain-kernel", "kadd", "auto"):
         game = Counting(saturating)
-        r = shapley_modes(game, 9, 600, estimator=estimator, progress=False)
+        r = shapley_modes(game, 9, 600, method=Method(estimator=estimator), progress=False)
         assert r.metadata["estimator"] == "exact" and game.coalitions == game.distinct == 512
         np.testing.assert_allclose(r.modes, truth, atol=1e-12)
-    walked = shapley_modes(saturating, 9, Budget(orderings=100), estimator="chain", sampler="iid", progress=False)
+    walked = shapley_modes(saturating, 9, Budget(orderings=100), method=Method(estimator="chain", sampler="iid"),
+                           progress=False)
     assert walked.metadata["estimator"] == "chain" and walked.orderings == 100  # orderings asked: orderings walked
 
 
 def test_the_cache_keeps_what_it_is_given_and_the_numbers_do_not_change():
     """cache_bytes=0 keeps nothing between segments: repeated coalitions are evaluated again (counted, within the
     budget), and on a deterministic game the estimate is the same."""
-    run = dict(estimator="chain", sampler="iid", seed=2, progress=False)
+    run = dict(method=Method(estimator="chain", sampler="iid"), seed=2, progress=False)
     counted, bare = Counting(saturating), Counting(saturating)
     kept = shapley_modes(counted, 10, Budget(orderings=40), compute=Compute(batch_size=20), **run)
     none = shapley_modes(bare, 10, Budget(orderings=40), compute=Compute(batch_size=20, cache_bytes=0), **run)
@@ -132,5 +134,5 @@ def test_a_budget_below_an_estimators_least_is_refused_before_any_evaluation(nam
     sampler = "orthogonal" if ESTIMATORS[name].walks_orderings else "auto"
     with pytest.raises(ValueError, match=r"needs a budget of at least [\d,]+ evaluations on 10 players|"
                                          r"evaluates every coalition: 2\^10"):
-        shapley_modes(game, 10, 21, estimator=name, sampler=sampler, progress=False)
+        shapley_modes(game, 10, 21, method=Method(estimator=name, sampler=sampler), progress=False)
     assert game.calls == 0

@@ -287,7 +287,7 @@ def test_same_seed_same_modes_and_msapy_agrees(tiny_run, tmp_path):
     units = generator_units(g, noise)
     labels = [str(u) for u in units]
     game = images_game(g, units, noise, batch_size=16)
-    one = dict(seed=4, estimator="chain", sampler="iid", progress=False)
+    one = dict(seed=4, method=common.Method(estimator="chain", sampler="iid"), progress=False)
     a = common.shapley_modes(game, labels, common.Budget(orderings=1), **one)
     b = common.shapley_modes(game, labels, common.Budget(orderings=1), **one)
     np.testing.assert_array_equal(a.modes, b.modes)

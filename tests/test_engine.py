@@ -8,11 +8,11 @@ import torch
 from games import Counting, additive, exact_shapley, network_game, pairwise, unanimity
 from msapy import msa
 
-from common import Budget, Compute, load, shapley_modes
+from common import Budget, Compute, Method, load, shapley_modes
 from common.estimators.base import chain_coalitions
 from common.orderings import sample_orderings
 
-CHAIN = dict(estimator="chain", sampler="iid")  # msapy's estimator on msapy's orderings
+CHAIN = dict(method=Method(estimator="chain", sampler="iid"))  # msapy's estimator on msapy's orderings
 
 
 def distinct_chain_coalitions(orderings) -> int:
@@ -110,7 +110,8 @@ def test_batch_size_does_not_change_the_result_and_each_coalition_is_evaluated_o
     assert distinct < 2 + 8 * 10  # every chain ends at the empty coalition: 7 of the 80 repeat
     for batch in (1, 7, 10, 1000):
         counted = Counting(game)
-        runs.append(shapley_modes(counted, 10, Budget(orderings=8), seed=4, sampler=sampler, estimator="chain",
+        runs.append(shapley_modes(counted, 10, Budget(orderings=8), seed=4,
+                                  method=Method(sampler=sampler, estimator="chain"),
                                   progress=False, compute=Compute(batch_size=batch)))
         assert max(counted.sizes[1:]) <= batch
         assert runs[-1].metadata["evaluations"] == counted.coalitions == counted.distinct == distinct
@@ -124,7 +125,7 @@ def test_antithetic_is_exact_on_pairwise_games_and_counts_orderings():
     w = w + w.T
     game = lambda c: 0.5 * np.einsum("ci,ij,cj->c", c.astype(float), w, c.astype(float)) + c @ np.arange(6.0)
     truth = exact_shapley(game, 6)
-    antithetic = dict(seed=5, sampler="antithetic", estimator="chain", progress=False)
+    antithetic = dict(seed=5, method=Method(sampler="antithetic", estimator="chain"), progress=False)
     r = shapley_modes(game, 6, Budget(orderings=2), **antithetic)
     np.testing.assert_allclose(r.modes, truth, atol=1e-12)
     r = shapley_modes(game, 6, Budget(orderings=6), **antithetic)
@@ -142,7 +143,8 @@ def test_antithetic_is_exact_on_pairwise_games_and_counts_orderings():
 def test_antithetic_error_bars_on_a_real_game():
     game = network_game()
     truth = exact_shapley(game, 10)
-    r = shapley_modes(game, 10, Budget(orderings=400), seed=3, sampler="antithetic", estimator="chain", progress=False)
+    r = shapley_modes(game, 10, Budget(orderings=400), seed=3, method=Method(sampler="antithetic", estimator="chain"),
+                      progress=False)
     assert (np.abs(r.modes - truth) <= 4 * r.se).mean() >= 0.95
 
 
@@ -195,12 +197,12 @@ def test_torch_outputs_and_labels_and_roundtrip(tmp_path):
     (dict(budget=2.5), "budget must be a positive integer"),
     (dict(budget=partial(Budget, orderings=0)), "budget orderings must be a positive integer"),
     (dict(players=1), "at least 2 players"),
-    (dict(sampler="sobol"), "unknown sampler"),
-    (dict(estimator="fast"), "unknown estimator"),
-    (dict(sampler="antithetic", estimator="chain", budget=partial(Budget, orderings=1)),
+    (dict(method=Method(sampler="sobol")), "unknown sampler"),
+    (dict(method=Method(estimator="fast")), "unknown estimator"),
+    (dict(method=Method(sampler="antithetic", estimator="chain"), budget=partial(Budget, orderings=1)),
      r"groups of 2 \(antithetic sampler\): Budget\(orderings=1\) holds none; give at least 2"),
-    (dict(estimator="chain", budget=4), "needs a budget of at least 5 evaluations on 4 players"),
-    (dict(estimator="kadd", budget=9), "needs a budget of at least 10 evaluations"),
+    (dict(method=Method(estimator="chain"), budget=4), "needs a budget of at least 5 evaluations on 4 players"),
+    (dict(method=Method(estimator="kadd"), budget=9), "needs a budget of at least 10 evaluations"),
     (dict(compute=partial(Compute, batch_size=0)), "batch_size"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
@@ -237,7 +239,7 @@ def test_error_bars_carry_their_degrees_of_freedom(tmp_path, sampler, estimator,
     """se_dof: samples of the spread less one (orderings, antithetic pairs, sampler groups); margin() widens the
     interval by the t quantile, and a result saved without se_dof falls back to the normal one."""
     from scipy import stats
-    r = shapley_modes(pairwise(6), 6, Budget(orderings=k), seed=1, sampler=sampler, estimator=estimator,
+    r = shapley_modes(pairwise(6), 6, Budget(orderings=k), seed=1, method=Method(sampler=sampler, estimator=estimator),
                       progress=False)
     assert r.metadata["se_dof"] == dof
     np.testing.assert_allclose(r.margin(0.95), stats.t.ppf(0.975, dof) * r.se)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, dies_after, exact_interactions, exact_shapley, network_game
 
-from common import Budget, Checkpoint, Compute, interaction_modes, load_interactions, shapley_modes
+from common import Budget, Checkpoint, Compute, Method, interaction_modes, load_interactions, shapley_modes
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,8 @@ def test_chosen_pairs_cost_two_coalitions_each_per_ordering(game):
     order = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(7) for j in range(i + 1, 7))}
     truth = exact_interactions(game, 7, "SII")[[order[(1, 5)], order[(0, 6)]]]
     assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).all()
-    one = shapley_modes(game, 7, Budget(orderings=300), seed=2, estimator="chain", sampler="iid", progress=False)
+    one = shapley_modes(game, 7, Budget(orderings=300), seed=2, method=Method(estimator="chain", sampler="iid"),
+                        progress=False)
     np.testing.assert_allclose(r.first_order.modes, one.modes, atol=1e-12)  # the chain is the same
 
 

@@ -10,7 +10,7 @@ import pytest
 from games import (Counting, additive, assert_resumes_bit_identically, coverage_floor, network_game, pairwise,
                    saturating)
 
-from common import Budget, Compute, TargetSE, shapley_modes
+from common import Budget, Compute, Method, TargetSE, shapley_modes
 from common.estimators import KAdd, Problem
 from common.estimators.coalition_plan import stratified_coalitions
 from common.estimators.kadd import MAX_PARAMETERS, ROWS_PER_PARAMETER, features, parameters, shapley_map
@@ -25,10 +25,11 @@ def network():
     return game, exact_shapley_modes(game, N)
 
 
-def run(game, n, k, seed=0, estimator="kadd", **kwargs):
+def run(game, n, k, seed=0, estimator="kadd", sampler="auto", settings=None, **kwargs):
     """k orderings' worth (k x n evaluations), or k evaluations for a Budget or an int given as `budget`."""
     budget = kwargs.pop("budget") if "budget" in kwargs else Budget(orderings=k)
-    return shapley_modes(game, n, budget, seed=seed, estimator=estimator, progress=False, **kwargs)
+    return shapley_modes(game, n, budget, seed=seed, method=Method(estimator, sampler, settings), progress=False,
+                         **kwargs)
 
 
 def test_every_coalition_gives_the_exact_values_once_each(network):

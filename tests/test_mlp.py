@@ -6,7 +6,7 @@ import pytest
 import torch
 from games import exact_shapley
 
-from common import Budget, load, shapley_modes
+from common import Budget, Method, load, shapley_modes
 from common.mnist import load_mnist, load_mnist5k
 from MLP import compute_msa, figures, train
 from MLP.analysis import (claims, digit_correlation, distributed_index, load_results,
@@ -159,10 +159,13 @@ def test_fast_game_equals_generic_hooked_game_and_brute_force():
     np.testing.assert_allclose(fast_p(coalitions), slow_p(coalitions).numpy(), atol=1e-15)
     assert not np.allclose(fast_p(coalitions), fast(coalitions))
     truth = exact_shapley(fast, 10)
-    r = shapley_modes(fast, 10, Budget(orderings=300), seed=0, estimator="chain", sampler="iid", progress=False)
+    r = shapley_modes(fast, 10, Budget(orderings=300), seed=0, method=Method(estimator="chain", sampler="iid"),
+                      progress=False)
     assert (np.abs(r.modes - truth) <= 4 * r.se + 1e-12).mean() >= 0.95
-    a = shapley_modes(slow, 10, Budget(orderings=15), seed=2, estimator="chain", sampler="iid", progress=False)
-    b = shapley_modes(fast, 10, Budget(orderings=15), seed=2, sampler="iid", progress=False, runner="msapy")
+    a = shapley_modes(slow, 10, Budget(orderings=15), seed=2, method=Method(estimator="chain", sampler="iid"),
+                      progress=False)
+    b = shapley_modes(fast, 10, Budget(orderings=15), seed=2, method=Method(sampler="iid"), progress=False,
+                      runner="msapy")
     np.testing.assert_allclose(a.modes, b.modes, atol=1e-12)
 
 

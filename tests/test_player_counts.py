@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from games import Counting
 
-from common import Budget, shapley_modes
+from common import Budget, Method, shapley_modes
 from common.estimators import ESTIMATORS
 from common.estimators.coalition_plan import stratified_coalitions
 
@@ -49,10 +49,10 @@ def check(estimator, n, budget, sampler):
     game = Counting(MixedGame(n))
     if not accepts(estimator, n, budget, sampler):
         with pytest.raises(ValueError, match=estimator if estimator != "auto" else "."):
-            shapley_modes(game, n, budget, estimator=estimator, sampler=sampler, progress=False)
+            shapley_modes(game, n, budget, method=Method(estimator=estimator, sampler=sampler), progress=False)
         assert game.calls == 0, "refused after asking the game"
         return None
-    r = shapley_modes(game, n, budget, estimator=estimator, sampler=sampler, progress=False)
+    r = shapley_modes(game, n, budget, method=Method(estimator=estimator, sampler=sampler), progress=False)
     spent = budget if isinstance(budget, int) else budget.evaluations_for(n)
     assert game.coalitions == game.distinct == r.evaluations <= spent
     assert r.modes.shape == (n, 6) and np.isfinite(r.modes).all() and np.isfinite(r.se).all()

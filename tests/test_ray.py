@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import games
-from common import Budget, Compute, Ray, shapley_modes
+from common import Budget, Compute, Method, Ray, shapley_modes
 from common.coalitions import Layout
 
 if importlib.util.find_spec("ray") is None:  # skip only when Ray is not installed; a broken Ray fails
@@ -39,10 +39,11 @@ def test_ray_equals_local(local_ray, sampler, budget, estimator):
     """The same modes and error bars, and the same evaluations: the coalitions kept across shard boundaries are
     evaluated once, before the shards."""
     factory = functools.partial(games.TanhGame, 12, 5)
-    local = shapley_modes(factory(), 12, budget, seed=2, sampler=sampler, progress=False, estimator=estimator,
+    local = shapley_modes(factory(), 12, budget, seed=2, method=Method(sampler=sampler, estimator=estimator),
+                          progress=False,
                           compute=Compute(batch_size=24))
-    remote = shapley_modes(None, 12, budget, seed=2, sampler=sampler, progress=False, runner=Ray(factory, workers=2),
-                           estimator=estimator, compute=Compute(batch_size=24))
+    remote = shapley_modes(None, 12, budget, seed=2, method=Method(sampler=sampler, estimator=estimator),
+                           progress=False, runner=Ray(factory, workers=2), compute=Compute(batch_size=24))
     assert remote.metadata["runner"] == "ray" and remote.metadata["estimator"] == estimator
     assert remote.evaluations == local.evaluations and remote.orderings == local.orderings
     np.testing.assert_allclose(remote.modes, local.modes, atol=1e-9, rtol=0)

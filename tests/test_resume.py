@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from games import dies_after
 
-from common import Budget, Checkpoint, Compute, load, shapley_modes
+from common import Budget, Checkpoint, Compute, Method, load, shapley_modes
 from common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from MLP import train
 
@@ -24,7 +24,8 @@ def nonlinear_game(c):
 @pytest.mark.parametrize("sampler, batch_size", [("iid", 7), ("iid", 20), ("antithetic", 5), ("antithetic", 30)])
 def test_resumed_run_is_bit_identical(tmp_path, sampler, batch_size):
     ckpt = tmp_path / "run.ckpt"
-    run = dict(seed=3, sampler=sampler, estimator="chain", progress=False, compute=Compute(batch_size=batch_size))
+    run = dict(seed=3, method=Method(sampler=sampler, estimator="chain"), progress=False,
+               compute=Compute(batch_size=batch_size))
     full = shapley_modes(nonlinear_game, 9, Budget(orderings=24), **run)
     for _ in range(2):  # each attempt dies after 6 batches
         with pytest.raises(KeyboardInterrupt):
@@ -45,7 +46,7 @@ def state_arrays(n=9, shape=(4,)):
 
 def test_checkpoint_refuses_other_runs_and_damage(tmp_path):
     ckpt = tmp_path / "run.ckpt"
-    run = dict(estimator="chain", sampler="iid", progress=False, compute=Compute(batch_size=9))
+    run = dict(method=Method(estimator="chain", sampler="iid"), progress=False, compute=Compute(batch_size=9))
     with pytest.raises(KeyboardInterrupt):
         shapley_modes(dies_after(nonlinear_game, 4), 9, Budget(orderings=20), seed=3,
                       checkpoint=Checkpoint(ckpt, every=0, fingerprint="model-a"), **run)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from games import Counting, dies_after, network_game
 
-from common import SAMPLERS, Budget, Checkpoint, Compute, TargetSE, shapley_modes
+from common import SAMPLERS, Budget, Checkpoint, Compute, Method, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 from common.orderings import BEST_FIRST, auto_sampler, sample
 
@@ -25,7 +25,7 @@ def test_exact_enumeration_agrees_with_the_textbook_formula():
 def test_every_sampler_matches_exact_values_within_its_error_bars(sampler, game_and_truth):
     game, truth = game_and_truth
     group = SAMPLERS[sampler].group(8)
-    run = dict(sampler=sampler, estimator="chain", progress=False)
+    run = dict(method=Method(sampler=sampler, estimator="chain"), progress=False)
     small = shapley_modes(game, 8, Budget(orderings=4 * group), seed=0, **run)
     large = shapley_modes(game, 8, Budget(orderings=64 * group), seed=0, **run)
     for r in (small, large):
@@ -64,13 +64,14 @@ def test_auto_takes_the_best_measured_sampler_that_fits_twice():
     assert auto_sampler(5, 7) == "antithetic"
     assert auto_sampler(5, 3.9) == "iid"
     game = network_game(n_hidden=8, seed=3, n_inputs=48, batch_size=128)
-    r = shapley_modes(game, 8, Budget(orderings=60), seed=1, sampler="auto", estimator="chain", progress=False)
+    r = shapley_modes(game, 8, Budget(orderings=60), seed=1, method=Method(sampler="auto", estimator="chain"),
+                      progress=False)
     assert r.sampler == "orthogonal" and r.orderings == 56 and r.metadata["sampler_asked"] == "auto"  # whole groups
 
 
 def test_target_se_stops_at_the_first_check_point_below_it_and_is_deterministic(game_and_truth):
     game, truth = game_and_truth
-    run = dict(seed=4, estimator="chain", sampler="iid", progress=False)
+    run = dict(seed=4, method=Method(estimator="chain", sampler="iid"), progress=False)
     full = shapley_modes(game, 8, Budget(orderings=2000), **run)
     target = 2 * full.se.max()  # reached after roughly a quarter of the orderings
     counted = Counting(game)
@@ -90,7 +91,7 @@ def test_target_se_stops_at_the_first_check_point_below_it_and_is_deterministic(
 
 def test_target_se_with_checkpoints_resumes_to_the_same_stop(tmp_path, game_and_truth):
     game, _ = game_and_truth
-    run = dict(seed=5, estimator="chain", sampler="iid", progress=False, compute=Compute(batch_size=16))
+    run = dict(seed=5, method=Method(estimator="chain", sampler="iid"), progress=False, compute=Compute(batch_size=16))
     target = 1.3 * shapley_modes(game, 8, Budget(orderings=3000), **run).se.max()  # stops ~ 1800
     straight = shapley_modes(game, 8, Budget(orderings=3000), target=TargetSE(target), **run)
     with pytest.raises(KeyboardInterrupt):

@@ -6,7 +6,7 @@ import pytest
 from games import (Counting, ShardedRunner, assert_resumes_bit_identically, coverage_floor, network_game,
                    problem_for, saturating)
 
-from common import Budget, Compute, TargetSE, shapley_modes
+from common import Budget, Compute, Method, TargetSE, shapley_modes
 from common.exact import exact_shapley_modes
 
 N = 10
@@ -20,7 +20,8 @@ def truths():
 
 
 def run(game, n, k, seed=0, estimator="surrogate", **kwargs):
-    return shapley_modes(game, n, Budget(orderings=k), seed=seed, sampler="orthogonal", estimator=estimator,
+    return shapley_modes(game, n, Budget(orderings=k), seed=seed,
+                         method=Method(sampler="orthogonal", estimator=estimator),
                          progress=False, **kwargs)
 
 
