@@ -51,7 +51,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from common import Budget, Checkpoint, Method, shapley_modes  # noqa: E402
 from common.checkpoint import remove_checkpoint  # noqa: E402
 from common.cli import UsageError, check_output_file, positive_int  # noqa: E402
-from common.exact import exact_shapley_modes  # noqa: E402
+from common.exact import exact_marginal_variance, exact_shapley_modes  # noqa: E402
 
 import peers  # noqa: E402  (benchmarks/peers.py)
 from bench_estimators import CACHE, SoftProbGame, covered, run_method, score  # noqa: E402
@@ -226,50 +226,61 @@ class WithMean:
 
 
 def reference(name, game, n, orderings):
-    """(modes, variance per element) of the vector game and of its mean (the last element), from `orderings`
-    antithetic orderings, or from every coalition where orderings is "exact" (cached)."""
+    """(modes, variance, spread) of the vector game and of its mean (the last element): from `orderings` antithetic
+    orderings (variance: the reference's SE squared; spread: the same, which ranks the units as one pair's variance
+    does), or from every coalition where orderings is "exact" (variance zero; spread: the exact variance of one
+    ordering's marginal contribution). Cached."""
     path = CACHE / f"paper_reference_{name}_{orderings}.npz"
     if path.exists():
         with np.load(path) as saved:
-            return saved["modes"], saved["variance"]
+            saved = dict(saved)
+        if "spread" not in saved:  # cached before the spread was kept
+            saved["spread"] = exact_marginal_variance(WithMean(game), n) if orderings == "exact" else saved["variance"]
+            np.savez(path, **saved)
+        return saved["modes"], saved["variance"], saved["spread"]
     started = time.perf_counter()
     CACHE.mkdir(parents=True, exist_ok=True)
     if orderings == "exact":
-        modes = exact_shapley_modes(WithMean(game), n)
-        np.savez(path, modes=modes, variance=np.zeros_like(modes))
+        modes, spread = exact_shapley_modes(WithMean(game), n), exact_marginal_variance(WithMean(game), n)
+        np.savez(path, modes=modes, variance=np.zeros_like(modes), spread=spread)
         print(f"  exact values of {name}: {time.perf_counter() - started:.0f} s", flush=True)
-        return modes, np.zeros_like(modes)
+        return modes, np.zeros_like(modes), spread
     saved = path.with_suffix(".ckpt")  # a long reference (hours for the 256 experts) goes on where it stopped
     result = shapley_modes(WithMean(game), n, Budget(orderings=orderings), seed=10 ** 6,
                            method=Method(sampler="antithetic", estimator="chain"), progress=True,
                            checkpoint=Checkpoint(saved, resume=True))
-    np.savez(path, modes=result.modes, variance=result.se ** 2)
+    np.savez(path, modes=result.modes, variance=result.se ** 2, spread=result.se ** 2)
     remove_checkpoint(saved)
     print(f"  reference of {name}: {orderings} orderings, {time.perf_counter() - started:.0f} s", flush=True)
-    return result.modes, result.se ** 2
+    return result.modes, result.se ** 2, result.se ** 2
 
 
-def loud_units(variance, share=0.1):
-    """The units whose reference variance (the mean over their elements) is in the top `share`."""
-    per_unit = variance.reshape(len(variance), -1).mean(1)
-    return np.argsort(per_unit)[-max(1, int(round(share * len(per_unit)))):]
+def variance_classes(spread) -> dict:
+    """{class: unit indices}: by the spread of their marginal contributions (the mean over their elements), the
+    quiet half, the middle 40% and the loudest tenth (at least one unit)."""
+    order = np.argsort(spread.reshape(len(spread), -1).mean(1), kind="stable")
+    n = len(order)
+    loud = max(1, int(round(0.1 * n)))
+    return dict(quiet=order[:n // 2], middle=order[n // 2:n - loud], loud=order[n - loud:])
 
 
-def cell(method, game, n, budget, seeds, truth, variance, real_cost):
-    """One method at one budget over the seeds, or None where it cannot run there."""
+def cell(method, game, n, budget, seeds, truth, variance, spread, real_cost):
+    """One method at one budget over the seeds, or None where it cannot run there: its coverage over every element
+    and per variance class (the units' share of those elements)."""
     runs = [run_method(method, game, n, budget, seed) for seed in range(seeds)]
     if any(r is None for r in runs):
         return None
     scores = [score(r, truth, variance, slice(None)) for r in runs]
     mse = float(np.mean([m for m, _ in scores]))
-    loud = loud_units(variance)
     coverage = [c for _, c in scores if c is not None]
-    loud_coverage = [covered(r, truth, variance)[loud].mean() for r in runs if r["se"] is not None]
+    inside = [covered(r, truth, variance) for r in runs if r["se"] is not None]
+    classes = {name: float(np.mean([c[units].mean() for c in inside])) if inside and len(units) else None
+               for name, units in variance_classes(spread).items()}
     own = float(np.mean([r["own_seconds"] for r in runs]))
     distinct = float(np.mean([r["distinct"] for r in runs]))
     return dict(budget=budget, method=method, picked=runs[0]["name"], rmse=np.sqrt(mse),
                 errors=[m for m, _ in scores], coverage=np.mean(coverage) if coverage else None,
-                loud=np.mean(loud_coverage) if loud_coverage else None, distinct=distinct, own=own,
+                loud=classes["loud"], quiet=classes["quiet"], middle=classes["middle"], distinct=distinct, own=own,
                 share=own / (own + distinct * real_cost), ref=np.sqrt(np.mean(variance)) / max(np.sqrt(mse), 1e-300))
 
 
@@ -285,16 +296,17 @@ def game_cells(name, args, methods):
           flush=True)
     orderings = spec["reference"] if args.reference_orderings is None or spec["reference"] == "exact" else \
         args.reference_orderings
-    truth, variance = reference(name, game, n, orderings)
+    truth, variance, spread = reference(name, game, n, orderings)
     cells = []
-    for label, g, t, v, allowed in ((name, game, truth[:, :-1], variance[:, :-1], OURS),
-                                    (f"{name}:mean", Mean(game), truth[:, -1:], variance[:, -1:], OURS + PEERS)):
+    for label, g, t, v, sd, allowed in ((name, game, truth[:, :-1], variance[:, :-1], spread[:, :-1], OURS),
+                                        (f"{name}:mean", Mean(game), truth[:, -1:], variance[:, -1:], spread[:, -1:],
+                                         OURS + PEERS)):
         for budget in args.budgets:
             results = []
             for method in methods:
                 if method not in allowed or (method in PEERS and n > PEER_MAX_PLAYERS.get(method, np.inf)):
                     continue
-                c = cell(method, g, n, budget, args.seeds, t, v, cost)
+                c = cell(method, g, n, budget, args.seeds, t, v, sd, cost)
                 if c is not None:
                     results.append(dict(c, game=label, iid=None))
             for c in results:
@@ -305,18 +317,25 @@ def game_cells(name, args, methods):
 
 
 def header():
-    return (f"{'game':<22}{'budget':>7}  {'method':<28}{'runs as':<26}{'ratio':>7}{'cover':>7}{'loud':>7}"
-            f"{'distinct':>10}{'own s':>9}{'share':>7}{'ref/err':>8}")
+    return (f"{'game':<22}{'budget':>7}  {'method':<28}{'runs as':<26}{'ratio':>7}{'cover':>7}{'quiet':>7}"
+            f"{'middle':>7}{'loud':>7}{'distinct':>10}{'own s':>9}{'share':>7}{'ref/err':>8}")
 
 
 def text(v, digits=3):
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def coverages(c) -> str:
+    """'all / quiet half / middle / loudest tenth' coverage of a cell (results saved before the classes: all and
+    loudest only)."""
+    return " / ".join(text(c.get(k), 2) for k in ("coverage", "quiet", "middle", "loud"))
+
+
 def line(c):
     flag = "  (coarse reference)" if c["ref"] > COARSE else ""
     return (f"{c['game']:<22}{c['budget']:>6}  {c['method']:<28}{c['picked']:<26}{c['iid'] / c['rmse']:>7.2f}"
-            f"{text(c['coverage']):>7}{text(c['loud']):>7}{c['distinct']:>10.0f}{c['own']:>9.3f}{c['share']:>7.1%}"
+            f"{text(c['coverage']):>7}{text(c.get('quiet')):>7}{text(c.get('middle')):>7}{text(c['loud']):>7}"
+            f"{c['distinct']:>10.0f}{c['own']:>9.3f}{c['share']:>7.1%}"
             f"{c['ref']:>8.2f}{flag}")
 
 
@@ -358,7 +377,8 @@ def main(argv=None):
     write_json(args.out, results)
     journal.finish()
     print("\nratio: RMSE(iid) / RMSE at equal distinct evaluations; cover: 95% intervals' coverage of mode elements; "
-          "loud: the same over the tenth of units with the largest variance; share: the estimator's own time over "
+          "quiet, middle, loud: the same over the half of units with the least variance, the next 40% and the "
+          "tenth with the most; share: the estimator's own time over "
           "the run's at the real cost; ref/err: the reference's RMS SE over the RMSE")
     print(header())
     for game in games.values():
@@ -392,9 +412,10 @@ def summary(cells) -> dict:
     else:
         out["min_ratio_vs_best_peer"] = "- (shapiq not run)"
     coverages = [c["coverage"] for c in auto if c["coverage"] is not None]
-    loud = [c["loud"] for c in auto if c["loud"] is not None]
     out["min_coverage"] = f"{min(coverages):.3f}" if coverages else "-"
-    out["min_coverage_loud_units"] = f"{min(loud):.3f}" if loud else "-"
+    for name in ("quiet", "middle", "loud"):
+        values = [c[name] for c in auto if c.get(name) is not None]
+        out[f"min_coverage_{name}_units"] = f"{min(values):.3f}" if values else "-"
     return out
 
 
@@ -420,18 +441,22 @@ def versus_best_peer(at, c):
 def summary_markdown(results, games=None) -> str:
     """docs/estimators.md's one table of these results: per game and budget, what auto runs as, its ratio to iid
     and to the best shapiq approximator, its coverage and its own time's share at the real cost; and, where kadd
-    ran, the best shapiq approximator against kadd of order up to 3 whatever the cost."""
+    ran, the best shapiq approximator against kadd of order up to 3 whatever the cost. `games`: names (both of a
+    game's tables), or labels such as mlp-accuracy:mean (that one), default all."""
     games = list(results["games"]) if games is None else games
-    cells = [c for name in games for c in results["games"][name]["cells"] if c["method"] == "auto"]
-    at = {(c["game"], c["budget"], c["method"]): c for name in games for c in results["games"][name]["cells"]}
+    chosen = [c for name in dict.fromkeys(g.split(":")[0] for g in games) for c in results["games"][name]["cells"]
+              if c["game"] in games or c["game"].split(":")[0] in games]
+    cells = [c for c in chosen if c["method"] == "auto"]
+    at = {(c["game"], c["budget"], c["method"]): c for c in chosen}
     lines = [f"| game | budget | auto runs as | auto / iid | best shapiq / auto (95%, {results['seeds']} seeds) | "
-             "coverage | loudest tenth | own time at the real cost | kadd runs as | best shapiq / kadd |",
-             "|" + " --- |" * 10]
+             "coverage: all / quiet half / middle / loudest tenth | own time at the real cost | kadd runs as | "
+             "best shapiq / kadd |",
+             "|" + " --- |" * 9]
     for c in cells:
         coarse = " (coarse reference)" * (c["ref"] > COARSE)
         kadd = at.get((c["game"], c["budget"], "kadd"))
         lines.append(f"| {c['game']} | {c['budget']} | {c['picked']} | {c['iid'] / c['rmse']:.2f}{coarse} | "
-                     f"{versus_best_peer(at, c)} | {text(c['coverage'])} | {text(c['loud'])} | {c['share']:.1%} | "
+                     f"{versus_best_peer(at, c)} | {coverages(c)} | {c['share']:.1%} | "
                      f"{'-' if kadd is None else kadd['picked']} | {versus_best_peer(at, kadd)} |")
     return "\n".join(lines)
 
@@ -452,13 +477,14 @@ def markdown(results, games=None) -> str:
              "| game | budget | " + " | ".join(methods) + " |", "| --- | --- |" + " --- |" * len(methods)]
     for game, budget in rows:
         lines.append(f"| {game} | {budget} | " + " | ".join(ratio(at.get((game, budget, m))) for m in methods) + " |")
-    lines += ["", "| game | budget | auto runs as | coverage | loudest tenth | distinct | own s | share at the real "
-              "cost | reference SE / error | best shapiq / auto (95%) |", "|" + " --- |" * 10]
+    lines += ["", "| game | budget | auto runs as | coverage: all / quiet half / middle / loudest tenth | distinct | "
+              "own s | share at the real cost | reference SE / error | best shapiq / auto (95%) |",
+              "|" + " --- |" * 9]
     for game, budget in rows:
         c = at.get((game, budget, "auto"))
         if c is None:
             continue
-        lines.append(f"| {game} | {budget} | {c['picked']} | {text(c['coverage'])} | {text(c['loud'])} | "
+        lines.append(f"| {game} | {budget} | {c['picked']} | {coverages(c)} | "
                      f"{c['distinct']:.0f} | {c['own']:.3f} | {c['share']:.1%} | {c['ref']:.2f} | "
                      f"{versus_best_peer(at, c)} |")
     return "\n".join(lines)

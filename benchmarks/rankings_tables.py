@@ -8,7 +8,8 @@ every fraction and ranking; for bench_paper_sizes.py every game, budget and esti
 
 A table sits between `<!-- KIND: FILE WHICH -->` and `<!-- /KIND -->`: KIND rankings or compress (WHICH: the
 setting's model), or estimators (every method) or auto (auto against iid and the best peer; WHICH: the games, or
-all); the rest of the page is left as it is.
+all), or error-bars (bench_error_bars.py's coverage per variance class; WHICH: all, or summary), or cache
+(bench_cache.py's; WHICH: all); the rest of the page is left as it is.
 tests/test_rankings_tables.py fails when a table differs from its JSON.
 """
 import argparse
@@ -22,9 +23,11 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
-DOCS = [ROOT / "docs" / "rankings.md", ROOT / "docs" / "estimators.md", ROOT / "docs" / "estimator_tables.md"]
+DOCS = [ROOT / "docs" / "rankings.md", ROOT / "docs" / "estimators.md", ROOT / "docs" / "estimator_tables.md",
+        ROOT / "docs" / "engine.md"]
 METRICS = ("area", "top_10", "top_20", "bottom_50")
-MARKER = re.compile(r"(<!-- (rankings|compress|estimators|auto): (\S+) (.+?) -->\n)(.*?)(<!-- /\2 -->)", re.S)
+KINDS = "rankings|compress|estimators|auto|error-bars|cache"
+MARKER = re.compile(rf"(<!-- ({KINDS}): (\S+) (.+?) -->\n)(.*?)(<!-- /\2 -->)", re.S)
 
 
 def interval(values, level: float = 0.95) -> tuple[float, float, float]:
@@ -157,6 +160,14 @@ def compress_verdicts(setting) -> str:
 
 def block(results: dict, model: str, kind: str = "rankings") -> str:
     """The markdown between one pair of markers: the setting's table and its verdicts (estimators: the games')."""
+    if kind == "error-bars":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_error_bars import markdown, summary_markdown
+        return (markdown if model == "all" else summary_markdown)(results) + "\n"
+    if kind == "cache":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_cache import markdown
+        return markdown(results) + "\n"
     if kind in ("estimators", "auto"):
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from bench_paper_sizes import markdown, summary_markdown

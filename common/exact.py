@@ -34,3 +34,31 @@ def exact_shapley_modes(game, n_players: int, batch_size: int = 4096) -> np.ndar
         block = shapley_coefficients(coalitions).T @ values.reshape(len(values), -1)
         phi = block if phi is None else phi + block
     return phi.reshape(n, *values.shape[1:])
+
+
+def exact_marginal_variance(game, n_players: int, batch_size: int = 4096) -> np.ndarray:
+    """Each player's variance of its marginal contribution v(S + i) - v(S) over uniformly random orderings, per
+    output element, (n, *output): sum over S without i of |S|! (n-|S|-1)! / n! (v(S + i) - v(S))^2 less phi_i^2.
+    What one ordering's sample of a unit spreads by: the units with the largest are the hardest to estimate.
+    Holds every coalition's value in memory (2^n x output)."""
+    n = n_players
+    if n > 22:
+        raise ValueError(f"holding the values of 2^{n} coalitions is not feasible; estimate instead")
+    codes = np.arange(2 ** n)
+    blocks = []
+    for start in range(0, 2 ** n, batch_size):
+        values = game(coalitions_of(codes[start:start + batch_size], n))
+        values = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values, dtype=np.float64)
+        shape = values.shape[1:]
+        blocks.append(values.reshape(len(values), -1))
+    values = np.concatenate(blocks)
+    sizes = coalitions_of(codes, n).sum(1)
+    w = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
+    variance = np.empty((n, values.shape[1]))
+    for i in range(n):
+        bit = 1 << (n - 1 - i)
+        without = codes[(codes & bit) == 0]
+        delta = values[without | bit] - values[without]
+        weight = w[sizes[without]]
+        variance[i] = weight @ delta ** 2 - (weight @ delta) ** 2
+    return np.maximum(variance, 0).reshape(n, *shape)

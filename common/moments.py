@@ -7,13 +7,22 @@ the means it keeps the centred co-moment sums of every pair of estimates, so the
 combination of them is known: what an estimator needs to choose its weights and its error bars.
 
 Error bars shrink each row's variance toward the mean variance over the rows (per element), with the weight of
-PRIOR_SAMPLES samples: with few samples a row's own spread is often zero by chance (a unit that did not matter
-in the few orderings drawn), and its interval then covers nothing. Measured on 12-unit MLP and generator games
-(docs/estimator_history.md): 95% intervals covered 77-90% of elements at 6 orderings without it, 95-99% with it.
+PRIOR_SAMPLES samples (`prior`): with few samples a row's own spread is often zero by chance (a unit that did not
+matter in the few orderings drawn), and its interval then covers nothing. A prior whose strength is estimated
+from the data (moderated variances, as in limma) covered less, above all among the units of most variance:
+benchmarks/bench_error_bars.py measures both per variance class (docs/estimators.md).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 PRIOR_SAMPLES = 1
+
+
+class Prior(NamedTuple):
+    """What each row's variance is shrunk toward (*shape), and with the weight of how many samples."""
+    strength: float
+    variance: np.ndarray
 
 
 class Moments:
@@ -73,16 +82,24 @@ class Moments:
             rows += 1
         return total / max(rows, 1)
 
+    def prior(self, weights=None) -> Prior:
+        """The error bars' prior: the pooled variance, with the weight of PRIOR_SAMPLES samples."""
+        return Prior(PRIOR_SAMPLES, self.pooled_variance(weights))
+
     def standard_errors(self, weights=None):
         """Each row's standard error of the mean of sum_i w_i estimate_i, (*shape), one row at a time (no temporary
-        larger than a row but the pooled variance): its variance shrunk toward the pooled one with the weight of
-        PRIOR_SAMPLES samples; NaN with fewer than two samples."""
-        pooled = self.pooled_variance(weights)
+        larger than a row but the prior's): its variance shrunk toward the prior's, (m2 + d0 s0^2) / (n - 1 + d0)
+        over n samples (s0^2 alone where d0 is infinite); NaN with fewer than two samples."""
+        prior = self.prior(weights)
         for row in range(len(self.count)):
             n = int(self.count[row])
             m2 = self._m2(row, weights)
-            yield np.full_like(m2, np.nan) if n < 2 else np.sqrt((m2 + PRIOR_SAMPLES * pooled) /
-                                                                  ((n - 1 + PRIOR_SAMPLES) * n))
+            if n < 2:
+                yield np.full_like(m2, np.nan)
+            elif np.isinf(prior.strength):
+                yield np.sqrt(prior.variance / n)
+            else:
+                yield np.sqrt((m2 + prior.strength * prior.variance) / ((n - 1 + prior.strength) * n))
 
     def standard_error_array(self, weights=None) -> np.ndarray:
         """standard_errors() stacked: (rows, *shape)."""

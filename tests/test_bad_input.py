@@ -273,3 +273,18 @@ def test_shapley_modes_keeps_its_keywords_few():
         kinds = [p.kind for p in inspect.signature(function).parameters.values()]
         assert kinds.count(inspect.Parameter.KEYWORD_ONLY) <= 9
         assert kinds.count(inspect.Parameter.POSITIONAL_OR_KEYWORD) <= 4  # game, players, budget, (pairs)
+
+
+def test_a_budget_short_of_one_block_is_refused_without_building_the_block():
+    """An orthogonal block at 800 units is 1,598 orderings: 1 GiB of coalitions if built at once. The refusal
+    counts its distinct coalitions a few orderings at a time (at 1,987 units the block would be 15 GiB)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"needs a budget of at least 1,275,012 evaluations on 800 players"):
+            shapley_modes(lambda c: c[:, :3].astype(float), 800, 8002,
+                          method=Method(sampler="orthogonal", estimator="chain"), progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 300 * 2 ** 20, peak

@@ -391,7 +391,7 @@ def test_an_interrupted_benchmark_goes_on_from_its_last_finished_network(tmp_pat
 
 def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp_path, monkeypatch, capsys):
     import numpy as np
-    from common.exact import exact_shapley_modes
+    from common.exact import exact_marginal_variance, exact_shapley_modes
     bench = _load("bench_paper_sizes")
     weights = np.random.default_rng(0).normal(size=(12, 3))
 
@@ -406,7 +406,7 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
     bench.main(["--games", "toy", "--budgets", "5", "--seeds", "2", "--out", str(tmp_path / "r.json"), "--methods", "iid", "antithetic", "auto", *(["shapiq-permutation"] if bench.peers.available() else [])])
     out = capsys.readouterr().out
     exact = exact_shapley_modes(game, 12)
-    modes, variance = bench.reference("toy", game, 12, 3000)  # from the cache the run wrote
+    modes, variance, spread = bench.reference("toy", game, 12, 3000)  # from the cache the run wrote
     assert modes.shape == (12, 4)  # the three elements and their mean
     assert not list(tmp_path.glob("*.ckpt*"))  # the reference's checkpoint goes once the reference is saved
     z = np.abs(modes[:, :3] - exact) / np.sqrt(variance[:, :3])
@@ -423,14 +423,19 @@ def test_bench_paper_sizes_judges_against_a_reference_and_flags_a_coarse_one(tmp
                 "--methods", "iid", "auto", "--out", str(tmp_path / "coarse.json")])
     out = capsys.readouterr().out
     assert "(coarse reference)" in out and "min_ratio_vs_iid=- (no cell with a fine enough reference)" in out
-    assert list(bench.loud_units(np.arange(20.0)[:, None])) == [18, 19]
+    classes = bench.variance_classes(np.arange(20.0)[::-1, None])
+    assert [list(classes[k]) for k in ("quiet", "middle", "loud")] == [list(range(19, 9, -1)), list(range(9, 1, -1)),
+                                                                        [1, 0]]
     # a small game judged against its exact values: the reference adds no variance, kadd fits order 3 there
     bench.main(["--games", "exact-toy", "--budgets", "48", "--seeds", "2", "--methods", "iid", "kadd",
                 "--out", str(tmp_path / "exact.json")])
     out = capsys.readouterr().out
-    modes, variance = bench.reference("exact-toy", game, 12, "exact")
+    modes, variance, spread = bench.reference("exact-toy", game, 12, "exact")
     np.testing.assert_allclose(modes[:, :3], exact, atol=1e-12)
+    np.testing.assert_allclose(spread[:, :3], exact_marginal_variance(game, 12), atol=1e-12)  # what ranks the units
     assert not variance.any() and "kadd (order 3)" in out and "(coarse reference)" not in out
+    cells = json.loads((tmp_path / "exact.json").read_text())["games"]["exact-toy"]["cells"]
+    assert all(0 <= c[k] <= 1 for c in cells for k in ("coverage", "quiet", "middle", "loud"))
     for bad, message in ((["--seeds", "1"], "--seeds must be at least 2"), (["--out", str(tmp_path)], "is a folder")):
         with pytest.raises(SystemExit):
             bench.main(["--games", "toy", *bad])
@@ -462,3 +467,70 @@ def test_bench_compress_keeps_the_same_heads_per_group_for_every_ranking_and_fin
         bench.main(["--experiments", "moe", "--moe-model", str(tmp_path / "moe"), "--keep-per-group", "2",
                     "--out", str(tmp_path / "other")])
     assert not (tmp_path / "other").exists()
+
+
+def test_bench_error_bars_moderated_prior_finds_its_strength_and_the_hub_game_is_exact(tmp_path, capsys):
+    """limma's estimate of d0 from rows whose variances are drawn around s0^2 with d0 = 4 (and with all alike: d0
+    infinite), the hub game's analytic values against exact ones, and a smoke run that writes its table."""
+    import json
+
+    import numpy as np
+    from scipy import special
+
+    from common.exact import exact_shapley_modes
+    from common.moments import Moments
+    bench = _load("bench_error_bars")
+    assert abs(bench.trigamma_inverse(float(special.polygamma(1, 2.5))) - 2.5) < 1e-8
+    rng = np.random.default_rng(0)
+    rows, samples = 4000, 9
+    for d0, sigma2 in ((4.0, 4 / rng.chisquare(4, rows)), (np.inf, np.ones(rows))):
+        m = Moments(1, rows, (1,))
+        for _ in range(samples):
+            m.add(rng.normal(size=(1, rows, 1)) * np.sqrt(sigma2)[None, :, None])
+        prior = bench.moderated_prior(m)
+        assert (2.5 < prior.strength < 6) if np.isfinite(d0) else prior.strength > 100, prior.strength
+        assert 0.7 < float(prior.variance[0]) < 1.4  # s0^2 = 1 in both
+    game, truth = bench.hub_game(12)
+    np.testing.assert_allclose(exact_shapley_modes(game, 12), truth, atol=1e-12)
+    bench.main(["--games", "hub-12", "--seeds", "3", "--budgets", "5", "40", "--out", str(tmp_path / "e.json")])
+    out = capsys.readouterr().out
+    results = json.loads((tmp_path / "e.json").read_text())
+    cells = results["games"]["hub-12"]["cells"]
+    # chain-kernel needs 2 (n - 1) orderings a group and two groups for error bars: not at 5 orderings, nor at 40
+    assert {(c["method"], c["budget"]) for c in cells} == {(m, b) for m in ("iid", "antithetic") for b in (5, 40)}
+    assert {c["prior"] for c in cells} == {"pooled", "moderated"}
+    assert all(0 <= c[k] <= 1 for c in cells for k in ("all", "quiet", "middle", "loud"))
+    assert bench.markdown(results) in out and "min_loud_pooled=" in out
+    assert bench.summary_markdown(results).count("| hub-12 (12 units) |") == 1
+
+
+@pytest.mark.parametrize("method", ["iid", "antithetic"])
+def test_the_default_error_bars_cover_the_loudest_units_of_a_hub_game_at_200_units(method):
+    """The chains' 95% intervals at 10 orderings' worth, over 12 seeds: every class of units at least the floor a
+    binomial count allows, the loudest tenth (the hubs and the units that vary most) included."""
+    import numpy as np
+    from games import coverage_floor
+    bench = _load("bench_error_bars")
+    game, n, truth, spread, _ = bench.build("hub-200")
+    classes = bench.sizes.variance_classes(spread)
+    runs = [bench.covered(game, n, truth, method, 10, seed)[0]["pooled"] for seed in range(12)]
+    for name, units in classes.items():
+        assert np.mean([inside[units].mean() for inside in runs]) >= coverage_floor(0.95, len(runs)), name
+
+
+def test_bench_cache_counts_what_the_cache_buys_at_equal_evaluations(tmp_path, capsys):
+    """On 12 units the chains' coalitions repeat: the cache buys more orderings for the same distinct evaluations;
+    kadd plans distinct coalitions either way; both runs spend at most the budget."""
+    import json
+    bench = _load("bench_cache")
+    bench.main(["--methods", "iid chain", "kadd", "--sizes", "12", "--budgets", "100",
+                "--out", str(tmp_path / "c.json")])
+    out = capsys.readouterr().out
+    results = json.loads((tmp_path / "c.json").read_text())
+    chain, kadd = results["cells"]
+    assert chain["saving"] > 1.5 and kadd["saving"] == 1.0 and kadd["walked_on"] == 100 * 12
+    assert all(c[k] <= 100 * 12 + 2 for c in results["cells"] for k in ("evaluations_on", "evaluations_off"))
+    assert bench.markdown(results) in out and "| iid chain | 12 |" in out
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "1"])
+    assert "at least 2 units" in capsys.readouterr().err

@@ -136,3 +136,26 @@ def test_a_budget_below_an_estimators_least_is_refused_before_any_evaluation(nam
                                          r"evaluates every coalition: 2\^10"):
         shapley_modes(game, 10, 21, method=Method(estimator=name, sampler=sampler), progress=False)
     assert game.calls == 0
+
+
+def test_exact_marginal_variance_is_the_spread_over_every_ordering():
+    """Against all 7! orderings of a 7-unit game, each one's marginal contributions taken apart."""
+    import itertools
+
+    from common.exact import exact_marginal_variance, exact_shapley_modes
+    n = 7
+    samples = []
+    for order in itertools.permutations(range(n)):
+        chain = np.zeros((n + 1, n), bool)
+        for step, unit in enumerate(order):
+            chain[step + 1:, unit] = True
+        values = saturating(chain)
+        marginal = np.empty((n, values.shape[1]))
+        marginal[list(order)] = values[1:] - values[:-1]
+        samples.append(marginal)
+    samples = np.array(samples)
+    np.testing.assert_allclose(exact_marginal_variance(saturating, n), samples.var(0), atol=1e-14)
+    np.testing.assert_allclose(exact_shapley_modes(saturating, n), samples.mean(0), atol=1e-14)
+    assert samples.var(0).min() > 0
+    with pytest.raises(ValueError, match="not feasible"):
+        exact_marginal_variance(saturating, 23)

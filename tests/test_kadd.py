@@ -221,3 +221,14 @@ def test_refuses_what_it_cannot_do():
         run(game, 12, 1)
     with pytest.raises(ValueError, match="cannot stop at a target SE"):
         run(game, 12, 40, target=TargetSE(0.01))
+
+
+def test_runs_past_the_players_whose_coalition_counts_pass_float64():
+    """C(1040, 520) is past float64's range (the paper's 1,987 filters too): the plan still draws, and the
+    first-order fit of an additive game is its weights, to the rounding of 1,040 coefficients from 2,080 rows
+    (within the error bars)."""
+    n = 1040
+    w = np.random.default_rng(0).normal(size=(n, 2))
+    r = run(additive(w), n, None, budget=2 * n + 2)
+    assert r.metadata["order"] == 1 and r.evaluations <= 2 * n + 2
+    assert np.abs(r.modes - w).max() < 1e-2 and np.all(np.abs(r.modes - w) <= 3 * r.se + 1e-9)

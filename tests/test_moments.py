@@ -49,3 +49,13 @@ def test_a_row_without_spread_borrows_the_pooled_one_and_loses_it_as_samples_gro
     for k in range(396):
         m.add(np.array([[float(k % 2), 5.0]]))
     assert m.standard_error_array()[1] < m.standard_error_array()[0] / 20  # about 1/n against 1/sqrt(n)
+
+
+def test_a_prior_of_infinite_strength_gives_every_row_its_variance(monkeypatch):
+    """What a prior estimated from rows that look alike says (bench_error_bars.py's moderated one can)."""
+    from common.moments import Prior
+    m = Moments(1, 3, (2,))
+    for k in range(5):
+        m.add(np.random.default_rng(k).normal(size=(1, 3, 2)))
+    monkeypatch.setattr(Moments, "prior", lambda self, weights=None: Prior(float("inf"), np.array([4.0, 9.0])))
+    np.testing.assert_allclose(m.standard_error_array(), np.tile(np.sqrt(np.array([4.0, 9.0]) / 5), (3, 1)))

@@ -33,7 +33,7 @@ def chains_minimum(problem, sampler: str) -> int:
     name = resolve_sampler(problem, sampler)
     group = SAMPLERS[name].group(problem.n_players)
     orderings = OrderingStream(name, problem.n_players, problem.seed).get(0, group)
-    return first_unit_cost(chain_rows(orderings), prologue(problem.n_players))
+    return first_unit_cost(orderings, chain_rows, prologue(problem.n_players))
 
 
 class ChainKernel(Estimator):

@@ -28,7 +28,7 @@ class ChainMean(Estimator):
     def minimum_evaluations(cls, problem, sampler="auto"):
         name = resolve_sampler(problem, sampler)
         group = SAMPLERS[name].group(problem.n_players)
-        return first_unit_cost(chain_coalitions(OrderingStream(name, problem.n_players, problem.seed).get(0, group)))
+        return first_unit_cost(OrderingStream(name, problem.n_players, problem.seed).get(0, group), chain_coalitions)
 
     @classmethod
     def state_bytes(cls, problem, sampler="auto"):

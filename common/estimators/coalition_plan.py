@@ -43,14 +43,18 @@ class CoalitionPlan:
             yield t, np.flatnonzero(self.stratum == t), int(self.units[t]), float(self.population[t])
 
 
+BEYOND = 10 ** 300  # what a stratum too large for float64 counts as
+
+
 def stratified_coalitions(n_players: int, budget: int, seed: int, paired: bool = False) -> CoalitionPlan:
     """At most `budget` distinct coalitions of n players (neither empty nor full), drawn from the seed."""
     n = n_players
     rng = np.random.default_rng([seed, n, budget, int(paired), 2023])
     low = np.arange(1, n // 2 + 1) if paired else np.arange(1, n)  # each stratum's smallest size
     middle = 2 * low == n
-    # float64: exact up to 2^53, and past int64 from 67 players on; a count that large is never reached by a budget
-    population = np.array([float(math.comb(n, s) // (2 if paired and 2 * s == n else 1)) for s in low])
+    # float64: exact up to 2^53, and past int64 from 67 players on; a count that large is never reached by a budget,
+    # so counts past float64's range (C(1987, 993)) are kept as 1e300
+    population = np.array([float(min(math.comb(n, s) // (2 if paired and 2 * s == n else 1), BEYOND)) for s in low])
     rows_of = np.full(len(low), 2 if paired else 1)  # rows a unit costs
     inverse_kernel = low * (n - low) if not paired or n < PAIRED_SQRT_FROM else np.sqrt(low * (n - low))
     mass = np.where(paired & ~middle, 2.0, 1.0) / inverse_kernel  # the stratum's sizes' kernel mass (or root)

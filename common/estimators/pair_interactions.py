@@ -68,7 +68,8 @@ class PairInteractions(Estimator):
         name = resolve_sampler(problem, sampler)
         n = problem.n_players
         orderings = OrderingStream(name, n, problem.seed).get(0, SAMPLERS[name].group(n))
-        return first_unit_cost(pair_rows(orderings, check_pairs(pairs, n))[0])
+        pairs = check_pairs(pairs, n)
+        return first_unit_cost(orderings, lambda chunk: pair_rows(chunk, pairs)[0])
 
     @classmethod
     def state_bytes(cls, problem, pairs=None, index="SII", sampler="auto"):

@@ -49,11 +49,15 @@ def walk_orderings(estimator, sampler: str, rows_per_ordering: int) -> None:
     estimator.units = fixed_units(problem, estimator.group)
 
 
-def first_unit_cost(rows: np.ndarray, once: np.ndarray | None = None) -> int:
-    """The distinct evaluations of a run's first unit: its planned rows, the intact and empty coalitions and the
-    coalitions evaluated once (`once`)."""
-    parts = [rows, intact_and_empty(rows.shape[1])] + ([once] if once is not None else [])
-    return len(np.unique(coalition_keys(np.concatenate(parts))))
+def first_unit_cost(orderings: np.ndarray, rows_of, once: np.ndarray | None = None) -> int:
+    """The distinct evaluations of a run's first unit: the rows `rows_of` plans for its orderings, the intact and
+    empty coalitions and the coalitions evaluated once (`once`). The rows are made a few orderings at a time, as a
+    block of 3,972 orderings of 1,987 units would be 15 GiB at once; only their 16-byte keys are kept."""
+    k, n = orderings.shape
+    step = max(1, (1 << 26) // (n * n))  # orderings per chunk: at most 64 MiB of rows
+    keys = [coalition_keys(rows_of(orderings[a:a + step])) for a in range(0, k, step)]
+    keys += [coalition_keys(intact_and_empty(n))] + ([coalition_keys(once)] if once is not None else [])
+    return len(np.unique(np.concatenate(keys)))
 
 
 class OrderingStream:
