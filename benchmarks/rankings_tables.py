@@ -160,16 +160,15 @@ def compress_verdicts(setting) -> str:
 
 def block(results: dict, model: str, kind: str = "rankings") -> str:
     """The markdown between one pair of markers: the setting's table and its verdicts (estimators: the games')."""
-    if kind == "error-bars":
+    if kind in ("estimators", "auto", "error-bars", "cache"):  # the benchmark that wrote the JSON makes its table
         sys.path.insert(0, str(ROOT / "benchmarks"))
+    if kind == "error-bars":
         from bench_error_bars import markdown, summary_markdown
         return (markdown if model == "all" else summary_markdown)(results) + "\n"
     if kind == "cache":
-        sys.path.insert(0, str(ROOT / "benchmarks"))
         from bench_cache import markdown
         return markdown(results) + "\n"
     if kind in ("estimators", "auto"):
-        sys.path.insert(0, str(ROOT / "benchmarks"))
         from bench_paper_sizes import markdown, summary_markdown
         return (markdown if kind == "estimators" else summary_markdown)(
             results, None if model == "all" else model.split()) + "\n"

@@ -20,6 +20,13 @@ def shapley_coefficients(coalitions: np.ndarray) -> np.ndarray:
     return np.where(coalitions, w[np.maximum(sizes - 1, 0)][:, None], -w[np.minimum(sizes, n - 1)][:, None])
 
 
+def _values(game, coalitions: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """The game's values of the coalitions as float64 (C, elements), and the output's shape."""
+    values = game(coalitions)
+    values = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values, dtype=np.float64)
+    return values.reshape(len(values), -1), values.shape[1:]
+
+
 def exact_shapley_modes(game, n_players: int, batch_size: int = 4096) -> np.ndarray:
     """phi_i = sum over coalitions S without i of |S|! (n-|S|-1)! / n! (v(S + i) - v(S)), for every output element,
     the game called on each of the 2^n coalitions exactly once (`shapley_coefficients`)."""
@@ -29,11 +36,10 @@ def exact_shapley_modes(game, n_players: int, batch_size: int = 4096) -> np.ndar
     phi = None
     for start in range(0, 2 ** n, batch_size):
         coalitions = coalitions_of(np.arange(start, min(start + batch_size, 2 ** n)), n)
-        values = game(coalitions)
-        values = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values, dtype=np.float64)
-        block = shapley_coefficients(coalitions).T @ values.reshape(len(values), -1)
+        values, shape = _values(game, coalitions)
+        block = shapley_coefficients(coalitions).T @ values
         phi = block if phi is None else phi + block
-    return phi.reshape(n, *values.shape[1:])
+    return phi.reshape(n, *shape)
 
 
 def exact_marginal_variance(game, n_players: int, batch_size: int = 4096) -> np.ndarray:
@@ -45,13 +51,8 @@ def exact_marginal_variance(game, n_players: int, batch_size: int = 4096) -> np.
     if n > 22:
         raise ValueError(f"holding the values of 2^{n} coalitions is not feasible; estimate instead")
     codes = np.arange(2 ** n)
-    blocks = []
-    for start in range(0, 2 ** n, batch_size):
-        values = game(coalitions_of(codes[start:start + batch_size], n))
-        values = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values, dtype=np.float64)
-        shape = values.shape[1:]
-        blocks.append(values.reshape(len(values), -1))
-    values = np.concatenate(blocks)
+    blocks = [_values(game, coalitions_of(codes[a:a + batch_size], n)) for a in range(0, 2 ** n, batch_size)]
+    values, shape = np.concatenate([b for b, _ in blocks]), blocks[0][1]
     sizes = coalitions_of(codes, n).sum(1)
     w = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
     variance = np.empty((n, values.shape[1]))
