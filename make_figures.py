@@ -71,7 +71,7 @@ def rankings_llm():
     yield ["benchmarks/bench_rankings.py", "--experiments", "moe", "--budgets", "2", "10", "30", "100",
            "--shapley-seeds", "3", "--out", results]
     yield ["benchmarks/bench_rankings.py", "--experiments", "heads", "--llm-items", "4", "--steps", "5", "--budgets",
-           "2", "10", "--shapley-seeds", "1", "--out", results]
+           "2", "10", "--shapley-seeds", "3", "--out", results]
     yield ["benchmarks/bench_compress.py", "--experiments", "moe", "--out", results]
     yield ["benchmarks/rankings_tables.py"]
     (RUNS / "rankings").mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,20 @@ def test_a_clear_lead_a_tie_and_a_loss_are_called_so():
     assert "| random (2 seeds) |" in table and "| weight norm |" in table and table.count("\n| ") == 4
 
 
+
+def test_one_network_gets_an_interval_over_its_shapley_seeds():
+    """Two seeds 0.5 and 0.7 against 0.2: differences 0.3 and 0.5, mean 0.4, half-width t(0.975, 1) x 0.1."""
+    one = setting(0.0, 0.2, networks=1)
+    rows = one["networks"][0]["rows"]
+    for row, area in zip(rows[:2], (0.5, 0.7)):
+        row["metrics"] = {m: [area, None] for m in tables.METRICS}
+    rows[2]["metrics"] = {m: [0.2, None] for m in tables.METRICS}
+    line = tables.verdict_table(one).splitlines()[2]
+    half = 12.706205 * 0.1
+    assert f"+0.400 [{0.4 - half:+.3f}, {0.4 + half:+.3f}] level over 2 Shapley seeds (one network)" in line
+    rows[1]["metrics"] = {m: [0.5, None] for m in tables.METRICS}  # no spread over seeds: a sure lead
+    assert "+0.300 [+0.300, +0.300] ahead over 2" in tables.verdict_table(one).splitlines()[2]
+
 def test_the_docs_tables_are_the_committed_json():
     docs = [path.read_text() for path in tables.DOCS]
     marked = [(m[1], m[2], m[3]) for doc in docs for m in tables.MARKER.findall(doc)]  # (kind, file, which)
