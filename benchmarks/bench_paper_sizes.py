@@ -32,7 +32,8 @@ DCGAN's 128 x 128 generator at 32 images). Every run is given that cost as the g
 auto weighs its fits against, as in a real run. The last lines print the smallest ratios of auto to iid and to
 the best shapiq approximator, and the smallest coverages, over every cell.
 
-    python benchmarks/bench_paper_sizes.py       # every game (the 200-unit ones: 23 min on 2 cores; others untimed)
+    python benchmarks/bench_paper_sizes.py       # every game (the 200-unit ones: 23 min on 2 cores; the 2,000-unit one at
+                                                 # 5-30 orderings' worth and 3 seeds: 39 min; the 256-expert one untimed)
     python benchmarks/bench_paper_sizes.py --games mlp200-accuracy --budgets 5 10 --seeds 3
     python benchmarks/bench_paper_sizes.py --games mlp-accuracy mlp-softprob generator-12 --budgets 6 48 192
 """
@@ -65,8 +66,10 @@ COARSE = 0.2  # the reference's RMS SE may be at most this share of the error it
 # shapiq's approximators that do not run at every size: kADD-SHAP's order-2 regression has n(n+1)/2 + 1
 # coefficients (20,101 at 200 units: a 3 GB normal matrix and a cubic solve, and more coefficients than a budget
 # of 100 orderings' worth has coalitions); SVARM's own time grows with the budget times the units (13 s a run at
-# 5 orderings' worth of 200 units, 94% of the run, for 0.04x iid's accuracy)
-PEER_MAX_PLAYERS = {"shapiq-kadd": 100, "shapiq-svarm": 100}
+# 5 orderings' worth of 200 units, 94% of the run, for 0.04x iid's accuracy); KernelSHAP's and Unbiased
+# KernelSHAP's kernel weights take binom(n, n/2), past float64's range from about 1,030 players: NaN at 2,000
+PEER_MAX_PLAYERS = {"shapiq-kadd": 100, "shapiq-svarm": 100, "shapiq-kernelshap": 1000,
+                    "shapiq-unbiased-kernelshap": 1000}
 
 
 # ---------------------------------------------------------------- the games

@@ -46,11 +46,16 @@ def test_auto_picks(case, expected):
 
 @pytest.mark.parametrize("case, order", [
     (dict(), 3),                             # 358 coalitions, 2.0 a coefficient of the order-3 game: determined
-    (dict(game=declared(2e-4)), 2),          # a 0.2 ms game pays for the order-2 fit (55 coefficients), not order 3
+    (dict(game=declared(1.5e-4)), 2),        # a 0.15 ms game pays for the order-2 fit (55 coefficients), not order 3
     (dict(game=declared(1e-1)), 3),          # a slow one for order 3 (175)
     (dict(budget=Budget(orderings=26)), 2),  # 258 coalitions: 1.5 a coefficient of order 3 is 263
     (dict(budget=Budget(orderings=27)), 3),
     (dict(n=30, budget=Budget(orderings=600)), 2),  # 4,525 coefficients at order 3: too many
+    # the 12-unit MLP on the full MNIST (0.27-0.3 ms a coalition, 10 digits): order 3 from 4n orderings' worth
+    (dict(n=12, game=declared(2.7e-4, lambda c: np.repeat(saturating(c), 10, axis=1)),
+          budget=Budget(orderings=48)), 3),
+    (dict(n=12, game=declared(2.7e-4, lambda c: np.repeat(saturating(c), 10, axis=1)),
+          budget=Budget(orderings=38)), 2),
 ])
 def test_auto_takes_order_three_where_it_is_determined_and_pays(case, order):
     case = dict(case)

@@ -181,7 +181,7 @@ def test_the_ridge_is_picked_by_held_out_error(monkeypatch):
     n, seeds = 10, range(12)
     truth = exact_shapley_modes(saturating, n)
     picked = [run(saturating, n, 14, s) for s in seeds]  # 140 coalitions: 2.5 a coefficient of the order-2 game
-    monkeypatch.setattr("common.estimators.kadd.RIDGE_GRID", (0.0,))
+    monkeypatch.setattr("common.estimators.kadd.RIDGE_GRID", {2: (0.0,), 3: (0.0,)})
     plain = [run(saturating, n, 14, s) for s in seeds]
     rmse = lambda rs: np.sqrt(np.mean([(r.modes - truth) ** 2 for r in rs]))  # noqa: E731
     assert all(r.metadata["ridge"] > 0 for r in picked) and {r.metadata["ridge"] for r in plain} == {0.0}

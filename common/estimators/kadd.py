@@ -42,17 +42,19 @@ MIN_PLAYERS = 3
 # (docs/estimator_tables.md)
 ROWS_PER_PARAMETER = {2: 2.5, 3: 1.5}
 MAX_PARAMETERS = 4096
-# the higher orders' ridge penalties tried, in units of each order's mean diagonal of the normal matrix x
-# coefficients / coalitions (a prior that fades as the plan grows; the benchmark's real networks take 0.03-0.3 at
-# order 2), and the rows whose leave-one-out error picks one
-RIDGE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
-LOO_ROWS = 2048
-CHUNK = 4096  # rows of the design matrix built at a time
+# the higher orders' ridge penalties tried, by the fit's order, in units of each order's mean diagonal of the normal
+# matrix x coefficients / coalitions (a prior that fades as the plan grows; the benchmark's real networks take
+# 0.03-0.3 at order 2 and 0-0.01 at order 3), and the rows whose leave-one-out error picks one (fewer at order 3,
+# where each costs p^2 of 298 coefficients and more at 12 units)
+RIDGE_GRID = {2: (0.0, 0.01, 0.03, 0.1, 0.3, 1.0), 3: (0.0, 0.003, 0.01, 0.03)}
+LOO_ROWS = {2: 2048, 3: 256}
+CHUNK = 4096  # rows of the design matrix built at a time, where the whole of it takes over DESIGN_BYTES
+DESIGN_BYTES = 2 ** 26
 # auto takes it from min(n/2, RECOMMENDED_ORDERINGS_PER_ROOT_N sqrt(n)) orderings' worth (its first-order fit
 # overtook antithetic orderings at 4, 6, 9 and 11 on MLPs of 12, 20, 32 and 60 units), where its fit costs under a
 # tenth of the evaluations: the fit's multiply-adds at SECONDS_PER_FLOP, and a fixed cost per solve (its own times
 # in docs/results/sizes_12.json and sizes_20.json, 2 CPU cores: 2.2-5e-11 s a multiply-add, 1.2-1.6 ms for the
-# smallest first-order fits and 4-5 ms for order 2 at 12 units)
+# smallest first-order fits, 4-5 ms for order 2 and 14-33 ms for order 3 at 12 units)
 RECOMMENDED_ORDERINGS_PER_ROOT_N = 1.6
 SECONDS_PER_FLOP = 4e-11
 SECONDS_PER_SOLVE = 5e-4
@@ -107,10 +109,11 @@ class KAdd(Estimator):
 
     @classmethod
     def state_bytes(cls, problem, max_order=3):
-        """Every value, and the normal matrix with its inverse."""
+        """Every value, the normal matrix with its inverse, and the design matrix where it is kept whole."""
         n, rows = problem.n_players, planned_rows(problem)
         p = parameters(n, cls.order_for(n, rows, max_order))
-        return rows * (problem.output_size * 8 + n + 24) + p * (3 * p + 2 * problem.output_size) * 8
+        design = rows * p * 8 if rows * p * 8 <= DESIGN_BYTES else 0
+        return rows * (problem.output_size * 8 + n + 24) + p * (3 * p + 2 * problem.output_size) * 8 + design
 
     @classmethod
     def fit_seconds(cls, problem, max_order=3):
@@ -119,8 +122,8 @@ class KAdd(Estimator):
         n, rows, d = problem.n_players, planned_rows(problem), problem.output_size
         order = cls.order_for(n, rows, max_order)
         p = parameters(n, order)
-        held_out = len(RIDGE_GRID) * min(rows, LOO_ROWS) if order > 1 else 0
-        solves = len(RIDGE_GRID) + 1 if order > 1 else 1
+        held_out = len(RIDGE_GRID[order]) * min(rows, LOO_ROWS[order]) if order > 1 else 0
+        solves = len(RIDGE_GRID[order]) if order > 1 else 1
         flops = (2 * rows + held_out) * p * p + solves * p ** 3 + (rows + held_out) * p * d
         return SECONDS_PER_FIT + SECONDS_PER_SOLVE * solves + SECONDS_PER_FLOP * flops
 
@@ -216,15 +219,15 @@ class KAdd(Estimator):
         total = self.intact.reshape(d).astype(np.float64) - self.empty
         p = parameters(n, self.order)
         gram, b = np.zeros((p, p)), np.zeros((p, d))
+        whole = features(self.coalitions, self.order) if len(self.coalitions) * p * 8 <= DESIGN_BYTES else None
+        design = (lambda rows: features(self.coalitions[rows], self.order)) if whole is None else whole.__getitem__
         for a in range(0, len(self.coalitions), CHUNK):
-            x = features(self.coalitions[a:a + CHUNK], self.order)
+            x = design(slice(a, a + CHUNK))
             wx = x * self.weight[a:a + CHUNK, None]
             gram += wx.T @ x
             b += wx.T @ (self.values[a:a + CHUNK] - self.empty)
         gram[np.diag_indices(p)] += 1e-12 * max(np.trace(gram) / p, 1e-300)  # pairs no coalition separates
-        ridge, scale = self._ridge(gram, b, total)
-        gram[np.diag_indices(p)] += ridge * scale
-        coef, project = _constrained(gram, b, total)
+        ridge, (coef, project) = self._ridge(gram, b, total, design)
         to_modes = shapley_map(n, self.order)  # (n, p)
         modes = to_modes @ coef
         # each coalition's influence on the modes (b_c = w_c x_c y_c), and its leverage, by which its residual is
@@ -233,7 +236,7 @@ class KAdd(Estimator):
         variance = np.zeros((n, d))
         slots, strata, shares = self.design.slots, [], np.zeros((n, d))
         for _, rows, m, population in self.design.sampled():  # draws without replacement, unit by unit
-            x = features(self.coalitions[rows], self.order)
+            x = design(rows)
             leverage = ((x @ project) * x).sum(1) * self.weight[rows]
             residual = (self.values[rows] - self.empty - x @ coef) / np.maximum(1 - leverage, 1e-3)[:, None]
             influence = (x @ influence_map) * self.weight[rows, None]                  # (rows, n)
@@ -253,26 +256,29 @@ class KAdd(Estimator):
         dof = float(np.percentile(variance[spread] ** 2 / shares[spread], 10)) if spread.any() else float("inf")
         return modes, np.sqrt(variance), dof, ridge
 
-    def _ridge(self, gram, b, total):
-        """(ridge, scale): the penalty on each coefficient of order 2 or more is ridge x scale, where scale (p,) is
-        its order's mean diagonal x coefficients / coalitions (0 for the units) and ridge the one of RIDGE_GRID whose
-        fit predicts held-out values best (the leave-one-out error of LOO_ROWS rows spread over the plan, from their
-        leverages). No penalty for the first-order game."""
+    def _ridge(self, gram, b, total, design):
+        """(ridge, its fit: coef and constrained inverse): the penalty on each coefficient of order 2 or more is
+        ridge x scale, where scale (p,) is its order's mean diagonal x coefficients / coalitions (0 for the units)
+        and ridge the one of RIDGE_GRID[order] whose fit predicts held-out values best (the leave-one-out error of
+        LOO_ROWS[order] rows spread over the plan, from their leverages). No penalty for the first-order game.
+        design: plan rows -> their design matrix."""
         n, p = self.n, len(gram)
         scale = np.zeros(p)
         if self.order == 1:
-            return 0.0, scale
+            return 0.0, _constrained(gram, b, total)
         for order in range(2, self.order + 1):
             columns = slice(parameters(n, order - 1), parameters(n, order))
             scale[columns] = np.diag(gram)[columns].mean() * p / len(self.coalitions)
-        rows = np.arange(0, len(self.coalitions), -(-len(self.coalitions) // LOO_ROWS))
-        x, w, y = features(self.coalitions[rows], self.order), self.weight[rows], self.values[rows] - self.empty
-
-        def held_out_error(ridge):
+        rows = np.arange(0, len(self.coalitions), -(-len(self.coalitions) // LOO_ROWS[self.order]))
+        x, w, y = design(rows), self.weight[rows], self.values[rows] - self.empty
+        best = None
+        for ridge in RIDGE_GRID[self.order]:
             coef, project = _constrained(gram + np.diag(ridge * scale), b, total)
             leverage = ((x @ project) * x).sum(1) * w
-            return float((w[:, None] * ((y - x @ coef) / np.maximum(1 - leverage, 1e-9)[:, None]) ** 2).sum())
-        return min(RIDGE_GRID, key=held_out_error), scale
+            error = float((w[:, None] * ((y - x @ coef) / np.maximum(1 - leverage, 1e-9)[:, None]) ** 2).sum())
+            if best is None or error < best[0]:
+                best = error, ridge, (coef, project)
+        return best[1:]
 
 
 def _constrained(gram, b, total):
