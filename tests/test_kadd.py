@@ -13,7 +13,8 @@ from games import (Counting, additive, assert_resumes_bit_identically, coverage_
 from common import Budget, Compute, Method, TargetSE, shapley_modes
 from common.estimators import KAdd, Problem
 from common.estimators.coalition_plan import stratified_coalitions
-from common.estimators.kadd import MAX_PARAMETERS, ROWS_PER_PARAMETER, features, parameters, shapley_map
+from common.estimators.kadd import (MAX_PARAMETERS, RIDGE_GRID, ROWS_PER_PARAMETER, features, parameters,
+                                    shapley_map)
 from common.exact import exact_shapley_modes
 
 N = 10
@@ -187,6 +188,23 @@ def test_the_ridge_is_picked_by_held_out_error(monkeypatch):
     assert all(r.metadata["ridge"] > 0 for r in picked) and {r.metadata["ridge"] for r in plain} == {0.0}
     assert rmse(picked) < 0.9 * rmse(plain)
     assert run(pairwise(9), 9, 30).metadata["ridge"] == 0.0
+
+
+def test_the_fit_returned_is_that_of_the_ridge_chosen(network, monkeypatch):
+    """Order 3 picks its ridge from its own grid and returns that ridge's fit: a grid of that ridge alone gives the
+    same modes and error bars; and the design built in chunks gives what the whole one gives."""
+    game, truth = network
+    chosen = run(game, N, 40)
+    assert chosen.metadata["order"] == 3 and chosen.metadata["ridge"] in RIDGE_GRID[3]
+    monkeypatch.setattr("common.estimators.kadd.RIDGE_GRID", {**RIDGE_GRID, 3: (chosen.metadata["ridge"],)})
+    alone = run(game, N, 40)
+    np.testing.assert_array_equal(alone.modes, chosen.modes)
+    np.testing.assert_array_equal(alone.se, chosen.se)
+    monkeypatch.setattr("common.estimators.kadd.DESIGN_BYTES", 0)
+    monkeypatch.setattr("common.estimators.kadd.CHUNK", 100)
+    chunked = run(game, N, 40)
+    np.testing.assert_allclose(chunked.modes, chosen.modes, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(chunked.se, chosen.se, rtol=1e-7, atol=1e-12)
 
 
 @pytest.mark.parametrize("batch_size", [7, 64])

@@ -45,11 +45,13 @@ MAX_PARAMETERS = 4096
 # the higher orders' ridge penalties tried, by the fit's order, in units of each order's mean diagonal of the normal
 # matrix x coefficients / coalitions (a prior that fades as the plan grows; the benchmark's real networks take
 # 0.03-0.3 at order 2 and 0-0.01 at order 3), and the rows whose leave-one-out error picks one (fewer at order 3,
-# where each costs p^2 of 298 coefficients and more at 12 units)
+# where each row's leverage costs p^2, p = 298 at 12 units: docs/estimator_history.md)
 RIDGE_GRID = {2: (0.0, 0.01, 0.03, 0.1, 0.3, 1.0), 3: (0.0, 0.003, 0.01, 0.03)}
 LOO_ROWS = {2: 2048, 3: 256}
-CHUNK = 4096  # rows of the design matrix built at a time, where the whole of it takes over DESIGN_BYTES
+# the design matrix is built once where it takes at most DESIGN_BYTES (the normal matrix, the ridge's choice and
+# the variance all read it), else CHUNK rows at a time, as each needs them
 DESIGN_BYTES = 2 ** 26
+CHUNK = 4096
 # auto takes it from min(n/2, RECOMMENDED_ORDERINGS_PER_ROOT_N sqrt(n)) orderings' worth (its first-order fit
 # overtook antithetic orderings at 4, 6, 9 and 11 on MLPs of 12, 20, 32 and 60 units), where its fit costs under a
 # tenth of the evaluations: the fit's multiply-adds at SECONDS_PER_FLOP, and a fixed cost per solve (its own times
