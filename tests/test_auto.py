@@ -16,6 +16,10 @@ def declared(cost, game=saturating):
     return wrapped
 
 
+def ten_outputs(c):
+    return np.repeat(saturating(c), 10, axis=1)
+
+
 def pick(game=saturating, n=10, **kw):
     kw = dict(budget=Budget(orderings=36), progress=False, method=Method(estimator="auto", sampler="auto")) | kw
     return shapley_modes(game, n, **kw).metadata["estimator"]
@@ -52,10 +56,8 @@ def test_auto_picks(case, expected):
     (dict(budget=Budget(orderings=27)), 3),
     (dict(n=30, budget=Budget(orderings=600)), 2),  # 4,525 coefficients at order 3: too many
     # the 12-unit MLP on the full MNIST (0.27-0.3 ms a coalition, 10 digits): order 3 from 4n orderings' worth
-    (dict(n=12, game=declared(2.7e-4, lambda c: np.repeat(saturating(c), 10, axis=1)),
-          budget=Budget(orderings=48)), 3),
-    (dict(n=12, game=declared(2.7e-4, lambda c: np.repeat(saturating(c), 10, axis=1)),
-          budget=Budget(orderings=38)), 2),
+    (dict(n=12, game=declared(2.7e-4, ten_outputs), budget=Budget(orderings=48)), 3),
+    (dict(n=12, game=declared(2.7e-4, ten_outputs), budget=Budget(orderings=38)), 2),
 ])
 def test_auto_takes_order_three_where_it_is_determined_and_pays(case, order):
     case = dict(case)
